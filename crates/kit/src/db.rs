@@ -1,0 +1,112 @@
+//! PostgreSQL: one pool per service, confined to the service's own schema.
+//!
+//! Each service owns a schema (`patients`, `auth`, ...). Its pool sets `search_path` to that
+//! schema, so its queries and its migration history table (`_sqlx_migrations`) live there and
+//! never collide with another service sharing the same database; pointing a service at a
+//! database of its own in production needs no code change.
+
+use std::time::Duration;
+
+use sqlx::{
+    PgPool,
+    migrate::{MigrateError, Migrator},
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+use crate::config::{self, ConfigError};
+
+#[derive(Clone)]
+pub struct DbConfig {
+    /// A `postgres://` URL. Secret: never logged.
+    pub url: String,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl std::fmt::Debug for DbConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbConfig")
+            .field("url", &"<redacted>")
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
+}
+
+impl DbConfig {
+    /// From `PMS_DATABASE_URL` (required) and `PMS_DB_*` tuning variables.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let url = config::var("PMS_DATABASE_URL")
+            .ok_or_else(|| ConfigError::Missing { name: "PMS_DATABASE_URL".into() })?;
+        Ok(Self::with_url(url).tuned_from_env()?)
+    }
+
+    pub fn with_url(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+            statement_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn tuned_from_env(mut self) -> Result<Self, ConfigError> {
+        self.max_connections = config::parse_or("PMS_DB_MAX_CONNECTIONS", self.max_connections)?;
+        self.acquire_timeout = config::millis_or("PMS_DB_ACQUIRE_TIMEOUT_MS", self.acquire_timeout)?;
+        self.statement_timeout =
+            config::millis_or("PMS_DB_STATEMENT_TIMEOUT_MS", self.statement_timeout)?;
+        Ok(self)
+    }
+}
+
+/// Opens a pool whose connections see only `schema` (plus `public` for extensions).
+pub async fn connect(config: &DbConfig, schema: &str, application: &str) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = config.url.parse()?;
+    let statement_timeout = format!("{}", config.statement_timeout.as_millis());
+    let options = options
+        .application_name(application)
+        .options([("search_path", format!("{schema},public")), ("statement_timeout", statement_timeout)]);
+    PgPoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .connect_with(options)
+        .await
+}
+
+/// Creates `schema` if needed and applies the service's embedded migrations. Safe to run from
+/// several replicas at once: sqlx serialises them with an advisory lock.
+pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> Result<(), MigrateError> {
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
+        .execute(pool)
+        .await?;
+    migrator.run(pool).await
+}
+
+/// Quotes an SQL identifier.
+pub fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// True when the error means "the database is unreachable or too busy" (answer 503), as
+/// opposed to a bug (answer 500).
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => true,
+        sqlx::Error::Database(db) => {
+            // 57014 query_canceled (statement timeout), 53xxx insufficient resources,
+            // 57P0x admin shutdown / cannot connect now, 08xxx connection exceptions.
+            db.code().is_some_and(|c| c == "57014" || c.starts_with("53") || c.starts_with("57P") || c.starts_with("08"))
+        }
+        _ => false,
+    }
+}
+
+/// The name of the violated constraint, for unique and check violations.
+pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
+    match err {
+        sqlx::Error::Database(db) => db.constraint(),
+        _ => None,
+    }
+}

@@ -1,0 +1,196 @@
+//! Serving a service: the middleware every service shares, fallbacks, graceful shutdown.
+//!
+//! Layers, outermost first: panics become a 500 problem; a request id is taken from
+//! `x-request-id` or created, and echoed back; a tracing span per request; metrics; admission
+//! (a bounded number of requests in flight, a short queue, then 503) and a deadline (503 when
+//! exceeded, and the handler's future is dropped, which rolls back any open transaction); the
+//! body size limit (413).
+
+use std::{any::Any, future::Future, sync::Arc, time::Duration};
+
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, Request, State},
+    http::StatusCode,
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use tokio::{net::TcpListener, sync::Semaphore};
+use tower::ServiceBuilder;
+use tower_http::{
+    LatencyUnit,
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::{DefaultOnResponse, TraceLayer},
+};
+use tracing::Level;
+
+use crate::{
+    config::HttpConfig,
+    health::{self, Readiness},
+    problem::{Problem, kinds},
+    telemetry,
+};
+
+#[derive(Clone)]
+struct Admission {
+    slots: Arc<Semaphore>,
+    queue_timeout: Duration,
+    request_timeout: Duration,
+}
+
+/// Wraps a service's API routes with health, metrics, fallbacks and the shared layers.
+pub fn app(service: &'static str, api: Router, readiness: Readiness, config: &HttpConfig) -> Router {
+    let admission = Admission {
+        slots: Arc::new(Semaphore::new(config.max_concurrency)),
+        queue_timeout: config.queue_timeout,
+        request_timeout: config.request_timeout,
+    };
+    api.merge(health::router(readiness))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(telemetry::request_span)
+                        .on_request(())
+                        .on_response(
+                            DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
+                        ),
+                )
+                .layer(middleware::from_fn(move |req: Request, next: Next| {
+                    crate::metrics::track(service, req, next)
+                }))
+                .layer(middleware::from_fn_with_state(admission, admit))
+                .layer(DefaultBodyLimit::max(config.body_limit)),
+        )
+}
+
+async fn admit(State(admission): State<Admission>, req: Request, next: Next) -> Response {
+    let slot = tokio::time::timeout(admission.queue_timeout, admission.slots.clone().acquire_owned()).await;
+    let Ok(Ok(_slot)) = slot else {
+        metrics::counter!("http_requests_shed_total").increment(1);
+        return Problem::unavailable("the service is at capacity; retry shortly").into_response();
+    };
+    match tokio::time::timeout(admission.request_timeout, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => {
+            metrics::counter!("http_requests_timed_out_total").increment(1);
+            tracing::warn!("request exceeded its deadline");
+            Problem::new(StatusCode::SERVICE_UNAVAILABLE, kinds::TIMEOUT, "Request timed out")
+                .with_detail("the request took too long and was abandoned; nothing was changed")
+                .with_retry_after(1)
+                .into_response()
+        }
+    }
+}
+
+async fn not_found() -> Problem {
+    Problem::not_found("no resource lives at this path")
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(StatusCode::METHOD_NOT_ALLOWED, kinds::METHOD_NOT_ALLOWED, "Method not allowed")
+        .with_detail("this resource does not support the method")
+}
+
+fn panic_response(_payload: Box<dyn Any + Send + 'static>) -> Response {
+    // The payload may quote request data; it is deliberately not logged.
+    tracing::error!("a request handler panicked");
+    Problem::new(StatusCode::INTERNAL_SERVER_ERROR, kinds::INTERNAL, "Internal error").into_response()
+}
+
+/// Binds `addr`, saying which address failed.
+pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "listening");
+    }
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{body::Body, routing::get};
+    use tower::ServiceExt;
+
+    fn test_app(config: &HttpConfig) -> Router {
+        let api = Router::new()
+            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(60)).await; "done" }))
+            .route("/panic", get(|| async { if true { panic!("boom") } else { "unreachable" } }));
+        app("test", api, Readiness::default(), config)
+    }
+
+    async fn call(app: Router, uri: &str) -> Response {
+        app.oneshot(Request::get(uri).body(Body::empty()).expect("request")).await.expect("infallible")
+    }
+
+    #[tokio::test]
+    async fn unknown_paths_and_methods_answer_problem_json() {
+        let app = test_app(&HttpConfig::ephemeral());
+        let response = call(app.clone(), "/nope").await;
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        assert_eq!(response.headers()["content-type"], crate::problem::CONTENT_TYPE);
+        assert!(response.headers().contains_key("x-request-id"));
+        let response = app
+            .oneshot(Request::post("/slow").body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    #[tokio::test]
+    async fn a_request_over_its_deadline_answers_503() {
+        let mut config = HttpConfig::ephemeral();
+        config.request_timeout = Duration::from_millis(50);
+        let response = call(test_app(&config), "/slow").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()["retry-after"], "1");
+    }
+
+    #[tokio::test]
+    async fn a_full_house_sheds_load_with_503() {
+        let mut config = HttpConfig::ephemeral();
+        config.max_concurrency = 1;
+        config.queue_timeout = Duration::from_millis(20);
+        let app = test_app(&config);
+        let busy = tokio::spawn(call(app.clone(), "/slow"));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let response = call(app, "/health/live").await;
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        busy.abort();
+    }
+
+    #[tokio::test]
+    async fn a_panic_is_a_500_problem_not_a_dropped_connection() {
+        let response = call(test_app(&HttpConfig::ephemeral()), "/panic").await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()["content-type"], crate::problem::CONTENT_TYPE);
+    }
+
+    #[tokio::test]
+    async fn an_incoming_request_id_is_echoed() {
+        let app = test_app(&HttpConfig::ephemeral());
+        let request = Request::get("/health/live")
+            .header("x-request-id", "abc-123")
+            .body(Body::empty())
+            .expect("request");
+        let response = app.oneshot(request).await.expect("infallible");
+        assert_eq!(response.headers()["x-request-id"], "abc-123");
+    }
+}

@@ -1,0 +1,220 @@
+//! Request extractors that fail with problem+json naming the exact field.
+//!
+//! axum's own `Json` and `Query` rejections are plain text and stop at "failed to
+//! deserialize". Front-desk software needs to know *which* field to highlight, so these
+//! extractors keep serde's path to the error and turn it into a JSON pointer or parameter name.
+
+use axum::{
+    body::Bytes,
+    extract::{FromRequest, FromRequestParts, Query, Request},
+    http::{StatusCode, header, request::Parts},
+};
+use serde::de::DeserializeOwned;
+use serde_json::error::Category;
+
+use crate::problem::{FieldError, Problem, kinds};
+
+/// A JSON request body of type `T`. Rejections: 415 without a JSON content type, 413 over the
+/// body limit, 400 for malformed JSON, 422 for a wrong type, a missing or an unknown field.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S, T> FromRequest<S> for JsonBody<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        if !has_json_content_type(&req) {
+            return Err(Problem::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                kinds::UNSUPPORTED_MEDIA_TYPE,
+                "Unsupported media type",
+            )
+            .with_detail("send the body as JSON with `Content-Type: application/json`"));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    kinds::PAYLOAD_TOO_LARGE,
+                    "Payload too large",
+                )
+                .with_detail("the request body exceeds the size limit")
+            } else {
+                Problem::malformed(rejection.body_text())
+            }
+        })?;
+        parse_json(&bytes).map(JsonBody)
+    }
+}
+
+fn has_json_content_type(req: &Request) -> bool {
+    let Some(value) = req.headers().get(header::CONTENT_TYPE) else {
+        return false;
+    };
+    let Ok(value) = value.to_str() else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+/// Parses `bytes` as `T`, mapping every failure to a problem that names the field.
+/// Request bodies are JSON objects; serde would otherwise read a struct from an array.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return Err(Problem::validation(vec![FieldError::body("/", "must be a JSON object")]));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(value) => value,
+        Err(err) => {
+            let pointer = pointer_of(err.path());
+            let inner = err.into_inner();
+            return Err(match inner.classify() {
+                Category::Data => {
+                    let (pointer, detail) = describe_data_error(pointer, &inner);
+                    Problem::validation(vec![FieldError::body(pointer, detail)])
+                }
+                Category::Syntax | Category::Eof | Category::Io => {
+                    Problem::malformed(format!("the body is not valid JSON: {inner}"))
+                }
+            });
+        }
+    };
+    de.end().map_err(|e| Problem::malformed(format!("the body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+fn pointer_of(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut pointer = String::new();
+    for segment in path.iter() {
+        match segment {
+            Segment::Seq { index } => pointer.push_str(&format!("/{index}")),
+            Segment::Map { key } => {
+                pointer.push('/');
+                pointer.push_str(&key.replace('~', "~0").replace('/', "~1"));
+            }
+            Segment::Enum { variant } => {
+                pointer.push('/');
+                pointer.push_str(variant);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    pointer
+}
+
+/// serde reports unknown and missing fields at the parent; point at the field itself.
+fn describe_data_error(parent: String, err: &serde_json::Error) -> (String, String) {
+    let message = err.to_string();
+    let message = match message.find(" at line ") {
+        Some(at) => message[..at].to_owned(),
+        None => message,
+    };
+    let named = |prefix: &str| {
+        message.strip_prefix(prefix).and_then(|rest| rest.split('`').next()).map(str::to_owned)
+    };
+    if let Some(field) = named("unknown field `") {
+        // serde_path_to_error already appends the unknown key to the path.
+        let pointer = if parent.ends_with(&format!("/{field}")) { parent } else { format!("{parent}/{field}") };
+        return (pointer, "is not a known field".to_owned());
+    }
+    if let Some(field) = named("missing field `") {
+        return (format!("{parent}/{field}"), "is required".to_owned());
+    }
+    let pointer = if parent.is_empty() { "/".to_owned() } else { parent };
+    (pointer, message)
+}
+
+/// Query parameters of type `T` (use `#[serde(deny_unknown_fields)]` and `Option<String>`
+/// fields, then validate); a parameter that cannot be read answers 422 naming it.
+#[derive(Debug, Clone)]
+pub struct QueryParams<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for QueryParams<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        match Query::<T>::try_from_uri(&parts.uri) {
+            Ok(Query(value)) => Ok(QueryParams(value)),
+            Err(rejection) => {
+                let text = rejection.body_text();
+                let name = text
+                    .split("unknown field `")
+                    .nth(1)
+                    .and_then(|rest| rest.split('`').next())
+                    .unwrap_or("query");
+                let detail = if name == "query" { text.clone() } else { "is not a known parameter".into() };
+                Err(Problem::validation(vec![FieldError::parameter(name, detail)]))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields, rename_all = "camelCase")]
+    #[allow(dead_code)]
+    struct Person {
+        given_name: String,
+        address: Option<Address>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Address {
+        line: Vec<String>,
+    }
+
+    fn only_error(p: &Problem) -> &FieldError {
+        assert_eq!(p.errors.len(), 1, "{p:?}");
+        &p.errors[0]
+    }
+
+    #[test]
+    fn malformed_json_is_400() {
+        let p = parse_json::<Person>(b"{\"givenName\": ").expect_err("fails");
+        assert_eq!(p.status, 400);
+        let p = parse_json::<Person>(b"{\"givenName\": \"a\"} trailing").expect_err("fails");
+        assert_eq!(p.status, 400);
+    }
+
+    #[test]
+    fn wrong_types_point_at_the_nested_field() {
+        let p = parse_json::<Person>(br#"{"givenName":"a","address":{"line":["x", 3]}}"#)
+            .expect_err("fails");
+        assert_eq!(p.status, 422);
+        assert_eq!(only_error(&p).pointer.as_deref(), Some("/address/line/1"));
+    }
+
+    #[test]
+    fn unknown_and_missing_fields_point_at_the_field_itself() {
+        let p = parse_json::<Person>(br#"{"givenName":"a","shoeSize":44}"#).expect_err("fails");
+        assert_eq!(only_error(&p).pointer.as_deref(), Some("/shoeSize"));
+        assert_eq!(only_error(&p).detail, "is not a known field");
+        let p = parse_json::<Person>(br#"{"address":{"line":[]}}"#).expect_err("fails");
+        assert_eq!(only_error(&p).pointer.as_deref(), Some("/givenName"));
+        assert_eq!(only_error(&p).detail, "is required");
+    }
+
+    #[test]
+    fn a_body_that_is_not_an_object_is_a_validation_error_at_the_root() {
+        let p = parse_json::<Person>(b"[1,2]").expect_err("fails");
+        assert_eq!(p.status, 422);
+        assert_eq!(only_error(&p).pointer.as_deref(), Some("/"));
+    }
+}

@@ -1,0 +1,20 @@
+//! The platform every pms service stands on.
+//!
+//! A service crate builds its own `axum::Router` and hands it to [`http::serve`], which wraps it
+//! in the layers every service shares (request ids, tracing, metrics, timeouts, admission
+//! control, body limits, problem+json for whatever goes wrong) and adds the health and metrics
+//! endpoints. Configuration comes from `PMS_*` environment variables ([`config`]), the database
+//! from [`db`], errors leave as RFC 9457 problem documents ([`problem`]) and request bodies are
+//! parsed by [`json::JsonBody`], which reports exactly which field was wrong.
+
+pub mod config;
+pub mod db;
+pub mod health;
+pub mod http;
+pub mod json;
+pub mod metrics;
+pub mod problem;
+pub mod shutdown;
+pub mod telemetry;
+
+pub use problem::{FieldError, Problem};
