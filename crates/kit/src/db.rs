@@ -40,7 +40,7 @@ impl DbConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let url = config::var("PMS_DATABASE_URL")
             .ok_or_else(|| ConfigError::Missing { name: "PMS_DATABASE_URL".into() })?;
-        Ok(Self::with_url(url).tuned_from_env()?)
+        Self::with_url(url).tuned_from_env()
     }
 
     pub fn with_url(url: impl Into<String>) -> Self {
@@ -63,7 +63,16 @@ impl DbConfig {
 
 /// Opens a pool whose connections see only `schema` (plus `public` for extensions).
 pub async fn connect(config: &DbConfig, schema: &str, application: &str) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = config.url.parse()?;
+    connect_with(config.url.parse()?, config, schema, application).await
+}
+
+/// As [`connect`], with options already parsed (tests use it to pick a fresh database).
+pub async fn connect_with(
+    options: PgConnectOptions,
+    config: &DbConfig,
+    schema: &str,
+    application: &str,
+) -> Result<PgPool, sqlx::Error> {
     let statement_timeout = format!("{}", config.statement_timeout.as_millis());
     let options = options
         .application_name(application)

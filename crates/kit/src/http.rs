@@ -41,6 +41,8 @@ struct Admission {
 
 /// Wraps a service's API routes with health, metrics, fallbacks and the shared layers.
 pub fn app(service: &'static str, api: Router, readiness: Readiness, config: &HttpConfig) -> Router {
+    // Install the recorder now: anything recorded before it exists is lost.
+    crate::metrics::handle();
     let admission = Admission {
         slots: Arc::new(Semaphore::new(config.max_concurrency)),
         queue_timeout: config.queue_timeout,

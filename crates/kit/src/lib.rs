@@ -16,5 +16,6 @@ pub mod metrics;
 pub mod problem;
 pub mod shutdown;
 pub mod telemetry;
+pub mod testing;
 
 pub use problem::{FieldError, Problem};

@@ -1,0 +1,76 @@
+//! The patients service's errors and the HTTP answers they become.
+
+use axum::{
+    http::StatusCode,
+    response::{IntoResponse, Response},
+};
+use kit::{FieldError, Problem, problem::kinds};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no patient has this id")]
+    NotFound,
+    #[error("the patient record is deactivated")]
+    Gone,
+    #[error("the record is at version {current}, not the one in If-Match")]
+    VersionMismatch { current: i32 },
+    #[error("If-Match is required")]
+    PreconditionRequired,
+    #[error("the email belongs to another active patient")]
+    DuplicateEmail,
+    #[error("invalid fields")]
+    Invalid(Vec<FieldError>),
+    #[error("{0}")]
+    Problem(#[from] Problem),
+    #[error("the audit log cannot record the access")]
+    AuditUnavailable,
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl From<Error> for Problem {
+    fn from(err: Error) -> Problem {
+        match err {
+            Error::NotFound => Problem::not_found("no patient has this id"),
+            Error::Gone => Problem::gone("the patient record was deactivated; its history is still readable"),
+            Error::VersionMismatch { current } => Problem::new(
+                StatusCode::PRECONDITION_FAILED,
+                kinds::PRECONDITION_FAILED,
+                "The record has changed",
+            )
+            .with_detail(format!(
+                "the record is at version {current}; read it again, reapply the change and send If-Match: \"{current}\""
+            )),
+            Error::PreconditionRequired => Problem::new(
+                StatusCode::PRECONDITION_REQUIRED,
+                kinds::PRECONDITION_REQUIRED,
+                "If-Match required",
+            )
+            .with_detail("send the ETag of the version you read as If-Match, so that concurrent edits are not lost"),
+            Error::DuplicateEmail => {
+                let mut p = Problem::conflict("another active patient has this email address");
+                p.errors.push(FieldError::body("/email", "is already used by another active patient"));
+                p
+            }
+            Error::Invalid(errors) => Problem::validation(errors),
+            Error::Problem(problem) => problem,
+            Error::AuditUnavailable => {
+                tracing::error!("audit log unavailable; refusing to serve patient data unaudited");
+                Problem::unavailable("the audit log is unavailable; patient data is not served unaudited")
+            }
+            Error::Database(err) if kit::db::is_unavailable(&err) => {
+                tracing::warn!(error = %err, "database unavailable");
+                Problem::unavailable("the database is unavailable or busy")
+            }
+            Error::Database(err) => Problem::internal(&err),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        Problem::from(self).into_response()
+    }
+}
