@@ -34,10 +34,10 @@ where
 {
     match raw {
         None => Ok(default),
-        Some(raw) => raw.trim().parse().map_err(|e: T::Err| ConfigError::Invalid {
-            name: name.to_owned(),
-            reason: e.to_string(),
-        }),
+        Some(raw) => raw
+            .trim()
+            .parse()
+            .map_err(|e: T::Err| ConfigError::Invalid { name: name.to_owned(), reason: e.to_string() }),
     }
 }
 

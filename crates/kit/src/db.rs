@@ -55,8 +55,7 @@ impl DbConfig {
     fn tuned_from_env(mut self) -> Result<Self, ConfigError> {
         self.max_connections = config::parse_or("PMS_DB_MAX_CONNECTIONS", self.max_connections)?;
         self.acquire_timeout = config::millis_or("PMS_DB_ACQUIRE_TIMEOUT_MS", self.acquire_timeout)?;
-        self.statement_timeout =
-            config::millis_or("PMS_DB_STATEMENT_TIMEOUT_MS", self.statement_timeout)?;
+        self.statement_timeout = config::millis_or("PMS_DB_STATEMENT_TIMEOUT_MS", self.statement_timeout)?;
         Ok(self)
     }
 }
@@ -87,9 +86,14 @@ pub async fn connect_with(
 /// Creates `schema` if needed and applies the service's embedded migrations. Safe to run from
 /// several replicas at once: sqlx serialises them with an advisory lock.
 pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> Result<(), MigrateError> {
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema)))
-        .execute(pool)
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+        .bind(schema)
+        .fetch_one(pool)
         .await?;
+    if !exists {
+        // IF NOT EXISTS still matters: another replica may create it between check and create.
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema))).execute(pool).await?;
+    }
     migrator.run(pool).await
 }
 
@@ -106,7 +110,9 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             // 57014 query_canceled (statement timeout), 53xxx insufficient resources,
             // 57P0x admin shutdown / cannot connect now, 08xxx connection exceptions.
-            db.code().is_some_and(|c| c == "57014" || c.starts_with("53") || c.starts_with("57P") || c.starts_with("08"))
+            db.code().is_some_and(|c| {
+                c == "57014" || c.starts_with("53") || c.starts_with("57P") || c.starts_with("08")
+            })
         }
         _ => false,
     }

@@ -133,7 +133,13 @@ mod tests {
 
     fn test_app(config: &HttpConfig) -> Router {
         let api = Router::new()
-            .route("/slow", get(|| async { tokio::time::sleep(Duration::from_secs(60)).await; "done" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                    "done"
+                }),
+            )
             .route("/panic", get(|| async { if true { panic!("boom") } else { "unreachable" } }));
         app("test", api, Readiness::default(), config)
     }

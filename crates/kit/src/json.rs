@@ -37,12 +37,8 @@ where
         }
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    kinds::PAYLOAD_TOO_LARGE,
-                    "Payload too large",
-                )
-                .with_detail("the request body exceeds the size limit")
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, kinds::PAYLOAD_TOO_LARGE, "Payload too large")
+                    .with_detail("the request body exceeds the size limit")
             } else {
                 Problem::malformed(rejection.body_text())
             }
@@ -121,7 +117,8 @@ fn describe_data_error(parent: String, err: &serde_json::Error) -> (String, Stri
     };
     if let Some(field) = named("unknown field `") {
         // serde_path_to_error already appends the unknown key to the path.
-        let pointer = if parent.ends_with(&format!("/{field}")) { parent } else { format!("{parent}/{field}") };
+        let pointer =
+            if parent.ends_with(&format!("/{field}")) { parent } else { format!("{parent}/{field}") };
         return (pointer, "is not a known field".to_owned());
     }
     if let Some(field) = named("missing field `") {
@@ -195,8 +192,7 @@ mod tests {
 
     #[test]
     fn wrong_types_point_at_the_nested_field() {
-        let p = parse_json::<Person>(br#"{"givenName":"a","address":{"line":["x", 3]}}"#)
-            .expect_err("fails");
+        let p = parse_json::<Person>(br#"{"givenName":"a","address":{"line":["x", 3]}}"#).expect_err("fails");
         assert_eq!(p.status, 422);
         assert_eq!(only_error(&p).pointer.as_deref(), Some("/address/line/1"));
     }

@@ -105,8 +105,7 @@ impl Problem {
 
     /// 400: the request cannot be read at all (malformed JSON, a malformed identifier).
     pub fn malformed(detail: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, kinds::MALFORMED_REQUEST, "Malformed request")
-            .with_detail(detail)
+        Self::new(StatusCode::BAD_REQUEST, kinds::MALFORMED_REQUEST, "Malformed request").with_detail(detail)
     }
 
     /// 400 naming the parameter that could not be read.
@@ -119,11 +118,8 @@ impl Problem {
 
     /// 422: the request was read but some values are not acceptable.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let mut p = Self::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            kinds::VALIDATION,
-            "The request has invalid fields",
-        );
+        let mut p =
+            Self::new(StatusCode::UNPROCESSABLE_ENTITY, kinds::VALIDATION, "The request has invalid fields");
         p.detail = Some(match errors.len() {
             1 => "1 field is invalid; see `errors`".to_owned(),
             n => format!("{n} fields are invalid; see `errors`"),

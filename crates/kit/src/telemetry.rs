@@ -27,11 +27,7 @@ pub fn init() {
 
 /// The span of one HTTP request: request id, method and route template, never the raw URI.
 pub fn request_span<B>(req: &Request<B>) -> Span {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("-");
+    let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");
     let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str).unwrap_or("-");
     tracing::info_span!("request", request_id, method = %req.method(), route)
 }

@@ -19,9 +19,10 @@ CREATE TABLE patients (
     version        integer NOT NULL CHECK (version >= 1),
     registered_at  timestamptz NOT NULL,
     updated_at     timestamptz NOT NULL,
-    -- Search support, derived from the names in Rust (see src/names.rs).
-    family_sort    text NOT NULL,
-    given_sort     text NOT NULL,
+    -- Search support, derived from the names in Rust (see src/names.rs). Byte order ("C")
+    -- so that prefix ranges and ordering use the same btree whatever the database locale.
+    family_sort    text COLLATE "C" NOT NULL,
+    given_sort     text COLLATE "C" NOT NULL,
     name_keys      text[] NOT NULL
 );
 
@@ -29,6 +30,7 @@ CREATE TABLE patients (
 CREATE UNIQUE INDEX patients_active_email_key ON patients (email_key) WHERE active AND email_key IS NOT NULL;
 CREATE INDEX patients_name_keys ON patients USING gin (name_keys) WHERE active;
 CREATE INDEX patients_sort ON patients (family_sort, given_sort, id) WHERE active;
+CREATE INDEX patients_given_sort ON patients (given_sort, family_sort, id) WHERE active;
 CREATE INDEX patients_birth_date ON patients (birth_date) WHERE active;
 CREATE INDEX patients_phone ON patients (phone) WHERE active;
 

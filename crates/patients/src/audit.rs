@@ -59,7 +59,12 @@ pub struct AuditEvent {
 }
 
 impl AuditEvent {
-    pub fn new(ctx: &RequestContext, action: Action, patient_id: Option<Uuid>, outcome: &'static str) -> Self {
+    pub fn new(
+        ctx: &RequestContext,
+        action: Action,
+        patient_id: Option<Uuid>,
+        outcome: &'static str,
+    ) -> Self {
         Self {
             action,
             patient_id,

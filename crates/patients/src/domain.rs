@@ -213,7 +213,12 @@ pub fn parse_phone(raw: &str) -> Result<String, &'static str> {
     if valid { Ok(compact) } else { Err("must be + followed by 7 to 15 digits (E.164), the first not 0") }
 }
 
-fn optional_text(value: Option<String>, pointer: &str, max: usize, errors: &mut Vec<FieldError>) -> Option<String> {
+fn optional_text(
+    value: Option<String>,
+    pointer: &str,
+    max: usize,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     let text = collapse_whitespace(&value?);
     if text.is_empty() {
         return None;
@@ -231,14 +236,17 @@ fn optional_text(value: Option<String>, pointer: &str, max: usize, errors: &mut 
 
 fn parse_address(input: Address, errors: &mut Vec<FieldError>) -> Option<Address> {
     if input.line.len() > MAX_ADDRESS_LINES {
-        errors.push(FieldError::body("/address/line", format!("must have at most {MAX_ADDRESS_LINES} lines")));
+        errors
+            .push(FieldError::body("/address/line", format!("must have at most {MAX_ADDRESS_LINES} lines")));
     }
     let line: Vec<String> = input
         .line
         .into_iter()
         .take(MAX_ADDRESS_LINES)
         .enumerate()
-        .filter_map(|(i, l)| optional_text(Some(l), &format!("/address/line/{i}"), MAX_ADDRESS_LINE_CHARS, errors))
+        .filter_map(|(i, l)| {
+            optional_text(Some(l), &format!("/address/line/{i}"), MAX_ADDRESS_LINE_CHARS, errors)
+        })
         .collect();
     let city = optional_text(input.city, "/address/city", MAX_PLACE_CHARS, errors);
     let state = optional_text(input.state, "/address/state", MAX_PLACE_CHARS, errors);
@@ -247,7 +255,10 @@ fn parse_address(input: Address, errors: &mut Vec<FieldError>) -> Option<Address
     if let Some(code) = &country
         && (code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()))
     {
-        errors.push(FieldError::body("/address/country", "must be an ISO 3166-1 alpha-2 code such as DE or US"));
+        errors.push(FieldError::body(
+            "/address/country",
+            "must be an ISO 3166-1 alpha-2 code such as DE or US",
+        ));
     }
     let address = Address { line, city, state, postal_code, country };
     (address != Address::default()).then_some(address)
@@ -299,7 +310,11 @@ mod tests {
             sex: "female".into(),
             email: Some(" anna@example.org ".into()),
             phone: Some("+49 (30) 123-456".into()),
-            address: Some(Address { country: Some("de".into()), city: Some("Berlin".into()), ..Default::default() }),
+            address: Some(Address {
+                country: Some("de".into()),
+                city: Some("Berlin".into()),
+                ..Default::default()
+            }),
         }
     }
 
@@ -371,7 +386,10 @@ mod tests {
     #[test]
     fn an_empty_address_is_no_address() {
         let mut errors = Vec::new();
-        assert_eq!(parse_address(Address { line: vec![" ".into()], ..Default::default() }, &mut errors), None);
+        assert_eq!(
+            parse_address(Address { line: vec![" ".into()], ..Default::default() }, &mut errors),
+            None
+        );
         assert!(errors.is_empty());
     }
 }

@@ -154,7 +154,10 @@ fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Curso
     let mut filter = SearchFilter::default();
     if let Some(name) = present(params.name) {
         if name.chars().count() > MAX_NAME_QUERY_CHARS {
-            errors.push(FieldError::parameter("name", format!("must be at most {MAX_NAME_QUERY_CHARS} characters")));
+            errors.push(FieldError::parameter(
+                "name",
+                format!("must be at most {MAX_NAME_QUERY_CHARS} characters"),
+            ));
         } else {
             match NameQuery::parse(&name) {
                 Ok(query) => filter.name = Some(query),
@@ -186,7 +189,10 @@ fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Curso
         Some(raw) => match raw.parse::<u32>() {
             Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
             _ => {
-                errors.push(FieldError::parameter("limit", format!("must be a whole number from 1 to {MAX_PAGE_SIZE}")));
+                errors.push(FieldError::parameter(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+                ));
                 DEFAULT_PAGE_SIZE
             }
         },
@@ -234,7 +240,11 @@ pub async fn search(
         (status = 410, description = "The record is deactivated", body = Problem, content_type = "application/problem+json"),
     )
 )]
-pub async fn read(State(patients): State<PatientRepository>, ctx: RequestContext, Path(id): Path<String>) -> Result<Response> {
+pub async fn read(
+    State(patients): State<PatientRepository>,
+    ctx: RequestContext,
+    Path(id): Path<String>,
+) -> Result<Response> {
     let id = patient_id(&id)?;
     Ok(with_etag(patients.get(id, &ctx).await?))
 }

@@ -13,8 +13,12 @@
 //!   one edit (a letter missing, extra, wrong, or two letters swapped) share a `d:` key, so
 //!   "Jhon" finds John and "Smitson" finds Smithson (the symmetric-deletion idea of SymSpell).
 //!
-//! A patient matches a query when every query word matches one of its name words at least
-//! fuzzily; results rank exact matches first, then prefix matches, then fuzzy ones.
+//! A one-word query ranks in tiers ([`WordTier`]): family name equal to the word, given name
+//! equal, family name starting with it, given name starting with it, then any other match
+//! through the keys (another name word, or one typo). The first four tiers are ordered btree
+//! ranges on the folded names, so the common case reads only the rows on the page. A query
+//! of several words needs every word to match a name word at least with one typo, and ranks
+//! all-exact, then all-prefix, then the rest; the intersection keeps its candidates few.
 
 use std::collections::BTreeSet;
 
@@ -54,10 +58,7 @@ pub fn fold(text: &str) -> String {
 
 /// The folded words of `text`, each at most [`MAX_WORD_CHARS`] characters.
 pub fn words(text: &str) -> Vec<String> {
-    fold(text)
-        .split_whitespace()
-        .map(|w| w.chars().take(MAX_WORD_CHARS).collect())
-        .collect()
+    fold(text).split_whitespace().map(|w| w.chars().take(MAX_WORD_CHARS).collect()).collect()
 }
 
 /// `word` with one character removed, for each position (duplicates removed).
@@ -95,60 +96,137 @@ pub fn sort_key(name: &str) -> String {
     words(name).join(" ")
 }
 
-/// How well a patient matches a name query; lower ranks first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Rank {
-    Exact = 0,
-    Prefix = 1,
-    Fuzzy = 2,
+/// The smallest string greater than every string starting with `prefix` (byte order), so
+/// `prefix <= x < successor(prefix)` selects the strings that start with `prefix`.
+pub fn successor(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last as u32 + 1 {
+            0xD800 => Some('\u{E000}'),
+            n => char::from_u32(n),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return chars.into_iter().collect();
+        }
+    }
+    // Only reached for a prefix of U+10FFFF characters: nothing sorts after it.
+    "\u{10FFFF}\u{10FFFF}".to_owned()
 }
 
-/// A parsed name query: per word, the keys to look up.
+/// How a one-word query ranks a patient, best first. Each tier is one ordered index range, so
+/// a page of a common name reads only the rows it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WordTier {
+    /// The family name is the word ("smith": Smith).
+    FamilyExact = 0,
+    /// The given name is the word ("john": John Adams).
+    GivenExact = 1,
+    /// The family name starts with the word ("smi": Smithson).
+    FamilyPrefix = 2,
+    /// The given name starts with the word ("jo": Johnny).
+    GivenPrefix = 3,
+    /// Another name word matches, starts with the word, or is one typo away ("jhon": John).
+    Other = 4,
+}
+
+impl WordTier {
+    pub const ALL: [WordTier; 5] = [
+        WordTier::FamilyExact,
+        WordTier::GivenExact,
+        WordTier::FamilyPrefix,
+        WordTier::GivenPrefix,
+        WordTier::Other,
+    ];
+}
+
+/// A one-word name query.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameQuery {
-    /// `e:` keys, one per word: all present means an exact match.
+pub struct WordQuery {
+    /// The folded word.
+    pub word: String,
+    /// [`successor`] of the word: the end of its prefix range.
+    pub prefix_end: String,
+    /// `p:` and `d:` keys: any of them in a patient's keys is a match of the `Other` tier.
+    pub keys: Vec<String>,
+}
+
+/// A query of several words: every word must match a name word at least with one typo.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WordsQuery {
+    /// `e:` keys, one per word: all present means an exact match (rank 0).
     pub exact: Vec<String>,
-    /// `p:` keys, one per word: all present means every word is a prefix of a name word.
+    /// `p:` keys, one per word: all present means every word is a prefix (rank 1).
     pub prefix: Vec<String>,
-    /// Per word, the keys any of which makes that word match.
+    /// Per word, the keys any of which makes that word match (else rank 2 or no match).
     pub fuzzy: Vec<Vec<String>>,
+}
+
+/// A parsed name query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NameQuery {
+    Word(WordQuery),
+    Words(WordsQuery),
+}
+
+fn word_keys(word: &str) -> Vec<String> {
+    let mut keys = BTreeSet::from([format!("p:{word}")]);
+    fuzzy_keys(word, &mut keys);
+    keys.into_iter().collect()
 }
 
 impl NameQuery {
     pub fn parse(text: &str) -> Result<Self, &'static str> {
         let words = words(text);
-        if words.is_empty() {
-            return Err("must contain at least one letter or digit");
+        match words.len() {
+            0 => Err("must contain at least one letter or digit"),
+            1 => {
+                let word = words.into_iter().next().unwrap_or_default();
+                Ok(NameQuery::Word(WordQuery { prefix_end: successor(&word), keys: word_keys(&word), word }))
+            }
+            n if n > MAX_QUERY_WORDS => Err("must have at most 5 words"),
+            _ => Ok(NameQuery::Words(WordsQuery {
+                exact: words.iter().map(|w| format!("e:{w}")).collect(),
+                prefix: words.iter().map(|w| format!("p:{w}")).collect(),
+                fuzzy: words.iter().map(|w| word_keys(w)).collect(),
+            })),
         }
-        if words.len() > MAX_QUERY_WORDS {
-            return Err("must have at most 5 words");
-        }
-        let mut exact = Vec::new();
-        let mut prefix = Vec::new();
-        let mut fuzzy = Vec::new();
-        for word in words {
-            exact.push(format!("e:{word}"));
-            prefix.push(format!("p:{word}"));
-            let mut keys = BTreeSet::from([format!("p:{word}")]);
-            fuzzy_keys(&word, &mut keys);
-            fuzzy.push(keys.into_iter().collect());
-        }
-        Ok(Self { exact, prefix, fuzzy })
     }
 
-    /// How a patient with these index keys ranks, or `None` if it does not match. This is the
-    /// specification of the SQL in the repository (`@>` for exact and prefix, `&&` per word).
-    pub fn rank(&self, patient_keys: &[String]) -> Option<Rank> {
+    /// How a patient with these names ranks (lower first), or `None` if it does not match.
+    /// This is the specification the repository's SQL implements.
+    pub fn rank(&self, given: &str, family: &str) -> Option<i16> {
+        let patient_keys = index_keys(given, family);
         let has = |k: &String| patient_keys.binary_search(k).is_ok();
-        if !self.fuzzy.iter().all(|word_keys| word_keys.iter().any(has)) {
-            return None;
-        }
-        if self.exact.iter().all(has) {
-            Some(Rank::Exact)
-        } else if self.prefix.iter().all(has) {
-            Some(Rank::Prefix)
-        } else {
-            Some(Rank::Fuzzy)
+        match self {
+            NameQuery::Word(q) => {
+                let (given, family) = (sort_key(given), sort_key(family));
+                let tier = if family == q.word {
+                    WordTier::FamilyExact
+                } else if given == q.word {
+                    WordTier::GivenExact
+                } else if family.starts_with(&q.word) {
+                    WordTier::FamilyPrefix
+                } else if given.starts_with(&q.word) {
+                    WordTier::GivenPrefix
+                } else if q.keys.iter().any(has) {
+                    WordTier::Other
+                } else {
+                    return None;
+                };
+                Some(tier as i16)
+            }
+            NameQuery::Words(q) => {
+                if !q.fuzzy.iter().all(|word_keys| word_keys.iter().any(has)) {
+                    None
+                } else if q.exact.iter().all(has) {
+                    Some(0)
+                } else if q.prefix.iter().all(has) {
+                    Some(1)
+                } else {
+                    Some(2)
+                }
+            }
         }
     }
 }
@@ -157,9 +235,15 @@ impl NameQuery {
 mod tests {
     use super::*;
 
-    fn rank(query: &str, given: &str, family: &str) -> Option<Rank> {
-        NameQuery::parse(query).expect("valid query").rank(&index_keys(given, family))
+    fn rank(query: &str, given: &str, family: &str) -> Option<i16> {
+        NameQuery::parse(query).expect("valid query").rank(given, family)
     }
+
+    const FAMILY_EXACT: Option<i16> = Some(WordTier::FamilyExact as i16);
+    const GIVEN_EXACT: Option<i16> = Some(WordTier::GivenExact as i16);
+    const FAMILY_PREFIX: Option<i16> = Some(WordTier::FamilyPrefix as i16);
+    const GIVEN_PREFIX: Option<i16> = Some(WordTier::GivenPrefix as i16);
+    const OTHER: Option<i16> = Some(WordTier::Other as i16);
 
     #[test]
     fn folding_removes_case_accents_and_apostrophes() {
@@ -173,17 +257,22 @@ mod tests {
     }
 
     #[test]
-    fn exact_beats_prefix_beats_fuzzy() {
-        assert_eq!(rank("john", "John", "Smith"), Some(Rank::Exact));
-        assert_eq!(rank("jo", "John", "Smith"), Some(Rank::Prefix));
-        assert_eq!(rank("jhon", "John", "Smith"), Some(Rank::Fuzzy));
-        assert!(Rank::Exact < Rank::Prefix && Rank::Prefix < Rank::Fuzzy);
+    fn one_word_ranks_family_then_given_exact_then_prefixes_then_the_rest() {
+        assert_eq!(rank("smith", "John", "Smith"), FAMILY_EXACT);
+        assert_eq!(rank("john", "John", "Smith"), GIVEN_EXACT);
+        assert_eq!(rank("smi", "John", "Smith"), FAMILY_PREFIX);
+        assert_eq!(rank("jo", "John", "Smith"), GIVEN_PREFIX);
+        assert_eq!(rank("jhon", "John", "Smith"), OTHER);
+        assert_eq!(rank("marquez", "Gabriel", "García Márquez"), OTHER);
+        assert_eq!(rank("garcia", "Gabriel", "García Márquez"), FAMILY_PREFIX);
+        assert!(FAMILY_EXACT < GIVEN_EXACT && GIVEN_EXACT < FAMILY_PREFIX);
+        assert!(FAMILY_PREFIX < GIVEN_PREFIX && GIVEN_PREFIX < OTHER);
     }
 
     #[test]
     fn one_typo_is_tolerated_in_any_form() {
         for typo in ["jhon", "jon", "johnn", "jonh", "joxn"] {
-            assert_eq!(rank(typo, "John", "Smith"), Some(Rank::Fuzzy), "{typo}");
+            assert_eq!(rank(typo, "John", "Smith"), OTHER, "{typo}");
         }
         assert!(rank("smitson", "Ann", "Smithson").is_some());
         assert!(rank("smithsonn", "Ann", "Smithson").is_some());
@@ -192,17 +281,17 @@ mod tests {
 
     #[test]
     fn accents_and_case_do_not_matter_either_way() {
-        assert_eq!(rank("JOSE", "José", "García"), Some(Rank::Exact));
-        assert_eq!(rank("garcía", "Jose", "Garcia"), Some(Rank::Exact));
-        assert_eq!(rank("obrien", "Sean", "O'Brien"), Some(Rank::Exact));
+        assert_eq!(rank("JOSE", "José", "García"), GIVEN_EXACT);
+        assert_eq!(rank("garcía", "Jose", "Garcia"), FAMILY_EXACT);
+        assert_eq!(rank("obrien", "Sean", "O'Brien"), FAMILY_EXACT);
     }
 
     #[test]
     fn every_word_of_the_query_must_match() {
-        assert_eq!(rank("john smith", "John", "Smith"), Some(Rank::Exact));
-        assert_eq!(rank("smith john", "John", "Smith"), Some(Rank::Exact));
-        assert_eq!(rank("john smi", "John", "Smith"), Some(Rank::Prefix));
-        assert_eq!(rank("jhon smith", "John", "Smith"), Some(Rank::Fuzzy));
+        assert_eq!(rank("john smith", "John", "Smith"), Some(0));
+        assert_eq!(rank("smith john", "John", "Smith"), Some(0));
+        assert_eq!(rank("john smi", "John", "Smith"), Some(1));
+        assert_eq!(rank("jhon smith", "John", "Smith"), Some(2));
         assert_eq!(rank("john jones", "John", "Smith"), None);
     }
 
@@ -217,6 +306,18 @@ mod tests {
     fn queries_without_words_or_with_too_many_are_refused() {
         assert!(NameQuery::parse(" - ' ").is_err());
         assert!(NameQuery::parse("a b c d e f").is_err());
+    }
+
+    #[test]
+    fn the_successor_bounds_exactly_the_strings_with_the_prefix() {
+        let end = successor("smi");
+        assert_eq!(end, "smj");
+        for inside in ["smi", "smith", "smi\u{10FFFF}"] {
+            assert!("smi" <= inside && inside < end.as_str(), "{inside}");
+        }
+        assert!("smj" >= end.as_str());
+        assert_eq!(successor("a\u{D7FF}"), "a\u{E000}");
+        assert_eq!(successor("b\u{10FFFF}"), "c");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use crate::{
     domain::{Address, Patient, PatientDraft, Sex, format_date},
     error::{Error, Result},
     mrn::Mrn,
-    names::{self, NameQuery, Rank},
+    names::{self, NameQuery, WordQuery, WordTier},
 };
 
 const COLUMNS: &str = "id, mrn, given_name, family_name, birth_date, sex, email, phone, address, \
@@ -110,15 +110,17 @@ impl SearchFilter {
     }
 }
 
-/// Where the next page starts: the sort key of the last row returned. Opaque to clients.
+/// Where the next page starts: the rank and sort key of the last row returned (the sort key
+/// is family then given name, or given then family in the given-prefix tier). Opaque to
+/// clients.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Cursor {
     #[serde(rename = "r")]
     rank: i16,
-    #[serde(rename = "f")]
-    family: String,
-    #[serde(rename = "g")]
-    given: String,
+    #[serde(rename = "a")]
+    first: String,
+    #[serde(rename = "b")]
+    second: String,
     #[serde(rename = "i")]
     id: Uuid,
 }
@@ -145,9 +147,10 @@ pub struct SearchPage {
 struct SearchRow {
     #[sqlx(flatten)]
     patient: PatientRow,
-    family_sort: String,
-    given_sort: String,
     rank: i16,
+    /// The row's sort key within its rank.
+    k1: String,
+    k2: String,
 }
 
 #[derive(Clone)]
@@ -222,10 +225,11 @@ impl PatientRepository {
 
     /// Reads a patient; the read is audited whatever the outcome.
     pub async fn get(&self, id: Uuid, ctx: &RequestContext) -> Result<Patient> {
-        let row: Option<PatientRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<PatientRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
         let (outcome, result) = match row {
             None => ("not_found", Err(Error::NotFound)),
             Some(row) if !row.active => ("gone", Err(Error::Gone)),
@@ -274,14 +278,20 @@ impl PatientRepository {
         };
         let patient = Patient::from(row);
         keep_version(&mut tx, &patient).await?;
-        let event = AuditEvent::new(ctx, Action::Update, Some(id), "ok").with_details(json!({ "version": patient.version }));
+        let event = AuditEvent::new(ctx, Action::Update, Some(id), "ok")
+            .with_details(json!({ "version": patient.version }));
         audit::insert(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(patient)
     }
 
     /// Deactivates a patient: it keeps its record and history but leaves searches and reads.
-    pub async fn deactivate(&self, id: Uuid, expected_version: Option<i32>, ctx: &RequestContext) -> Result<Patient> {
+    pub async fn deactivate(
+        &self,
+        id: Uuid,
+        expected_version: Option<i32>,
+        ctx: &RequestContext,
+    ) -> Result<Patient> {
         let mut tx = self.pool.begin().await?;
         let row: Option<PatientRow> = sqlx::query_as(&format!(
             "UPDATE patients SET active = false, updated_at = $3, version = version + 1
@@ -298,7 +308,8 @@ impl PatientRepository {
         };
         let patient = Patient::from(row);
         keep_version(&mut tx, &patient).await?;
-        let event = AuditEvent::new(ctx, Action::Deactivate, Some(id), "ok").with_details(json!({ "version": patient.version }));
+        let event = AuditEvent::new(ctx, Action::Deactivate, Some(id), "ok")
+            .with_details(json!({ "version": patient.version }));
         audit::insert(&mut tx, &event).await?;
         tx.commit().await?;
         Ok(patient)
@@ -323,8 +334,8 @@ impl PatientRepository {
             .collect())
     }
 
-    /// One page of active patients matching `filter`: by relevance for name searches (exact,
-    /// then prefix, then fuzzy matches), each group by family then given name.
+    /// One page of active patients matching `filter`, best matches first (see
+    /// [`NameQuery::rank`]); without a name, by family then given name.
     pub async fn search(
         &self,
         filter: &SearchFilter,
@@ -332,14 +343,16 @@ impl PatientRepository {
         after: Option<&Cursor>,
         ctx: &RequestContext,
     ) -> Result<SearchPage> {
-        let mut sql = search_query(filter, limit, after);
-        let mut rows: Vec<SearchRow> = sql.build_query_as().fetch_all(&self.pool).await?;
+        let mut rows = match &filter.name {
+            Some(NameQuery::Word(word)) => self.search_word_tiers(filter, word, limit, after).await?,
+            _ => ranked_query(filter, limit, after).build_query_as().fetch_all(&self.pool).await?,
+        };
         let next = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|last| Cursor {
                 rank: last.rank,
-                family: last.family_sort.clone(),
-                given: last.given_sort.clone(),
+                first: last.k1.clone(),
+                second: last.k2.clone(),
                 id: last.patient.id,
             })
         } else {
@@ -351,29 +364,35 @@ impl PatientRepository {
         self.audit.record(event).await?;
         Ok(SearchPage { items, next })
     }
+
+    /// Reads the tiers of a one-word query in rank order, from the cursor's tier on, and stops
+    /// as soon as the page (plus one row, to know whether there is a next page) is full.
+    async fn search_word_tiers(
+        &self,
+        filter: &SearchFilter,
+        word: &WordQuery,
+        limit: u32,
+        after: Option<&Cursor>,
+    ) -> Result<Vec<SearchRow>> {
+        let wanted = limit as usize + 1;
+        let mut rows: Vec<SearchRow> = Vec::with_capacity(wanted);
+        for tier in WordTier::ALL {
+            if after.is_some_and(|c| c.rank > tier as i16) {
+                continue;
+            }
+            let cursor = after.filter(|c| c.rank == tier as i16);
+            let mut sql = tier_query(filter, word, tier, wanted - rows.len(), cursor);
+            rows.extend(sql.build_query_as::<SearchRow>().fetch_all(&self.pool).await?);
+            if rows.len() >= wanted {
+                break;
+            }
+        }
+        Ok(rows)
+    }
 }
 
-fn search_query<'a>(filter: &'a SearchFilter, limit: u32, after: Option<&'a Cursor>) -> QueryBuilder<'a, Postgres> {
-    let mut sql = QueryBuilder::new("SELECT * FROM (SELECT ");
-    sql.push(COLUMNS).push(", family_sort, given_sort, ");
-    match &filter.name {
-        Some(query) => {
-            sql.push("(CASE WHEN name_keys @> ")
-                .push_bind(&query.exact)
-                .push(format!(" THEN {} WHEN name_keys @> ", Rank::Exact as i16))
-                .push_bind(&query.prefix)
-                .push(format!(" THEN {} ELSE {} END)::smallint", Rank::Prefix as i16, Rank::Fuzzy as i16));
-        }
-        None => {
-            sql.push("0::smallint");
-        }
-    }
-    sql.push(" AS rank FROM patients WHERE active");
-    if let Some(query) = &filter.name {
-        for word_keys in &query.fuzzy {
-            sql.push(" AND name_keys && ").push_bind(word_keys);
-        }
-    }
+/// The filters other than the name, as `AND` conditions.
+fn push_filters<'a>(sql: &mut QueryBuilder<'a, Postgres>, filter: &'a SearchFilter) {
     if let Some(birth_date) = filter.birth_date {
         sql.push(" AND birth_date = ").push_bind(birth_date);
     }
@@ -386,42 +405,147 @@ fn search_query<'a>(filter: &'a SearchFilter, limit: u32, after: Option<&'a Curs
     if let Some(phone) = &filter.phone {
         sql.push(" AND phone = ").push_bind(phone);
     }
-    sql.push(") AS matches");
-    // Without a name every rank is 0: compare and sort on the indexed columns alone.
-    let ranked = filter.name.is_some();
-    if let Some(cursor) = after {
-        sql.push(" WHERE (");
-        if ranked {
-            sql.push("rank, ");
-        }
-        sql.push("family_sort, given_sort, id) > (");
+}
+
+/// `AND ([rank,] k1, k2, id) > (cursor)`, then the order and the limit. `ranked` puts the
+/// rank first, for queries whose rows carry several ranks.
+fn push_page<'a>(
+    sql: &mut QueryBuilder<'a, Postgres>,
+    keys: (&str, &str),
+    ranked: bool,
+    cursor: Option<&'a Cursor>,
+    rows: usize,
+) {
+    let (k1, k2) = keys;
+    let lead = if ranked { "rank, " } else { "" };
+    if let Some(cursor) = cursor {
+        sql.push(format!(" AND ({lead}{k1}, {k2}, id) > ("));
         if ranked {
             sql.push_bind(cursor.rank).push(", ");
         }
-        sql.push_bind(&cursor.family).push(", ").push_bind(&cursor.given).push(", ").push_bind(cursor.id).push(")");
+        sql.push_bind(&cursor.first)
+            .push(", ")
+            .push_bind(&cursor.second)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
     }
-    sql.push(if ranked { " ORDER BY rank, " } else { " ORDER BY " });
-    sql.push("family_sort, given_sort, id LIMIT ").push_bind(i64::from(limit) + 1);
+    sql.push(format!(" ORDER BY {lead}{k1}, {k2}, id LIMIT ")).push_bind(rows as i64);
+}
+
+/// One tier of a one-word query. The tiers are disjoint (each excludes what a better tier
+/// holds) and each is an ordered range of `patients_sort` or `patients_given_sort`, except the
+/// last, which looks up the typo keys in the GIN index.
+fn tier_query<'a>(
+    filter: &'a SearchFilter,
+    q: &'a WordQuery,
+    tier: WordTier,
+    rows: usize,
+    cursor: Option<&'a Cursor>,
+) -> QueryBuilder<'a, Postgres> {
+    let keys = match tier {
+        WordTier::GivenPrefix => ("given_sort", "family_sort"),
+        _ => ("family_sort", "given_sort"),
+    };
+    let mut sql = QueryBuilder::new(format!(
+        "SELECT {COLUMNS}, {}::smallint AS rank, {} AS k1, {} AS k2 FROM patients WHERE active",
+        tier as i16, keys.0, keys.1
+    ));
+    let (w, end) = (&q.word, &q.prefix_end);
+    match tier {
+        WordTier::FamilyExact => {
+            sql.push(" AND family_sort = ").push_bind(w);
+        }
+        WordTier::GivenExact => {
+            sql.push(" AND given_sort = ").push_bind(w).push(" AND family_sort <> ").push_bind(w);
+        }
+        WordTier::FamilyPrefix => {
+            sql.push(" AND family_sort >= ").push_bind(w).push(" AND family_sort < ").push_bind(end);
+            sql.push(" AND family_sort <> ").push_bind(w).push(" AND given_sort <> ").push_bind(w);
+        }
+        WordTier::GivenPrefix => {
+            sql.push(" AND given_sort >= ").push_bind(w).push(" AND given_sort < ").push_bind(end);
+            sql.push(" AND given_sort <> ").push_bind(w);
+            sql.push(" AND NOT (family_sort >= ")
+                .push_bind(w)
+                .push(" AND family_sort < ")
+                .push_bind(end)
+                .push(")");
+        }
+        WordTier::Other => {
+            sql.push(" AND name_keys && ").push_bind(&q.keys);
+            sql.push(" AND NOT (family_sort >= ")
+                .push_bind(w)
+                .push(" AND family_sort < ")
+                .push_bind(end)
+                .push(")");
+            sql.push(" AND NOT (given_sort >= ")
+                .push_bind(w)
+                .push(" AND given_sort < ")
+                .push_bind(end)
+                .push(")");
+        }
+    }
+    push_filters(&mut sql, filter);
+    push_page(&mut sql, keys, false, cursor, rows);
+    sql
+}
+
+/// Searches without a name (rank 0, indexed order) or with several words (ranked by the keys).
+fn ranked_query<'a>(
+    filter: &'a SearchFilter,
+    limit: u32,
+    after: Option<&'a Cursor>,
+) -> QueryBuilder<'a, Postgres> {
+    let mut sql = QueryBuilder::new("SELECT * FROM (SELECT ");
+    sql.push(COLUMNS).push(", family_sort AS k1, given_sort AS k2, ");
+    let words = match &filter.name {
+        Some(NameQuery::Words(words)) => Some(words),
+        _ => None,
+    };
+    match words {
+        Some(q) => {
+            sql.push("(CASE WHEN name_keys @> ")
+                .push_bind(&q.exact)
+                .push(" THEN 0 WHEN name_keys @> ")
+                .push_bind(&q.prefix)
+                .push(" THEN 1 ELSE 2 END)::smallint");
+        }
+        None => {
+            sql.push("0::smallint");
+        }
+    }
+    sql.push(" AS rank FROM patients WHERE active");
+    for word_keys in words.iter().flat_map(|q| &q.fuzzy) {
+        sql.push(" AND name_keys && ").push_bind(word_keys);
+    }
+    push_filters(&mut sql, filter);
+    sql.push(") AS matches WHERE true");
+    // Without a name every rank is 0: compare and sort on the indexed columns alone.
+    push_page(&mut sql, ("k1", "k2"), words.is_some(), after, limit as usize + 1);
     sql
 }
 
 async fn keep_version(conn: &mut PgConnection, patient: &Patient) -> Result<()> {
-    sqlx::query("INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot) VALUES ($1, $2, $3, $4)")
-        .bind(patient.id)
-        .bind(patient.version)
-        .bind(patient.updated_at)
-        .bind(Json(patient))
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(patient.id)
+    .bind(patient.version)
+    .bind(patient.updated_at)
+    .bind(Json(patient))
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
 /// After a conditional update changed nothing: was the record missing, gone, or newer?
 async fn why_not_changed(conn: &mut PgConnection, id: Uuid) -> Error {
-    let state: Result<Option<(bool, i32)>, _> = sqlx::query_as("SELECT active, version FROM patients WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await;
+    let state: Result<Option<(bool, i32)>, _> =
+        sqlx::query_as("SELECT active, version FROM patients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await;
     match state {
         Ok(None) => Error::NotFound,
         Ok(Some((false, _))) => Error::Gone,
@@ -444,22 +568,37 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let cursor = Cursor { rank: 2, family: "müller".into(), given: "anna".into(), id: Uuid::nil() };
+        let cursor = Cursor { rank: 2, first: "müller".into(), second: "anna".into(), id: Uuid::nil() };
         assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
         assert_eq!(Cursor::decode("not a cursor"), None);
         assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode(b"{\"r\":1}")), None);
     }
 
     #[test]
-    fn search_sql_orders_by_rank_only_for_name_searches() {
-        let by_name = SearchFilter { name: NameQuery::parse("jhon").ok(), ..Default::default() };
-        let sql = search_query(&by_name, 20, None).into_sql();
-        assert!(sql.contains("ORDER BY rank, family_sort"), "{sql}");
-        assert!(sql.contains("name_keys &&"), "{sql}");
-        let by_date = SearchFilter { birth_date: Some(time::macros::date!(1980 - 01 - 01)), ..Default::default() };
-        let cursor = Cursor { rank: 0, family: "a".into(), given: "b".into(), id: Uuid::nil() };
-        let sql = search_query(&by_date, 20, Some(&cursor)).into_sql();
-        assert!(sql.contains("WHERE (family_sort, given_sort, id) > ("), "{sql}");
-        assert!(!sql.contains("rank,"), "{sql}");
+    fn one_word_tiers_use_ordered_ranges_and_later_tiers_exclude_earlier_ones() {
+        let filter = SearchFilter { name: NameQuery::parse("smi").ok(), ..Default::default() };
+        let Some(NameQuery::Word(word)) = &filter.name else { panic!("one word") };
+        let sql = tier_query(&filter, word, WordTier::FamilyPrefix, 21, None).into_sql();
+        assert!(sql.contains("family_sort >= $1 AND family_sort < $2"), "{sql}");
+        assert!(sql.ends_with("ORDER BY family_sort, given_sort, id LIMIT $5"), "{sql}");
+        let cursor = Cursor { rank: 3, first: "smith".into(), second: "a".into(), id: Uuid::nil() };
+        let sql = tier_query(&filter, word, WordTier::GivenPrefix, 21, Some(&cursor)).into_sql();
+        assert!(sql.contains("(given_sort, family_sort, id) > ("), "{sql}");
+        assert!(sql.contains("NOT (family_sort >= "), "{sql}");
+        let sql = tier_query(&filter, word, WordTier::Other, 21, None).into_sql();
+        assert!(sql.contains("name_keys && $1"), "{sql}");
+    }
+
+    #[test]
+    fn searches_without_a_name_page_on_the_indexed_order() {
+        let by_date =
+            SearchFilter { birth_date: Some(time::macros::date!(1980 - 01 - 01)), ..Default::default() };
+        let cursor = Cursor { rank: 0, first: "a".into(), second: "b".into(), id: Uuid::nil() };
+        let sql = ranked_query(&by_date, 20, Some(&cursor)).into_sql();
+        assert!(sql.contains("AND (k1, k2, id) > ("), "{sql}");
+        assert!(sql.contains("ORDER BY k1, k2, id"), "{sql}");
+        let by_words = SearchFilter { name: NameQuery::parse("anna smith").ok(), ..Default::default() };
+        let sql = ranked_query(&by_words, 20, None).into_sql();
+        assert!(sql.contains("ORDER BY rank, k1, k2, id"), "{sql}");
     }
 }

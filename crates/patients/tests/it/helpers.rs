@@ -79,7 +79,13 @@ impl TestApp {
             .as_array()
             .expect("items")
             .iter()
-            .map(|p| format!("{} {}", p["givenName"].as_str().unwrap_or(""), p["familyName"].as_str().unwrap_or("")))
+            .map(|p| {
+                format!(
+                    "{} {}",
+                    p["givenName"].as_str().unwrap_or(""),
+                    p["familyName"].as_str().unwrap_or("")
+                )
+            })
             .collect()
     }
 }
@@ -92,7 +98,8 @@ pub fn patient(given: &str, family: &str) -> Value {
 /// Asserts a problem+json answer with `status` and returns its body.
 pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
     assert_eq!(response.status(), status);
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert_eq!(content_type, "application/problem+json");
     let body: Value = response.json().await.expect("problem json");
     assert_eq!(body["status"], status.as_u16());

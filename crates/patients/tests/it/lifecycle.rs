@@ -107,10 +107,8 @@ async fn of_two_concurrent_updates_from_one_version_exactly_one_wins() {
         let id = app.register_named("Race", &format!("Condition{round}")).await;
         let path = format!("/api/patients/{id}");
         let (alice, bob) = (patient("Alice", "Winner"), patient("Bob", "Winner"));
-        let (a, b) = tokio::join!(
-            app.put(&path, Some("\"1\""), &alice),
-            app.put(&path, Some("\"1\""), &bob),
-        );
+        let (a, b) =
+            tokio::join!(app.put(&path, Some("\"1\""), &alice), app.put(&path, Some("\"1\""), &bob),);
         let mut statuses = [a.status(), b.status()];
         statuses.sort();
         assert_eq!(statuses, [StatusCode::OK, StatusCode::PRECONDITION_FAILED], "round {round}");
@@ -155,6 +153,9 @@ async fn unknown_ids_answer_404_everywhere() {
     expect_problem(app.delete(path).await, StatusCode::NOT_FOUND).await;
 }
 
+/// action, patient id, outcome, details, request id
+type AuditRow = (String, Option<uuid::Uuid>, String, Value, Option<String>);
+
 #[tokio::test]
 async fn every_access_is_audited_without_identifying_data() {
     let app = TestApp::spawn().await;
@@ -175,7 +176,7 @@ async fn every_access_is_audited_without_identifying_data() {
     app.delete(&path).await;
     app.get(&path).await;
 
-    let rows: Vec<(String, Option<uuid::Uuid>, String, Value, Option<String>)> = sqlx::query_as(
+    let rows: Vec<AuditRow> = sqlx::query_as(
         "SELECT action, patient_id, outcome, details, request_id FROM audit_events ORDER BY id",
     )
     .fetch_all(&app.pool)
@@ -209,7 +210,8 @@ async fn every_access_is_audited_without_identifying_data() {
     assert!(delete.is_err());
     let truncate = sqlx::query("TRUNCATE audit_events").execute(&app.pool).await;
     assert!(truncate.is_err());
-    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(&app.pool).await.expect("count");
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(&app.pool).await.expect("count");
     assert_eq!(count, 7);
 }
 
@@ -218,9 +220,14 @@ async fn a_database_outage_answers_503_not_500() {
     let app = TestApp::spawn().await;
     let id = app.register_named("Down", "Time").await;
     app.pool.close().await;
-    let problem = expect_problem(app.get(&format!("/api/patients/{id}")).await, StatusCode::SERVICE_UNAVAILABLE).await;
+    let problem =
+        expect_problem(app.get(&format!("/api/patients/{id}")).await, StatusCode::SERVICE_UNAVAILABLE).await;
     assert!(problem["detail"].as_str().is_some());
-    expect_problem(app.post("/api/patients", &patient("Still", "Down")).await, StatusCode::SERVICE_UNAVAILABLE).await;
+    expect_problem(
+        app.post("/api/patients", &patient("Still", "Down")).await,
+        StatusCode::SERVICE_UNAVAILABLE,
+    )
+    .await;
     assert_eq!(app.get("/health/ready").await.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(app.get("/health/live").await.status(), StatusCode::OK);
 }

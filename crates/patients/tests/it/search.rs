@@ -31,18 +31,32 @@ async fn case_and_accents_do_not_matter() {
 }
 
 #[tokio::test]
-async fn exact_matches_rank_before_prefixes_before_typos() {
+async fn one_word_ranks_exact_names_then_prefixes_then_typos() {
     let app = TestApp::spawn().await;
     // Registered in an order unlike the expected ranking.
     app.register_named("Jon", "Adams").await; // typo of "john"
-    app.register_named("Johnny", "Baker").await; // "john" is a prefix
-    app.register_named("John", "Young").await; // exact
-    app.register_named("John", "Clark").await; // exact
-    app.register_named("Peter", "Johnson").await; // prefix via the family name
-    app.register_named("Mary", "Brown").await; // no match
+    app.register_named("Johnny", "Baker").await; // given name starts with "john"
+    app.register_named("John", "Young").await; // given name is "john"
+    app.register_named("Ann", "John").await; // family name is "john"
+    app.register_named("John", "Clark").await; // given name is "john"
+    app.register_named("Peter", "Johnson").await; // family name starts with "john"
+    app.register_named("Mary Johanna", "Brown").await; // no match
     assert_eq!(
         app.search_families("name=john").await,
-        ["John Clark", "John Young", "Johnny Baker", "Peter Johnson", "Jon Adams"]
+        ["Ann John", "John Clark", "John Young", "Peter Johnson", "Johnny Baker", "Jon Adams"]
+    );
+}
+
+#[tokio::test]
+async fn several_words_must_all_match_and_exact_ranks_first() {
+    let app = TestApp::spawn().await;
+    app.register_named("Johnny", "Smithson").await; // both prefixes
+    app.register_named("John", "Smith").await; // both exact
+    app.register_named("Jhon", "Smith").await; // one typo
+    app.register_named("John", "Jones").await; // one word only: no match
+    assert_eq!(
+        app.search_families("name=john%20smith").await,
+        ["John Smith", "Johnny Smithson", "Jhon Smith"]
     );
 }
 
@@ -69,7 +83,9 @@ async fn exact_filters_find_one_patient() {
         assert_eq!(items.len(), 1, "{query}");
         assert_eq!(items[0]["id"], target["id"], "{query}");
     }
-    assert!(app.search("name=target&birthDate=1961-07-05").await["items"].as_array().expect("items").is_empty());
+    assert!(
+        app.search("name=target&birthDate=1961-07-05").await["items"].as_array().expect("items").is_empty()
+    );
 }
 
 #[tokio::test]
@@ -83,7 +99,9 @@ async fn a_mistyped_mrn_is_422_not_an_empty_result() {
         digits[3] = if digits[3] == '9' { '0' } else { '9' };
     }
     let typo: String = digits.into_iter().collect();
-    let problem = expect_problem(app.get(&format!("/api/patients?mrn={typo}")).await, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let problem =
+        expect_problem(app.get(&format!("/api/patients?mrn={typo}")).await, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
     assert_eq!(error_fields(&problem), ["mrn"]);
     assert!(problem["errors"][0]["detail"].as_str().expect("detail").contains("check digit"));
 }
@@ -110,14 +128,30 @@ async fn all_pages(app: &TestApp, query: &str, limit: u32) -> Vec<String> {
 #[tokio::test]
 async fn paging_has_no_duplicates_or_gaps_while_rows_are_inserted() {
     let app = TestApp::spawn().await;
-    let mut before = HashSet::new();
+    // Many share a family name, so the tie-breakers (given name, id) matter; "pager" and
+    // "pag" cross rank tiers (family exact, family prefix, given prefix, typo).
+    let (mut pager, mut pagerson, mut pageant) = (HashSet::new(), HashSet::new(), HashSet::new());
     for i in 0..40 {
-        // Same family for many, so the tie-breakers (given name, id) matter.
-        let family = if i % 2 == 0 { "Pager" } else { "Pagerson" };
-        before.insert(app.register_named(&format!("P{:02}", (i * 7) % 40), family).await);
+        match i % 4 {
+            0 | 1 => pager.insert(app.register_named(&format!("P{:02}", (i * 7) % 40), "Pager").await),
+            2 => pagerson.insert(app.register_named(&format!("P{:02}", i % 3), "Pagerson").await),
+            _ => pageant.insert(app.register_named(&format!("Pageant{}", i % 5), "Zed").await),
+        };
     }
-    for query in ["name=pager", "birthDate=1980-01-01"] {
-        // Insert concurrently while paging through.
+    let typo = app.register_named("Pgaer", "Typo").await;
+    let union =
+        |sets: &[&HashSet<String>]| sets.iter().flat_map(|s| s.iter().cloned()).collect::<HashSet<_>>();
+    let mut everyone = union(&[&pager, &pagerson, &pageant]);
+    everyone.insert(typo.clone());
+    let mut by_pager = union(&[&pager, &pagerson]);
+    by_pager.insert(typo);
+    let cases = [
+        ("name=pager", by_pager),
+        ("name=pag", union(&[&pager, &pagerson, &pageant])),
+        ("birthDate=1980-01-01", everyone),
+    ];
+    for (query, expected) in cases {
+        // Rows are inserted while a client pages through.
         let inserter = async {
             for i in 0..15 {
                 app.register_named(&format!("Late{i}"), "Pager").await;
@@ -126,7 +160,7 @@ async fn paging_has_no_duplicates_or_gaps_while_rows_are_inserted() {
         let (ids, ()) = tokio::join!(all_pages(&app, query, 7), inserter);
         let unique: HashSet<&String> = ids.iter().collect();
         assert_eq!(unique.len(), ids.len(), "{query}: a patient appeared on two pages");
-        let missing: Vec<&String> = before.iter().filter(|id| !unique.contains(id)).collect();
+        let missing: Vec<&String> = expected.iter().filter(|id| !unique.contains(id)).collect();
         assert!(missing.is_empty(), "{query}: rows present from the start were skipped: {missing:?}");
     }
 }

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# The benchmark (not a test): registers N patients through the HTTP API, measures create,
+# read-by-id and name search at fixed concurrency, then runs the same statements directly on
+# PostgreSQL with pgbench as the ceiling. Prints Markdown tables for docs/benchmarks.md.
+#
+#   scripts/bench.sh [PATIENTS] [CONCURRENCY] [SECONDS]     (defaults: 100000 32 20)
+#
+# Uses its own private PostgreSQL cluster (.pms/bench-pg, default durability settings) and a
+# fresh database each run, and starts `pms up` on 127.0.0.1:18080.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+patients="${1:-100000}" concurrency="${2:-32}" seconds="${3:-20}"
+port="${PMS_BENCH_PORT:-18080}"
+
+ensure_build_tools
+ensure_postgres
+pg_dir="$(pms_state_dir)/bench-pg"
+pg_private_start "$pg_dir"
+psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_bench" >/dev/null
+psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_bench" >/dev/null
+
+log "building (release)"
+cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
+
+work="$(mktemp -d)"
+PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms_bench)" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
+    "$CARGO_TARGET_DIR/release/pms" up >"$work/pms.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+
+log "HTTP: $patients patients, concurrency $concurrency, ${seconds}s per read/search run"
+"$CARGO_TARGET_DIR/release/pms-bench" --base-url "http://127.0.0.1:$port" --patients "$patients" \
+    --concurrency "$concurrency" --seconds "$seconds" --ids-file "$work/ids.txt" | tee "$work/http.md"
+kill $server; wait $server 2>/dev/null || true
+
+log "PostgreSQL ceiling: the same statements with pgbench, $concurrency clients"
+db=(-h "$pg_dir" -U pms -d pms_bench)
+psql "${db[@]}" -qc "CREATE TABLE public.bench_ids (n serial PRIMARY KEY, id uuid NOT NULL)" >/dev/null
+psql "${db[@]}" -qc "\\copy public.bench_ids (id) FROM '$work/ids.txt'" >/dev/null
+n="$(psql "${db[@]}" -Atc "SELECT count(*) FROM public.bench_ids")"
+psql "${db[@]}" -qc "VACUUM ANALYZE" >/dev/null
+
+cat >"$work/read.sql" <<SQL
+\set n random(1, $n)
+SELECT p.* FROM patients.patients p WHERE p.id = (SELECT id FROM public.bench_ids WHERE n = :n);
+SQL
+cat >"$work/create.sql" <<'SQL'
+BEGIN;
+SELECT nextval('patients.mrn_seq') AS seq \gset
+INSERT INTO patients.patients (id, mrn, given_name, family_name, birth_date, sex, email, email_key, phone, address,
+    active, version, registered_at, updated_at, family_sort, given_sort, name_keys)
+VALUES (gen_random_uuid(), 'b' || :seq, 'Anna', 'Müller', '1984-03-17', 'female', NULL, NULL, '+4930123456', NULL,
+    true, 1, now(), now(), 'muller', 'anna',
+    translate('{d=anna,d=ann,d=ana,e=anna,p=a,p=an,p=ann,p=anna,d=muller,d=uller,d=mller,d=muler,d=mulle,d=mullr,e=muller,p=m,p=mu,p=mul,p=mull,p=mulle,p=muller}', '=', ':')::text[])
+RETURNING id AS pid \gset
+INSERT INTO patients.patient_versions (patient_id, version, recorded_at, snapshot)
+    VALUES (:pid, 1, now(), '{"givenName":"Anna","familyName":"Müller","birthDate":"1984-03-17"}');
+INSERT INTO patients.audit_events (action, patient_id, outcome) VALUES ('create', :pid, 'ok');
+COMMIT;
+SQL
+# The statements the service runs for a one-word name search (docs/adr/0001): the rank tiers
+# in order, stopping once 21 rows are found. `schmidt` is answered by the first tier,
+# `schm` by the third (after two empty ones), the typo `shcmidt` by the fifth (after four).
+# pgbench reads `:word` as a variable, so keys are written `p=word` and translated.
+cols="id, mrn, given_name, family_name, birth_date, sex, email, phone, address, active, registered_at, updated_at, version"
+tier() { # tier WORD N CONDITION
+    printf 'SELECT %s, %s::smallint AS rank, family_sort AS k1, given_sort AS k2 FROM patients.patients WHERE active AND %s ORDER BY family_sort, given_sort, id LIMIT 21;\n' "$cols" "$2" "$3"
+}
+given_prefix() {
+    printf 'SELECT %s, 3::smallint AS rank, given_sort AS k1, family_sort AS k2 FROM patients.patients WHERE active AND %s ORDER BY given_sort, family_sort, id LIMIT 21;\n' "$cols" "$1"
+}
+word_tiers() { # word_tiers WORD SUCCESSOR KEYS LAST-TIER
+    local w="$1" e="$2" keys="$3" last="$4"
+    tier "$w" 0 "family_sort = '$w'"
+    [ "$last" -ge 1 ] && tier "$w" 1 "given_sort = '$w' AND family_sort <> '$w'"
+    [ "$last" -ge 2 ] && tier "$w" 2 "family_sort >= '$w' AND family_sort < '$e' AND family_sort <> '$w' AND given_sort <> '$w'"
+    [ "$last" -ge 3 ] && given_prefix "given_sort >= '$w' AND given_sort < '$e' AND given_sort <> '$w' AND NOT (family_sort >= '$w' AND family_sort < '$e')"
+    [ "$last" -ge 4 ] && tier "$w" 4 "name_keys && translate('{$keys}', '=', ':')::text[] AND NOT (family_sort >= '$w' AND family_sort < '$e') AND NOT (given_sort >= '$w' AND given_sort < '$e')"
+    return 0
+}
+word_tiers schmidt schmidu '' 0 >"$work/search_exact.sql"
+word_tiers schm schn '' 2 >"$work/search_prefix.sql"
+word_tiers shcmidt shcmidu 'p=shcmidt,d=shcmidt,d=hcmidt,d=scmidt,d=shmidt,d=shcidt,d=shcmdt,d=shcmit,d=shcmid' 4 >"$work/search_typo.sql"
+
+pgbench_run() {
+    local label="$1"; shift
+    local out
+    out="$(pgbench "${db[@]}" -n -M prepared -c "$concurrency" -j 2 -T "$seconds" -r "$@" 2>&1)" \
+        || { printf '%s\n' "$out" >&2; die "pgbench failed"; }
+    local tps lat
+    tps="$(printf '%s\n' "$out" | awk '/^tps = /{printf "%.0f", $3}')"
+    lat="$(printf '%s\n' "$out" | awk '/^latency average = /{print $4}')"
+    printf '| %s | %s | %s |\n' "$label" "$tps" "$lat"
+}
+{
+    echo "| statement (pgbench) | transactions/s | mean latency ms |"
+    echo "|---|---|---|"
+    pgbench_run "read one patient by id" -f "$work/read.sql"
+    pgbench_run "create: patient + version + audit row, one transaction" -f "$work/create.sql"
+    pgbench_run "name search as the service runs it (exact, prefix, typo mix), 20 rows" \
+        -f "$work/search_exact.sql" -f "$work/search_prefix.sql" -f "$work/search_typo.sql"
+} | tee "$work/pg.md"
+log "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); PostgreSQL $(psql --version | awk '{print $3}')"

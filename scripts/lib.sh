@@ -1,0 +1,107 @@
+# Shared helpers for the project's scripts (sourced, not run): logging, installing missing
+# Debian packages idempotently, and private PostgreSQL clusters that need no system setup.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+
+log() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# Installs the named Debian packages that are not installed yet; does nothing otherwise.
+ensure_debian_packages() {
+    local missing=() p
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    [ ${#missing[@]} -eq 0 ] && return 0
+    log "installing Debian packages: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+ensure_rust() {
+    command -v cargo >/dev/null 2>&1 || die "Rust is needed (https://rustup.rs); then run this again"
+}
+
+# Everything building pms needs: a C toolchain for linking.
+ensure_build_tools() {
+    ensure_rust
+    command -v cc >/dev/null 2>&1 || ensure_debian_packages build-essential
+}
+
+pg_bindir() {
+    ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1
+}
+
+# PostgreSQL server binaries (initdb, pg_ctl) and the client (psql).
+ensure_postgres() {
+    if [ -z "$(pg_bindir)" ] || ! command -v psql >/dev/null 2>&1; then
+        ensure_debian_packages postgresql postgresql-contrib
+    fi
+}
+
+# Where private clusters live: .pms/ in the checkout, unless the checkout is not reachable by
+# the `postgres` user (initdb refuses to run as root, so as root clusters belong to postgres).
+pms_state_dir() {
+    local dir="${PMS_STATE_DIR:-$ROOT/.pms}"
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chmod 755 "$dir"
+        if ! runuser -u postgres -- test -x "$dir"; then
+            dir="/var/tmp/pms-$(printf %s "$ROOT" | md5sum | cut -c1-12)"
+            mkdir -p "$dir" && chmod 755 "$dir"
+        fi
+    fi
+    printf '%s\n' "$dir"
+}
+
+# pg_private_start DIR [SETTING...]: starts (creating it first if needed) a PostgreSQL cluster
+# in DIR that listens only on a Unix socket in DIR, with trust auth for the user `pms`.
+# Idempotent: an already running cluster is left alone. Extra arguments are `-c name=value`
+# server settings.
+pg_private_start() {
+    local dir="$1"; shift
+    local bin run=()
+    bin="$(pg_bindir)"
+    [ -n "$bin" ] || die "PostgreSQL binaries not found"
+    mkdir -p "$dir"
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres:postgres "$dir"
+        run=(runuser -u postgres --)
+    fi
+    if [ ! -f "$dir/data/PG_VERSION" ]; then
+        log "creating a private PostgreSQL cluster in $dir"
+        "${run[@]}" "$bin/initdb" -D "$dir/data" -U pms --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
+            || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
+    fi
+    if ! "${run[@]}" "$bin/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
+        rm -f "$dir/data/postmaster.pid" 2>/dev/null || true
+        "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+            -o "-c listen_addresses= -k $dir -c max_connections=300 $*" start >/dev/null \
+            || { tail -n 20 "$dir/server.log" >&2; die "PostgreSQL did not start"; }
+    fi
+}
+
+pg_private_stop() {
+    local dir="$1" run=()
+    [ "$(id -u)" = 0 ] && run=(runuser -u postgres --)
+    "${run[@]}" "$(pg_bindir)/pg_ctl" -D "$dir/data" -m fast stop >/dev/null 2>&1 || true
+}
+
+# The URL of database NAME in the private cluster in DIR.
+pg_private_url() {
+    printf 'postgres://pms@localhost/%s?host=%s\n' "$2" "$1"
+}
+
+# Creates database NAME in the cluster in DIR unless it exists.
+pg_private_createdb() {
+    local dir="$1" name="$2"
+    if ! psql -h "$dir" -U pms -d postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = '$name'" | grep -q 1; then
+        psql -h "$dir" -U pms -d postgres -qc "CREATE DATABASE \"$name\"" >/dev/null
+    fi
+}

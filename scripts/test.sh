@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests, and integration tests against a private PostgreSQL
+# cluster (under .pms/test-pg, started here) over real sockets. Installs what is missing.
+# Set PMS_TEST_DATABASE_URL to use another server on which the tests may create databases.
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_build_tools
+if [ -z "${PMS_TEST_DATABASE_URL:-}" ]; then
+    ensure_postgres
+    pg_dir="$(pms_state_dir)/test-pg"
+    # Durability is not under test here: skip fsync to keep the suite fast.
+    pg_private_start "$pg_dir" -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+    # Each test creates a database; drop the ones earlier runs left behind.
+    psql -h "$pg_dir" -U pms -d postgres -Atqc \
+        "SELECT datname FROM pg_database WHERE datname LIKE 'pms_test_%'" |
+        while read -r db; do psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE \"$db\"" >/dev/null; done
+    export PMS_TEST_DATABASE_URL="$(pg_private_url "$pg_dir" postgres)"
+fi
+
+cd "$ROOT"
+cargo test --workspace --locked "$@"

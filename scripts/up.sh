@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Brings pms up with its public API on http://127.0.0.1:8080 (PMS_BIND to change).
+#
+# Installs what is missing (a C toolchain, PostgreSQL), starts a private PostgreSQL cluster
+# under .pms/ unless PMS_DATABASE_URL names a database, builds the release binary and runs
+# `pms up` in the foreground (Ctrl-C stops it; the database keeps running for the next time).
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+ensure_build_tools
+if [ -z "${PMS_DATABASE_URL:-}" ]; then
+    ensure_postgres
+    pg_dir="$(pms_state_dir)/pg"
+    pg_private_start "$pg_dir"
+    pg_private_createdb "$pg_dir" pms
+    export PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms)"
+    log "PostgreSQL: psql -h $pg_dir -U pms pms"
+fi
+
+log "building pms (the first build takes a few minutes)"
+cargo build --release --locked -p pms --manifest-path "$ROOT/Cargo.toml"
+
+export PMS_LOG_FORMAT="${PMS_LOG_FORMAT:-text}"
+log "starting: API on http://${PMS_BIND:-127.0.0.1:8080}, Swagger UI at /docs"
+exec "$CARGO_TARGET_DIR/release/pms" up
