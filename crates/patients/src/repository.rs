@@ -447,8 +447,24 @@ fn tier_query<'a>(
         WordTier::GivenPrefix => ("given_sort", "family_sort"),
         _ => ("family_sort", "given_sort"),
     };
-    let mut sql = QueryBuilder::new(format!(
-        "SELECT {COLUMNS}, {}::smallint AS rank, {} AS k1, {} AS k2 FROM patients WHERE active",
+    // The typo tier looks its candidates up in the GIN index first: left to itself, the
+    // planner walks `patients_sort` in order and tests every row (measured: 400 ms instead of
+    // 4 ms over 100 000 patients).
+    let source = match tier {
+        WordTier::Other => "matches",
+        _ => "patients",
+    };
+    let mut sql = QueryBuilder::new("");
+    if tier == WordTier::Other {
+        sql.push(format!(
+            "WITH matches AS MATERIALIZED (SELECT {COLUMNS}, family_sort, given_sort FROM patients"
+        ));
+        sql.push(" WHERE active AND name_keys && ").push_bind(&q.keys);
+        push_filters(&mut sql, filter);
+        sql.push(") ");
+    }
+    sql.push(format!(
+        "SELECT {COLUMNS}, {}::smallint AS rank, {} AS k1, {} AS k2 FROM {source} WHERE active",
         tier as i16, keys.0, keys.1
     ));
     let (w, end) = (&q.word, &q.prefix_end);
@@ -473,7 +489,6 @@ fn tier_query<'a>(
                 .push(")");
         }
         WordTier::Other => {
-            sql.push(" AND name_keys && ").push_bind(&q.keys);
             sql.push(" AND NOT (family_sort >= ")
                 .push_bind(w)
                 .push(" AND family_sort < ")
@@ -486,7 +501,9 @@ fn tier_query<'a>(
                 .push(")");
         }
     }
-    push_filters(&mut sql, filter);
+    if tier != WordTier::Other {
+        push_filters(&mut sql, filter);
+    }
     push_page(&mut sql, keys, false, cursor, rows);
     sql
 }
@@ -586,6 +603,7 @@ mod tests {
         assert!(sql.contains("(given_sort, family_sort, id) > ("), "{sql}");
         assert!(sql.contains("NOT (family_sort >= "), "{sql}");
         let sql = tier_query(&filter, word, WordTier::Other, 21, None).into_sql();
+        assert!(sql.starts_with("WITH matches AS MATERIALIZED ("), "{sql}");
         assert!(sql.contains("name_keys && $1"), "{sql}");
     }
 
