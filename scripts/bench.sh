@@ -6,7 +6,9 @@
 #   scripts/bench.sh [PATIENTS] [CONCURRENCY] [SECONDS]     (defaults: 100000 32 20)
 #
 # Uses its own private PostgreSQL cluster (.pms/bench-pg, default durability settings) and a
-# fresh database each run, and starts `pms up` on 127.0.0.1:18080.
+# fresh database each run, and starts `pms up` with its gateway on 127.0.0.1:18080 (auth on
+# 18082, patients on 18081); requests go through the gateway with an access token, as a
+# client's would. The gateway's per-client rate limit is lifted for the run.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 patients="${1:-100000}" concurrency="${2:-32}" seconds="${3:-20}"
@@ -24,13 +26,17 @@ cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml
 
 work="$(mktemp -d)"
 PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms_bench)" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
+    PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
+    PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
+    PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
     "$CARGO_TARGET_DIR/release/pms" up >"$work/pms.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
 
 log "HTTP: $patients patients, concurrency $concurrency, ${seconds}s per read/search run"
-"$CARGO_TARGET_DIR/release/pms-bench" --base-url "http://127.0.0.1:$port" --patients "$patients" \
+PMS_BENCH_PASSWORD=bench-password-123 "$CARGO_TARGET_DIR/release/pms-bench" --email bench@pms.local \
+    --base-url "http://127.0.0.1:$port" --patients "$patients" \
     --concurrency "$concurrency" --seconds "$seconds" --ids-file "$work/ids.txt" | tee "$work/http.md"
 kill $server; wait $server 2>/dev/null || true
 

@@ -5,8 +5,10 @@
 //! 2. read: `GET /api/patients/{id}` of random registered patients for a fixed duration;
 //! 3. search: `GET /api/patients?name=...&limit=20` with exact, prefix and typo queries.
 //!
-//! Prints a Markdown table (throughput, p50, p99, errors). Run it through `scripts/bench.sh`,
-//! which also starts the server and measures the PostgreSQL ceiling with pgbench.
+//! It logs in first and sends the access token with every request, through the gateway, as a
+//! front-desk client would. Prints a Markdown table (throughput, p50, p99, errors). Run it
+//! through `scripts/bench.sh`, which also starts the server and measures the PostgreSQL
+//! ceiling with pgbench.
 
 mod names;
 
@@ -37,6 +39,12 @@ struct Args {
     /// Seconds each of the read and search measurements runs.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Log in as this user (needs the receptionist or admin role).
+    #[arg(long, default_value = "admin@pms.local")]
+    email: String,
+    /// Its password.
+    #[arg(long, env = "PMS_BENCH_PASSWORD", default_value = "pms-admin-password")]
+    password: String,
     /// Write the registered ids here, one per line (for the pgbench ceiling).
     #[arg(long)]
     ids_file: Option<std::path::PathBuf>,

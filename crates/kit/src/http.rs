@@ -41,6 +41,11 @@ struct Admission {
 
 /// Wraps a service's API routes with health, metrics, fallbacks and the shared layers.
 pub fn app(service: &'static str, api: Router, readiness: Readiness, config: &HttpConfig) -> Router {
+    layered(service, api.fallback(not_found), readiness, config)
+}
+
+/// As [`app`], for a router that brings its own fallback (the gateway's proxy).
+pub fn layered(service: &'static str, api: Router, readiness: Readiness, config: &HttpConfig) -> Router {
     // Install the recorder now: anything recorded before it exists is lost.
     crate::metrics::handle();
     let admission = Admission {
@@ -48,28 +53,25 @@ pub fn app(service: &'static str, api: Router, readiness: Readiness, config: &Ht
         queue_timeout: config.queue_timeout,
         request_timeout: config.request_timeout,
     };
-    api.merge(health::router(readiness))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(
-            ServiceBuilder::new()
-                .layer(CatchPanicLayer::custom(panic_response))
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(PropagateRequestIdLayer::x_request_id())
-                .layer(
-                    TraceLayer::new_for_http()
-                        .make_span_with(telemetry::request_span)
-                        .on_request(())
-                        .on_response(
-                            DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
-                        ),
-                )
-                .layer(middleware::from_fn(move |req: Request, next: Next| {
-                    crate::metrics::track(service, req, next)
-                }))
-                .layer(middleware::from_fn_with_state(admission, admit))
-                .layer(DefaultBodyLimit::max(config.body_limit)),
-        )
+    api.merge(health::router(readiness)).method_not_allowed_fallback(method_not_allowed).layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::custom(panic_response))
+            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::x_request_id())
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(telemetry::request_span)
+                    .on_request(())
+                    .on_response(
+                        DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
+                    ),
+            )
+            .layer(middleware::from_fn(move |req: Request, next: Next| {
+                crate::metrics::track(service, req, next)
+            }))
+            .layer(middleware::from_fn_with_state(admission, admit))
+            .layer(DefaultBodyLimit::max(config.body_limit)),
+    )
 }
 
 async fn admit(State(admission): State<Admission>, req: Request, next: Next) -> Response {
@@ -122,7 +124,10 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
     }
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    // Connection info lets handlers see the peer address (rate limits, login limits).
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 #[cfg(test)]

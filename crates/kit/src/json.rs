@@ -157,6 +157,25 @@ where
     }
 }
 
+/// Most items a page may hold.
+pub const MAX_PAGE_SIZE: u32 = 100;
+
+/// Reads the `limit` query parameter: absent or blank gives `default`; anything but a whole
+/// number from 1 to [`MAX_PAGE_SIZE`] adds an error (and gives `default`).
+pub fn page_limit(raw: Option<&str>, default: u32, errors: &mut Vec<FieldError>) -> u32 {
+    match raw.map(str::trim).filter(|r| !r.is_empty()).map(str::parse::<u32>) {
+        None => default,
+        Some(Ok(n)) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
+        Some(_) => {
+            errors.push(FieldError::parameter(
+                "limit",
+                format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
+            ));
+            default
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +199,19 @@ mod tests {
     fn only_error(p: &Problem) -> &FieldError {
         assert_eq!(p.errors.len(), 1, "{p:?}");
         &p.errors[0]
+    }
+
+    #[test]
+    fn page_limits_are_whole_numbers_from_1_to_100() {
+        let mut errors = Vec::new();
+        assert_eq!(page_limit(None, 20, &mut errors), 20);
+        assert_eq!(page_limit(Some(" "), 20, &mut errors), 20);
+        assert_eq!(page_limit(Some("100"), 20, &mut errors), 100);
+        assert!(errors.is_empty());
+        for bad in ["0", "101", "-1", "ten"] {
+            assert_eq!(page_limit(Some(bad), 20, &mut errors), 20);
+        }
+        assert_eq!(errors.len(), 4);
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! from [`db`], errors leave as RFC 9457 problem documents ([`problem`]) and request bodies are
 //! parsed by [`json::JsonBody`], which reports exactly which field was wrong.
 
+pub mod auth;
+pub mod client;
 pub mod config;
 pub mod db;
 pub mod health;

@@ -18,6 +18,11 @@ pub const CONTENT_TYPE: &str = "application/problem+json";
 /// Stable problem types. Clients switch on these, so they never change meaning.
 pub mod kinds {
     pub const MALFORMED_REQUEST: &str = "urn:pms:problem:malformed-request";
+    pub const UNAUTHORIZED: &str = "urn:pms:problem:unauthorized";
+    pub const FORBIDDEN: &str = "urn:pms:problem:forbidden";
+    pub const TOO_MANY_REQUESTS: &str = "urn:pms:problem:too-many-requests";
+    pub const BAD_GATEWAY: &str = "urn:pms:problem:bad-gateway";
+    pub const GATEWAY_TIMEOUT: &str = "urn:pms:problem:gateway-timeout";
     pub const VALIDATION: &str = "urn:pms:problem:validation";
     pub const NOT_FOUND: &str = "urn:pms:problem:not-found";
     pub const GONE: &str = "urn:pms:problem:gone";

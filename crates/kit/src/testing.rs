@@ -23,3 +23,43 @@ pub async fn fresh_database() -> PgConnectOptions {
     admin.close().await.ok();
     options.database(&name)
 }
+
+/// A signing key and a verifier that trusts it: tests mint tokens for any user and roles
+/// without an auth service.
+pub struct TestTokens {
+    key: crate::auth::SigningKey,
+    pub verifier: crate::auth::Verifier,
+}
+
+impl Default for TestTokens {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestTokens {
+    pub fn new() -> Self {
+        let (key, _) = crate::auth::SigningKey::generate("test-key").expect("generate a key");
+        let jwks = serde_json::from_value(serde_json::json!({ "keys": [key.jwk()] })).expect("jwks");
+        let settings = crate::auth::TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() };
+        Self { verifier: crate::auth::Verifier::from_jwks(&jwks, settings), key }
+    }
+
+    /// A valid access token for `user` with `roles`, expiring in 10 minutes.
+    pub fn token(&self, user: &str, roles: &[crate::auth::Role]) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let claims = crate::auth::Claims {
+            iss: "pms-auth".into(),
+            aud: "pms".into(),
+            sub: user.into(),
+            roles: roles.to_vec(),
+            iat: now,
+            exp: now + 600,
+            jti: uuid::Uuid::new_v4().to_string(),
+        };
+        self.key.sign(&claims).expect("sign")
+    }
+}

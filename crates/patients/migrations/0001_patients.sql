@@ -59,6 +59,7 @@ CREATE TABLE audit_events (
 );
 CREATE INDEX audit_events_patient ON audit_events (patient_id, occurred_at) WHERE patient_id IS NOT NULL;
 CREATE INDEX audit_events_occurred ON audit_events (occurred_at);
+CREATE INDEX audit_events_actor ON audit_events (actor_id, id) WHERE actor_id IS NOT NULL;
 
 CREATE FUNCTION audit_events_are_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN

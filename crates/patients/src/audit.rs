@@ -72,7 +72,7 @@ impl AuditEvent {
             details: Value::Object(Default::default()),
             request_id: ctx.request_id.clone(),
             actor_id: ctx.actor_id.clone(),
-            actor_roles: ctx.actor_roles.clone(),
+            actor_roles: ctx.actor_roles.iter().map(|r| r.as_str().to_owned()).collect(),
         }
     }
 
@@ -173,4 +173,58 @@ async fn insert_batch(pool: &PgPool, batch: &[Pending]) -> Result<(), sqlx::Erro
     .execute(pool)
     .await?;
     Ok(())
+}
+
+/// One audit row as `GET /api/audit-events` shows it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, sqlx::FromRow, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub occurred_at: time::OffsetDateTime,
+    /// create, read, update, deactivate, history or search.
+    pub action: String,
+    pub patient_id: Option<Uuid>,
+    /// The user id of the caller.
+    pub actor_id: Option<String>,
+    pub actor_roles: Vec<String>,
+    pub request_id: Option<String>,
+    /// ok, not_found, gone or denied.
+    pub outcome: String,
+    /// Which filters a search used and how many results it had; versions of changes. Never
+    /// values that identify a patient.
+    #[schema(value_type = Object)]
+    pub details: Value,
+}
+
+/// Which audit rows to list; all given filters must match.
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub patient_id: Option<Uuid>,
+    pub actor_id: Option<String>,
+    pub from: Option<time::OffsetDateTime>,
+    pub to: Option<time::OffsetDateTime>,
+    /// Rows with a smaller id than this (keyset paging, newest first).
+    pub before_id: Option<i64>,
+}
+
+/// Audit rows matching `query`, newest first.
+pub async fn list(pool: &PgPool, query: &AuditQuery, limit: u32) -> Result<Vec<AuditRecord>> {
+    Ok(sqlx::query_as(
+        "SELECT id, occurred_at, action, patient_id, actor_id, actor_roles, request_id, outcome, details
+         FROM audit_events
+         WHERE ($1::uuid IS NULL OR patient_id = $1) AND ($2::text IS NULL OR actor_id = $2)
+           AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4)
+           AND ($5::bigint IS NULL OR id < $5)
+         ORDER BY id DESC LIMIT $6",
+    )
+    .bind(query.patient_id)
+    .bind(&query.actor_id)
+    .bind(query.from)
+    .bind(query.to)
+    .bind(query.before_id)
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?)
 }

@@ -3,7 +3,7 @@
 
 use axum::{
     Json, Router,
-    extract::{Path, State},
+    extract::{FromRef, FromRequest, Path, Request, State},
     http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
     routing::get,
@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::{
+    audit::{self, Action, AuditQuery, AuditRecord},
     context::RequestContext,
     domain::{Patient, PatientDraft, PatientInput, parse_date, parse_phone},
     error::{Error, Result},
@@ -27,16 +28,40 @@ use crate::{
 };
 
 pub const DEFAULT_PAGE_SIZE: u32 = 20;
-pub const MAX_PAGE_SIZE: u32 = 100;
 const MAX_NAME_QUERY_CHARS: usize = 200;
 
+/// What the handlers share: the records and the token verifier.
+#[derive(Clone)]
+pub struct PatientsState {
+    pub patients: PatientRepository,
+    pub verifier: kit::auth::Verifier,
+}
+
+impl FromRef<PatientsState> for PatientRepository {
+    fn from_ref(state: &PatientsState) -> Self {
+        state.patients.clone()
+    }
+}
+
+impl FromRef<PatientsState> for kit::auth::Verifier {
+    fn from_ref(state: &PatientsState) -> Self {
+        state.verifier.clone()
+    }
+}
+
 /// The routes of the patients API.
-pub fn router(patients: PatientRepository) -> Router {
+pub fn router(state: PatientsState) -> Router {
     Router::new()
         .route("/api/patients", get(search).post(register))
         .route("/api/patients/{id}", get(read).put(update).delete(deactivate))
         .route("/api/patients/{id}/history", get(history))
-        .with_state(patients)
+        .route("/api/audit-events", get(audit_events))
+        .with_state(state)
+}
+
+/// The request body, read only after the caller is known to be allowed to send it.
+async fn body<T: serde::de::DeserializeOwned>(request: Request) -> Result<T> {
+    Ok(JsonBody::<T>::from_request(request, &()).await?.0)
 }
 
 /// The latest calendar date anywhere on earth (UTC+14): a baby born "today" in Kiribati is
@@ -103,8 +128,10 @@ fn if_match(headers: &HeaderMap, required: bool) -> Result<Option<i32>> {
 pub async fn register(
     State(patients): State<PatientRepository>,
     ctx: RequestContext,
-    JsonBody(input): JsonBody<PatientInput>,
+    request: Request,
 ) -> Result<Response> {
+    patients.authorize(&ctx, Action::Create, None).await?;
+    let input: PatientInput = body(request).await?;
     let draft = PatientDraft::parse(input, latest_today()).map_err(Error::Invalid)?;
     let patient = patients.register(draft, &ctx).await?;
     let headers = [(header::LOCATION, location(patient.id)), (header::ETAG, etag(patient.version))];
@@ -184,19 +211,7 @@ fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Curso
             Err(detail) => errors.push(FieldError::parameter("phone", detail)),
         }
     }
-    let limit = match present(params.limit) {
-        None => DEFAULT_PAGE_SIZE,
-        Some(raw) => match raw.parse::<u32>() {
-            Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                errors.push(FieldError::parameter(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_PAGE_SIZE}"),
-                ));
-                DEFAULT_PAGE_SIZE
-            }
-        },
-    };
+    let limit = kit::json::page_limit(params.limit.as_deref(), DEFAULT_PAGE_SIZE, &mut errors);
     let cursor = present(params.cursor).and_then(|raw| {
         let cursor = Cursor::decode(&raw);
         if cursor.is_none() {
@@ -224,6 +239,7 @@ pub async fn search(
     ctx: RequestContext,
     QueryParams(params): QueryParams<SearchParams>,
 ) -> Result<Json<PatientPage>> {
+    patients.authorize(&ctx, Action::Search, None).await?;
     let (filter, limit, cursor) = parse_search(params)?;
     let page = patients.search(&filter, limit, cursor.as_ref(), &ctx).await?;
     Ok(Json(PatientPage { items: page.items, next_cursor: page.next.map(|c| c.encode()) }))
@@ -245,6 +261,7 @@ pub async fn read(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> Result<Response> {
+    patients.authorize(&ctx, Action::Read, Uuid::parse_str(&id).ok()).await?;
     let id = patient_id(&id)?;
     Ok(with_etag(patients.get(id, &ctx).await?))
 }
@@ -272,11 +289,12 @@ pub async fn update(
     State(patients): State<PatientRepository>,
     ctx: RequestContext,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    JsonBody(input): JsonBody<PatientInput>,
+    request: Request,
 ) -> Result<Response> {
+    patients.authorize(&ctx, Action::Update, Uuid::parse_str(&id).ok()).await?;
     let id = patient_id(&id)?;
-    let expected = if_match(&headers, true)?;
+    let expected = if_match(request.headers(), true)?;
+    let input: PatientInput = body(request).await?;
     let draft = PatientDraft::parse(input, latest_today()).map_err(Error::Invalid)?;
     Ok(with_etag(patients.update(id, expected, draft, &ctx).await?))
 }
@@ -302,6 +320,7 @@ pub async fn deactivate(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
+    patients.authorize(&ctx, Action::Deactivate, Uuid::parse_str(&id).ok()).await?;
     let id = patient_id(&id)?;
     let expected = if_match(&headers, false)?;
     patients.deactivate(id, expected, &ctx).await?;
@@ -329,8 +348,105 @@ pub async fn history(
     ctx: RequestContext,
     Path(id): Path<String>,
 ) -> Result<Json<PatientHistory>> {
+    patients.authorize(&ctx, Action::History, Uuid::parse_str(&id).ok()).await?;
     let id = patient_id(&id)?;
     Ok(Json(PatientHistory { items: patients.history(id, &ctx).await? }))
+}
+
+/// Filters of the audit trail.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only rows about this patient.
+    #[param(value_type = Option<Uuid>)]
+    patient_id: Option<String>,
+    /// Only rows of this user (the `sub` of their token).
+    user_id: Option<String>,
+    /// Only rows at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<String>,
+    /// Only rows before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub items: Vec<AuditRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn parse_instant(raw: &str, name: &str, errors: &mut Vec<FieldError>) -> Option<OffsetDateTime> {
+    match OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339) {
+        Ok(at) => Some(at),
+        Err(_) => {
+            errors.push(FieldError::parameter(
+                name,
+                "must be an RFC 3339 instant such as 2026-01-31T08:00:00Z",
+            ));
+            None
+        }
+    }
+}
+
+fn parse_audit_params(params: AuditParams) -> Result<(AuditQuery, u32)> {
+    let mut errors = Vec::new();
+    let mut query = AuditQuery::default();
+    if let Some(raw) = present(params.patient_id) {
+        match Uuid::parse_str(&raw) {
+            Ok(id) => query.patient_id = Some(id),
+            Err(_) => errors.push(FieldError::parameter("patientId", "must be a UUID")),
+        }
+    }
+    query.actor_id = present(params.user_id);
+    query.from = present(params.from).and_then(|raw| parse_instant(&raw, "from", &mut errors));
+    query.to = present(params.to).and_then(|raw| parse_instant(&raw, "to", &mut errors));
+    if let Some(raw) = present(params.cursor) {
+        match raw.parse::<i64>() {
+            Ok(id) if id > 0 => query.before_id = Some(id),
+            _ => errors.push(FieldError::parameter("cursor", "is not a cursor this API returned")),
+        }
+    }
+    let limit = kit::json::page_limit(params.limit.as_deref(), 50, &mut errors);
+    if errors.is_empty() { Ok((query, limit)) } else { Err(Error::Invalid(errors)) }
+}
+
+/// The audit trail of patient records (admins): who did what to which record, when.
+#[utoipa::path(
+    get, path = "/api/audit-events", tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "One page, newest first", body = AuditPage),
+        (status = 403, description = "Not an admin", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid parameters", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn audit_events(
+    State(patients): State<PatientRepository>,
+    ctx: RequestContext,
+    QueryParams(params): QueryParams<AuditParams>,
+) -> Result<Json<AuditPage>> {
+    if !ctx.is_admin() {
+        return Err(Error::Problem(kit::auth::forbidden()));
+    }
+    let (query, limit) = parse_audit_params(params)?;
+    let mut items = audit::list(patients.pool(), &query, limit + 1).await?;
+    let next_cursor = if items.len() > limit as usize {
+        items.truncate(limit as usize);
+        items.last().map(|r| r.id.to_string())
+    } else {
+        None
+    };
+    Ok(Json(AuditPage { items, next_cursor }))
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@ pub mod repository;
 
 use axum::Router;
 use kit::{
+    auth::Verifier,
     config::HttpConfig,
     health::{self, Readiness},
 };
@@ -46,13 +47,13 @@ pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
     kit::db::migrate(pool, SCHEMA, &MIGRATOR).await
 }
 
-/// The API routes alone (for composing several services behind one listener).
-pub fn routes(pool: PgPool) -> Router {
-    http::router(PatientRepository::new(pool))
+/// The API routes alone. Every request must carry an access token `verifier` accepts.
+pub fn routes(pool: PgPool, verifier: Verifier) -> Router {
+    http::router(http::PatientsState { patients: PatientRepository::new(pool), verifier })
 }
 
 /// The whole service: API, health, metrics and the shared layers.
-pub fn app(pool: PgPool, config: &HttpConfig) -> Router {
+pub fn app(pool: PgPool, verifier: Verifier, config: &HttpConfig) -> Router {
     let readiness = Readiness::default().with(health::Database(pool.clone()));
-    kit::http::app("patients", routes(pool), readiness, config)
+    kit::http::app("patients", routes(pool, verifier), readiness, config)
 }

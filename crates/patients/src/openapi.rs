@@ -4,8 +4,9 @@ use kit::{FieldError, Problem};
 use utoipa::OpenApi;
 
 use crate::{
+    audit::AuditRecord,
     domain::{Address, Patient, PatientInput, Sex},
-    http::{PatientHistory, PatientPage},
+    http::{AuditPage, PatientHistory, PatientPage},
     repository::PatientVersion,
 };
 
@@ -18,8 +19,11 @@ use crate::{
         crate::http::update,
         crate::http::deactivate,
         crate::http::history,
+        crate::http::audit_events,
     ),
-    components(schemas(Patient, PatientInput, Address, Sex, PatientPage, PatientHistory, PatientVersion, Problem, FieldError)),
-    tags((name = "patients", description = "Patient records: registration, search, updates, history"))
+    components(schemas(Patient, PatientInput, Address, Sex, PatientPage, PatientHistory, PatientVersion, Problem,
+                       FieldError, AuditPage, AuditRecord)),
+    tags((name = "patients", description = "Patient records: registration, search, updates, history"),
+         (name = "audit", description = "Who saw or changed which patient record"))
 )]
 pub struct PatientsApi;

@@ -175,6 +175,29 @@ impl PatientRepository {
         &self.pool
     }
 
+    /// Records an attempt the caller's roles do not allow and returns the 403 to answer.
+    pub async fn deny(&self, ctx: &RequestContext, action: Action, patient_id: Option<Uuid>) -> Error {
+        tracing::warn!(
+            action = action.as_str(),
+            actor = ctx.actor_id.as_deref().unwrap_or("-"),
+            "access denied"
+        );
+        match self.audit.record(AuditEvent::new(ctx, action, patient_id, "denied")).await {
+            Ok(()) => Error::Problem(kit::auth::forbidden()),
+            Err(err) => err,
+        }
+    }
+
+    /// 403 (audited) unless the caller may do `action`.
+    pub async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        action: Action,
+        patient_id: Option<Uuid>,
+    ) -> Result<()> {
+        if ctx.may(action) { Ok(()) } else { Err(self.deny(ctx, action, patient_id).await) }
+    }
+
     /// Registers a new patient: allocates its MRN and writes version 1 and the audit row.
     pub async fn register(&self, draft: PatientDraft, ctx: &RequestContext) -> Result<Patient> {
         let mut tx = self.pool.begin().await?;

@@ -1,4 +1,4 @@
-use kit::config::HttpConfig;
+use kit::{auth::Role, config::HttpConfig, testing::TestTokens};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
@@ -8,6 +8,7 @@ pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
     pub pool: PgPool,
+    pub tokens: TestTokens,
 }
 
 impl TestApp {
@@ -23,9 +24,28 @@ impl TestApp {
     pub async fn serve(pool: PgPool) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = patients::app(pool.clone(), &HttpConfig::ephemeral());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        Self { base, client: reqwest::Client::new(), pool }
+        let tokens = TestTokens::new();
+        let app = patients::app(pool.clone(), tokens.verifier.clone(), &HttpConfig::ephemeral());
+        tokio::spawn(kit::http::serve(listener, app, std::future::pending()));
+        let token = tokens.token("admin-1", &[Role::Admin]);
+        let client = reqwest::Client::builder()
+            .default_headers(reqwest::header::HeaderMap::from_iter([(
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {token}").parse().expect("header"),
+            )]))
+            .build()
+            .expect("client");
+        Self { base, client, pool, tokens }
+    }
+
+    /// A client whose requests carry a token for `user` with `roles` (or none at all).
+    pub fn client_as(&self, user: &str, roles: &[Role]) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if !roles.is_empty() {
+            let value = format!("Bearer {}", self.tokens.token(user, roles));
+            headers.insert(reqwest::header::AUTHORIZATION, value.parse().expect("header"));
+        }
+        reqwest::Client::builder().default_headers(headers).build().expect("client")
     }
 
     pub fn url(&self, path: &str) -> String {

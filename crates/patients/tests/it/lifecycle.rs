@@ -197,6 +197,12 @@ async fn every_access_is_audited_without_identifying_data() {
     );
     assert_eq!(rows[0].4.as_deref(), Some("req-audit-1"));
     assert!(rows.iter().all(|r| r.4.is_some()), "every row has a request id");
+    let actors: Vec<(Option<String>, Vec<String>)> =
+        sqlx::query_as("SELECT actor_id, actor_roles FROM audit_events")
+            .fetch_all(&app.pool)
+            .await
+            .expect("actors");
+    assert!(actors.iter().all(|(id, roles)| id.as_deref() == Some("admin-1") && roles == &["admin"]));
     let search = &rows[4];
     assert_eq!(search.1, None);
     assert_eq!(search.3["filters"], json!(["name", "birthDate"]));

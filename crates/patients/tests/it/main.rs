@@ -1,6 +1,7 @@
 //! Integration tests of the patients service: the real service on a random port, a fresh
 //! PostgreSQL database per test, driven over HTTP like a client would.
 
+mod access;
 mod helpers;
 mod lifecycle;
 mod search;

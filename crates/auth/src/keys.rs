@@ -1,0 +1,158 @@
+//! The Ed25519 keys that sign access tokens, stored in the `signing_keys` table.
+//!
+//! The newest key without `retired_at` signs. Rotating (`pms rotate-signing-key`) retires the
+//! active key and creates a new one in one transaction; every auth replica reloads keys every
+//! [`RELOAD_INTERVAL`], and the JWKS keeps publishing a retired key until every token it
+//! signed has expired, so services verifying with a cached JWKS never see a gap: a token
+//! signed by the new key names a key id they do not know, which makes them refetch.
+
+use std::{
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use jsonwebtoken::jwk::JwkSet;
+use kit::auth::{SigningKey, TokenSettings, Verifier, public_jwk};
+use serde_json::{Value, json};
+use sqlx::{PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
+
+use crate::error::{Error, Result};
+
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+
+struct Loaded {
+    active: SigningKey,
+    jwks: Value,
+    verifier: Verifier,
+}
+
+/// The signing keys, as last loaded from the database.
+#[derive(Clone)]
+pub struct KeyStore {
+    pool: PgPool,
+    /// Retired keys stay published this long (the access token lifetime plus leeway).
+    publish_retired_for: Duration,
+    settings: TokenSettings,
+    loaded: Arc<RwLock<Loaded>>,
+}
+
+fn internal(e: impl std::fmt::Display) -> Error {
+    Error::Internal(e.to_string())
+}
+
+async fn lock(tx: &mut Transaction<'_, Postgres>) -> Result<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('pms.auth.signing_keys'))").execute(&mut **tx).await?;
+    Ok(())
+}
+
+async fn insert_new_key(tx: &mut Transaction<'_, Postgres>) -> Result<String> {
+    let kid = format!("pms-{}", uuid::Uuid::now_v7().simple());
+    let (key, pkcs8) = SigningKey::generate(kid.clone()).map_err(|_| internal("key generation failed"))?;
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, now())",
+    )
+    .bind(&kid)
+    .bind(pkcs8)
+    .bind(&key.public)
+    .execute(&mut **tx)
+    .await?;
+    Ok(kid)
+}
+
+impl KeyStore {
+    /// Loads the keys, creating the first one if there is none.
+    pub async fn load(pool: PgPool, settings: TokenSettings, access_ttl: Duration) -> Result<Self> {
+        let mut tx = pool.begin().await?;
+        lock(&mut tx).await?;
+        let active: Option<String> =
+            sqlx::query_scalar("SELECT kid FROM signing_keys WHERE retired_at IS NULL LIMIT 1")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if active.is_none() {
+            let kid = insert_new_key(&mut tx).await?;
+            tracing::info!(kid, "created the first token signing key");
+        }
+        tx.commit().await?;
+        let publish_retired_for = access_ttl + Duration::from_secs(kit::auth::LEEWAY_SECONDS + 60);
+        let loaded = Self::read(&pool, &settings, publish_retired_for).await?;
+        Ok(Self { pool, publish_retired_for, settings, loaded: Arc::new(RwLock::new(loaded)) })
+    }
+
+    /// Retires the active key and creates a new one; returns the new key id.
+    pub async fn rotate(pool: &PgPool) -> Result<String> {
+        let mut tx = pool.begin().await?;
+        lock(&mut tx).await?;
+        sqlx::query("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
+            .execute(&mut *tx)
+            .await?;
+        let kid = insert_new_key(&mut tx).await?;
+        tx.commit().await?;
+        Ok(kid)
+    }
+
+    async fn read(pool: &PgPool, settings: &TokenSettings, publish_retired_for: Duration) -> Result<Loaded> {
+        let cutoff = OffsetDateTime::now_utc() - publish_retired_for;
+        #[derive(sqlx::FromRow)]
+        struct KeyRow {
+            kid: String,
+            private_key: Vec<u8>,
+            public_key: Vec<u8>,
+            retired_at: Option<OffsetDateTime>,
+        }
+        let rows: Vec<KeyRow> = sqlx::query_as(
+            "SELECT kid, private_key, public_key, retired_at FROM signing_keys
+             WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC",
+        )
+        .bind(cutoff)
+        .fetch_all(pool)
+        .await?;
+        let newest =
+            rows.iter().find(|r| r.retired_at.is_none()).ok_or_else(|| internal("no active signing key"))?;
+        let active = SigningKey::from_pkcs8(newest.kid.clone(), &newest.private_key)
+            .map_err(|_| internal("unreadable signing key"))?;
+        let jwks =
+            json!({ "keys": rows.iter().map(|r| public_jwk(&r.kid, &r.public_key)).collect::<Vec<_>>() });
+        let set: JwkSet = serde_json::from_value(jwks.clone()).map_err(internal)?;
+        Ok(Loaded { active, verifier: Verifier::from_jwks(&set, settings.clone()), jwks })
+    }
+
+    /// Re-reads the keys (picks up rotations made by another process).
+    pub async fn reload(&self) -> Result<()> {
+        let loaded = Self::read(&self.pool, &self.settings, self.publish_retired_for).await?;
+        if let Ok(mut slot) = self.loaded.write() {
+            *slot = loaded;
+        }
+        Ok(())
+    }
+
+    /// Reloads every [`RELOAD_INTERVAL`] until the process ends.
+    pub fn spawn_reloader(&self) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RELOAD_INTERVAL).await;
+                if let Err(err) = store.reload().await {
+                    tracing::warn!(error = %err, "cannot reload signing keys");
+                }
+            }
+        });
+    }
+
+    pub fn active(&self) -> Result<SigningKey> {
+        self.loaded.read().map(|l| l.active.clone()).map_err(|_| internal("key store poisoned"))
+    }
+
+    /// The published public keys (JWKS document).
+    pub fn jwks(&self) -> Value {
+        self.loaded.read().map(|l| l.jwks.clone()).unwrap_or_else(|_| json!({ "keys": [] }))
+    }
+
+    /// A verifier for tokens signed by the published keys.
+    pub fn verifier(&self) -> Verifier {
+        match self.loaded.read() {
+            Ok(l) => l.verifier.clone(),
+            Err(_) => Verifier::from_jwks(&JwkSet { keys: Vec::new() }, self.settings.clone()),
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Users: who may log in, with which roles.
+
+use kit::{FieldError, auth::Role};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    error::{Error, Result},
+    passwords,
+};
+
+const COLUMNS: &str = "id, email, display_name, roles, enabled, created_at, updated_at";
+
+/// A user as the API shows it (never with its password hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: Uuid,
+    pub email: String,
+    pub display_name: String,
+    pub roles: Vec<Role>,
+    pub enabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: Uuid,
+    email: String,
+    display_name: String,
+    roles: Vec<String>,
+    enabled: bool,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<UserRow> for User {
+    fn from(row: UserRow) -> Self {
+        User {
+            id: row.id,
+            email: row.email,
+            display_name: row.display_name,
+            roles: row.roles.iter().filter_map(|r| Role::parse(r)).collect(),
+            enabled: row.enabled,
+            created_at: row.created_at,
+            updated_at: row.updated_at,
+        }
+    }
+}
+
+/// What an admin sends to create a user.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewUser {
+    #[schema(example = "frontdesk@clinic.example")]
+    pub email: String,
+    #[schema(example = "Front Desk")]
+    pub display_name: String,
+    /// 12 to 128 characters.
+    pub password: String,
+    pub roles: Vec<Role>,
+}
+
+/// What an admin may change; absent members stay as they are.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct UserPatch {
+    pub display_name: Option<String>,
+    pub roles: Option<Vec<Role>>,
+    /// A disabled user cannot log in, and its refresh tokens stop working.
+    pub enabled: Option<bool>,
+}
+
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+fn check_display_name(name: &str, errors: &mut Vec<FieldError>) {
+    let length = name.trim().chars().count();
+    if length == 0 || length > 100 || name.chars().any(char::is_control) {
+        errors
+            .push(FieldError::body("/displayName", "must be 1 to 100 characters without control characters"));
+    }
+}
+
+fn check_roles(roles: &[Role], errors: &mut Vec<FieldError>) {
+    if roles.is_empty() {
+        errors.push(FieldError::body("/roles", "must name at least one role"));
+    }
+}
+
+impl NewUser {
+    pub fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        if email_address::EmailAddress::parse_with_options(self.email.trim(), Default::default()).is_err() {
+            errors.push(FieldError::body("/email", "must be a valid email address"));
+        }
+        check_display_name(&self.display_name, &mut errors);
+        errors.extend(passwords::check_policy(&self.password, "/password"));
+        check_roles(&self.roles, &mut errors);
+        if errors.is_empty() { Ok(()) } else { Err(Error::Invalid(errors)) }
+    }
+}
+
+impl UserPatch {
+    pub fn validate(&self) -> Result<()> {
+        let mut errors = Vec::new();
+        if let Some(name) = &self.display_name {
+            check_display_name(name, &mut errors);
+        }
+        if let Some(roles) = &self.roles {
+            check_roles(roles, &mut errors);
+        }
+        if errors.is_empty() { Ok(()) } else { Err(Error::Invalid(errors)) }
+    }
+}
+
+fn role_names(roles: &[Role]) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = roles.iter().map(|r| r.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+#[derive(Clone)]
+pub struct UserRepository {
+    pool: PgPool,
+}
+
+impl UserRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// Creates a user whose password is already hashed.
+    pub async fn create(&self, user: &NewUser, password_hash: &str) -> Result<User> {
+        let row: UserRow = sqlx::query_as(&format!(
+            "INSERT INTO users (id, email, email_key, display_name, password_hash, roles, enabled, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, true, now(), now()) RETURNING {COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(user.email.trim())
+        .bind(email_key(&user.email))
+        .bind(user.display_name.trim())
+        .bind(password_hash)
+        .bind(role_names(&user.roles))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| match kit::db::violated_constraint(&e) {
+            Some("users_email_key_key") => Error::DuplicateEmail,
+            _ => Error::Database(e),
+        })?;
+        Ok(row.into())
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<User> {
+        let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(User::from).ok_or(Error::NotFound)
+    }
+
+    /// The user and its password hash, by email (any case).
+    pub async fn find_for_login(&self, email: &str) -> Result<Option<(User, String)>> {
+        #[derive(sqlx::FromRow)]
+        struct Row {
+            #[sqlx(flatten)]
+            user: UserRow,
+            password_hash: String,
+        }
+        let row: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_key = $1"))
+                .bind(email_key(email))
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|r| (r.user.into(), r.password_hash)))
+    }
+
+    pub async fn password_hash(&self, id: Uuid) -> Result<String> {
+        sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// Users ordered by email, after `after_email` (keyset paging).
+    pub async fn list(&self, limit: u32, after_email: Option<&str>) -> Result<Vec<User>> {
+        let rows: Vec<UserRow> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM users WHERE ($1::text IS NULL OR email_key > $1) ORDER BY email_key LIMIT $2"
+        ))
+        .bind(after_email)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(User::from).collect())
+    }
+
+    /// Applies `patch`; disabling a user also revokes all its refresh tokens, in the same
+    /// transaction.
+    pub async fn update(&self, id: Uuid, patch: &UserPatch) -> Result<User> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<UserRow> = sqlx::query_as(&format!(
+            "UPDATE users SET display_name = coalesce($2, display_name), roles = coalesce($3, roles),
+                              enabled = coalesce($4, enabled), updated_at = now()
+             WHERE id = $1 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(patch.display_name.as_deref().map(str::trim))
+        .bind(patch.roles.as_deref().map(role_names))
+        .bind(patch.enabled)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let user = User::from(row.ok_or(Error::NotFound)?);
+        if patch.enabled == Some(false) {
+            crate::tokens::revoke_user(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Sets a new password hash and revokes the user's refresh tokens (every session must log
+    /// in again with the new password).
+    pub async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
+            .bind(id)
+            .bind(password_hash)
+            .execute(&mut *tx)
+            .await?;
+        crate::tokens::revoke_user(&mut tx, id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Creates the first admin if there are no users at all; never touches existing users.
+    /// Returns whether it created one. Safe with several replicas starting at once.
+    pub async fn bootstrap_admin(&self, email: &str, password: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('pms.auth.bootstrap'))").execute(&mut *tx).await?;
+        let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(&mut *tx).await?;
+        if any {
+            return Ok(false);
+        }
+        let hash = passwords::hash(password.to_owned()).await?;
+        sqlx::query(
+            "INSERT INTO users (id, email, email_key, display_name, password_hash, roles, enabled, created_at, updated_at)
+             VALUES ($1, $2, $3, 'Administrator', $4, '{admin}', true, now(), now())",
+        )
+        .bind(Uuid::now_v7())
+        .bind(email.trim())
+        .bind(email_key(email))
+        .bind(hash)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub async fn any_users(&self) -> Result<bool> {
+        Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(&self.pool).await?)
+    }
+}

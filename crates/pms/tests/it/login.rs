@@ -1,0 +1,235 @@
+//! Login, token lifecycle and brute-force limits, through the gateway.
+
+use std::time::{Duration, Instant};
+
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use kit::auth::{Claims, Role};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::system::{ADMIN_EMAIL, ADMIN_PASSWORD, TestSystem, expect_problem};
+
+#[tokio::test]
+async fn login_answers_a_token_pair_and_failures_look_alike() {
+    let system = TestSystem::start().await;
+    let pair = system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(pair["tokenType"], "Bearer");
+    assert_eq!(pair["expiresIn"], 900);
+    assert!(pair["refreshToken"].as_str().is_some_and(|t| t.len() >= 43));
+    // Email case does not matter.
+    assert_eq!(system.login("ADMIN@test.example", ADMIN_PASSWORD).await.status(), StatusCode::OK);
+
+    let timed = |email: &'static str| {
+        let system = &system;
+        async move {
+            let started = Instant::now();
+            let response = system.login(email, "wrong-password-123").await;
+            (started.elapsed(), response)
+        }
+    };
+    let mut wrong_password = Vec::new();
+    let mut unknown_email = Vec::new();
+    for _ in 0..3 {
+        let (t, r) = timed(ADMIN_EMAIL).await;
+        wrong_password.push((t, expect_problem(r, StatusCode::UNAUTHORIZED).await));
+        let (t, r) = timed("nobody@test.example").await;
+        unknown_email.push((t, expect_problem(r, StatusCode::UNAUTHORIZED).await));
+    }
+    // The same answer, so nobody learns which accounts exist...
+    assert_eq!(wrong_password[0].1, unknown_email[0].1);
+    // ...in about the same time: an unknown email is checked against a dummy hash, so it is
+    // never the fast path (without it: ~1 ms against tens of ms for Argon2).
+    let median = |v: &mut Vec<(Duration, Value)>| {
+        v.sort_by_key(|x| x.0);
+        v[1].0
+    };
+    let (wrong, unknown) = (median(&mut wrong_password), median(&mut unknown_email));
+    assert!(unknown * 2 >= wrong, "unknown email {unknown:?} vs wrong password {wrong:?}");
+}
+
+async fn refresh(system: &TestSystem, token: &str) -> reqwest::Response {
+    system
+        .client
+        .post(system.url("/auth/refresh"))
+        .json(&json!({ "refreshToken": token }))
+        .send()
+        .await
+        .expect("request")
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_reuse_revokes_the_whole_family() {
+    let system = TestSystem::start().await;
+    let first = system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let r1 = first["refreshToken"].as_str().expect("token");
+    let response = refresh(&system, r1).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let second: Value = response.json().await.expect("json");
+    let r2 = second["refreshToken"].as_str().expect("token");
+    assert_ne!(r1, r2);
+    let access = second["accessToken"].as_str().expect("token");
+    assert_eq!(system.get("/auth/validate", access).await.status(), StatusCode::OK);
+
+    // r1 again: somebody replays it. Both r1 and the legitimate r2 stop working.
+    expect_problem(refresh(&system, r1).await, StatusCode::UNAUTHORIZED).await;
+    expect_problem(refresh(&system, r2).await, StatusCode::UNAUTHORIZED).await;
+    // Another login is a new family and works.
+    let other = system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(
+        refresh(&system, other["refreshToken"].as_str().expect("token")).await.status(),
+        StatusCode::OK
+    );
+    expect_problem(refresh(&system, "made-up-token").await, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn logout_revokes_the_refresh_token() {
+    let system = TestSystem::start().await;
+    let pair = system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let token = pair["refreshToken"].as_str().expect("token");
+    let response = system
+        .client
+        .post(system.url("/auth/logout"))
+        .json(&json!({ "refreshToken": token }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    expect_problem(refresh(&system, token).await, StatusCode::UNAUTHORIZED).await;
+}
+
+fn claims(aud: &str, exp_in: i64) -> Claims {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs() as i64;
+    Claims {
+        iss: "pms-auth".into(),
+        aud: aud.into(),
+        sub: "01890a5d-ac96-774b-bcce-b302099a8057".into(),
+        roles: vec![Role::Admin],
+        iat: now - 120,
+        exp: now + exp_in,
+        jti: "t".into(),
+    }
+}
+
+#[tokio::test]
+async fn validate_accepts_only_valid_tokens() {
+    let system = TestSystem::start().await;
+    let valid = system.admin_token().await;
+    let response = system.get("/auth/validate", &valid).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let info: Value = response.json().await.expect("json");
+    assert_eq!(info["roles"], json!(["admin"]));
+
+    let key = system.system.auth.keys.active().expect("key");
+    let expired = key.sign(&claims("pms", -60)).expect("sign");
+    let wrong_audience = key.sign(&claims("another-app", 600)).expect("sign");
+    let parts: Vec<&str> = valid.split('.').collect();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json");
+    payload["roles"] = json!(["admin", "billing"]);
+    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload.to_string()), parts[2]);
+    let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+    let foreign = kit::testing::TestTokens::new().token("someone", &[Role::Admin]);
+    for (what, token) in [
+        ("expired", expired),
+        ("wrong audience", wrong_audience),
+        ("tampered", tampered),
+        ("alg none", none),
+        ("foreign key", foreign),
+    ] {
+        let response = system.get("/auth/validate", &token).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what}");
+        // The gateway refuses the same token before any service sees it.
+        let response = system.get("/api/patients", &token).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{what} through the gateway");
+    }
+    let response = system.client.get(system.url("/auth/validate")).send().await.expect("request");
+    expect_problem(response, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn five_failures_lock_an_account_until_the_window_passes() {
+    let system = TestSystem::start_with(|auth, _| auth.limits.window = Duration::from_secs(3)).await;
+    // Failures followed by a success do not count any more.
+    for _ in 0..4 {
+        expect_problem(system.login(ADMIN_EMAIL, "wrong-password-123").await, StatusCode::UNAUTHORIZED).await;
+    }
+    system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    for _ in 0..5 {
+        expect_problem(system.login(ADMIN_EMAIL, "wrong-password-123").await, StatusCode::UNAUTHORIZED).await;
+    }
+    // Locked: even the right password is refused, with a Retry-After.
+    let response = system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let retry_after: u64 =
+        response.headers()["retry-after"].to_str().expect("header").parse().expect("seconds");
+    assert!((1..=4).contains(&retry_after), "{retry_after}");
+    expect_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    assert_eq!(system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn too_many_failures_from_one_address_pause_its_logins() {
+    let system = TestSystem::start_with(|auth, _| auth.limits.per_address = 4).await;
+    for i in 0..4 {
+        let response = system.login(&format!("guess{i}@test.example"), "wrong-password-123").await;
+        expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    }
+    expect_problem(system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
+async fn the_first_admin_is_created_once_and_never_reset() {
+    let system = TestSystem::start().await;
+    let mut config = crate::system::auth_config();
+    config.admin = Some(auth::AdminBootstrap {
+        email: "other@test.example".into(),
+        password: "another-password-1".into(),
+    });
+    // A restart with other bootstrap settings changes nothing.
+    auth::start(system.auth_pool.clone(), config).await.expect("restart");
+    let users: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&system.auth_pool).await.expect("count");
+    assert_eq!(users, 1);
+    assert_eq!(system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(), StatusCode::OK);
+    expect_problem(system.login("other@test.example", "another-password-1").await, StatusCode::UNAUTHORIZED)
+        .await;
+    // Without bootstrap settings, a database with no users refuses to start.
+    let empty = kit::testing::fresh_database().await;
+    let pool = auth::connect_with(empty, &kit::db::DbConfig::with_url("unused")).await.expect("connect");
+    auth::migrate(&pool).await.expect("migrate");
+    let mut config = crate::system::auth_config();
+    config.admin = None;
+    assert!(auth::start(pool, config).await.is_err());
+}
+
+#[tokio::test]
+async fn signing_keys_rotate_without_downtime() {
+    let system = TestSystem::start().await;
+    let old_token = system.admin_token().await;
+    assert_eq!(system.get("/api/patients", &old_token).await.status(), StatusCode::OK);
+    let new_kid = auth::KeyStore::rotate(&system.auth_pool).await.expect("rotate");
+    system.system.auth.keys.reload().await.expect("reload");
+
+    let new_token = system.admin_token().await;
+    let header: Value = serde_json::from_slice(
+        &URL_SAFE_NO_PAD.decode(new_token.split('.').next().expect("header")).expect("b64"),
+    )
+    .expect("json");
+    assert_eq!(header["kid"], new_kid.as_str());
+    let jwks: Value = system
+        .client
+        .get(system.url("/.well-known/jwks.json"))
+        .send()
+        .await
+        .expect("jwks")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(jwks["keys"].as_array().expect("keys").len(), 2, "the retired key stays published");
+    // The gateway and the patients service learn the new key on first sight; the old token
+    // keeps working until it expires.
+    assert_eq!(system.get("/api/patients", &new_token).await.status(), StatusCode::OK);
+    assert_eq!(system.get("/api/patients", &old_token).await.status(), StatusCode::OK);
+}

@@ -1,0 +1,134 @@
+//! User administration, through the gateway.
+
+use kit::auth::Role;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::system::{TestSystem, expect_problem};
+
+#[tokio::test]
+async fn admins_create_list_and_change_users() {
+    let system = TestSystem::start().await;
+    let admin = system.admin_token().await;
+    let (id, email, password) = system.create_user("nurse", &[Role::Clinician]).await;
+
+    let body = json!({ "email": email.to_uppercase(), "displayName": "Twin", "password": "another-password", "roles": ["clinician"] });
+    let response = system
+        .client
+        .post(system.url("/api/users"))
+        .bearer_auth(&admin)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    expect_problem(response, StatusCode::CONFLICT).await;
+    let bad = json!({ "email": "x", "displayName": "", "password": "short", "roles": [] });
+    let response = system
+        .client
+        .post(system.url("/api/users"))
+        .bearer_auth(&admin)
+        .json(&bad)
+        .send()
+        .await
+        .expect("request");
+    let problem = expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+    assert_eq!(problem["errors"].as_array().expect("errors").len(), 4);
+    let unknown_role = json!({ "email": "a@b.example", "displayName": "A", "password": "long-enough-pass", "roles": ["wizard"] });
+    let response = system
+        .client
+        .post(system.url("/api/users"))
+        .bearer_auth(&admin)
+        .json(&unknown_role)
+        .send()
+        .await
+        .expect("request");
+    expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
+
+    let page: Value = system.get("/api/users?limit=1", &admin).await.json().await.expect("json");
+    assert_eq!(page["items"].as_array().expect("items").len(), 1);
+    let next = page["nextCursor"].as_str().expect("cursor");
+    let rest: Value =
+        system.get(&format!("/api/users?limit=10&cursor={next}"), &admin).await.json().await.expect("json");
+    assert_eq!(rest["items"].as_array().expect("items").len(), 1);
+    assert!(page["items"][0].get("passwordHash").is_none());
+
+    let response = system
+        .client
+        .patch(system.url(&format!("/api/users/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({ "roles": ["clinician", "receptionist"] }))
+        .send()
+        .await
+        .expect("request");
+    let user: Value = response.json().await.expect("json");
+    assert_eq!(user["roles"], json!(["clinician", "receptionist"]));
+    let token = system.tokens(&email, &password).await["accessToken"].as_str().expect("token").to_owned();
+    let info: Value = system.get("/auth/validate", &token).await.json().await.expect("json");
+    assert_eq!(info["roles"], json!(["clinician", "receptionist"]));
+}
+
+#[tokio::test]
+async fn only_admins_manage_users() {
+    let system = TestSystem::start().await;
+    let receptionist = system.token_for("front", &[Role::Receptionist]).await;
+    expect_problem(system.get("/api/users", &receptionist).await, StatusCode::FORBIDDEN).await;
+    let body = json!({ "email": "x@test.example", "displayName": "X", "password": "long-enough-pass", "roles": ["admin"] });
+    let response = system
+        .client
+        .post(system.url("/api/users"))
+        .bearer_auth(&receptionist)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    expect_problem(response, StatusCode::FORBIDDEN).await;
+}
+
+#[tokio::test]
+async fn a_disabled_user_can_neither_log_in_nor_refresh() {
+    let system = TestSystem::start().await;
+    let (id, email, password) = system.create_user("leaver", &[Role::Receptionist]).await;
+    let pair = system.tokens(&email, &password).await;
+    let admin = system.admin_token().await;
+    let response = system
+        .client
+        .patch(system.url(&format!("/api/users/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({ "enabled": false }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+    let refresh = json!({ "refreshToken": pair["refreshToken"] });
+    let response =
+        system.client.post(system.url("/auth/refresh")).json(&refresh).send().await.expect("request");
+    expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    expect_problem(system.login(&email, &password).await, StatusCode::UNAUTHORIZED).await;
+}
+
+#[tokio::test]
+async fn users_change_their_own_password() {
+    let system = TestSystem::start().await;
+    let (_, email, password) = system.create_user("changer", &[Role::Clinician]).await;
+    let token = system.tokens(&email, &password).await["accessToken"].as_str().expect("token").to_owned();
+    let change = |current: &str, new: &str| {
+        system
+            .client
+            .post(system.url("/api/users/me/password"))
+            .bearer_auth(&token)
+            .json(&json!({ "currentPassword": current, "newPassword": new }))
+            .send()
+    };
+    let problem = expect_problem(
+        change("not-my-password", "brand-new-password").await.expect("request"),
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["pointer"], "/currentPassword");
+    assert_eq!(
+        change(&password, "brand-new-password").await.expect("request").status(),
+        StatusCode::NO_CONTENT
+    );
+    expect_problem(system.login(&email, &password).await, StatusCode::UNAUTHORIZED).await;
+    assert_eq!(system.login(&email, "brand-new-password").await.status(), StatusCode::OK);
+}
