@@ -8,10 +8,10 @@ use axum::{extract::MatchedPath, http::Request};
 use tracing::Span;
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
-/// Installs the global subscriber. `PMS_LOG` filters (default `info`); `PMS_LOG_FORMAT=text`
+/// Installs the global subscriber. `PMS_LOG` filters (default `info,sqlx=warn`); `PMS_LOG_FORMAT=text`
 /// prints for humans instead of JSON. Safe to call more than once.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("PMS_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("PMS_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
     let text = std::env::var("PMS_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("text"));
     let registry = tracing_subscriber::registry().with(filter);
     let result = if text {
