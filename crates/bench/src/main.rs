@@ -54,6 +54,22 @@ struct Args {
 struct Outcome {
     latencies: Vec<Duration>,
     errors: usize,
+    /// What went wrong the first time, for the report.
+    first_error: Option<String>,
+}
+
+impl Outcome {
+    async fn failed(&mut self, answer: Result<reqwest::Response, reqwest::Error>) {
+        self.errors += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(match answer {
+                Ok(response) => {
+                    format!("{} {}", response.status(), response.text().await.unwrap_or_default())
+                }
+                Err(err) => err.to_string(),
+            });
+        }
+    }
 }
 
 struct Report {
@@ -67,6 +83,9 @@ struct Report {
 
 impl Report {
     fn new(name: &'static str, outcomes: Vec<Outcome>, elapsed: Duration) -> Self {
+        if let Some(error) = outcomes.iter().find_map(|o| o.first_error.as_ref()) {
+            eprintln!("{name}: first failure: {error}");
+        }
         let mut latencies: Vec<Duration> =
             outcomes.iter().flat_map(|o| o.latencies.iter().copied()).collect();
         latencies.sort();
@@ -131,7 +150,7 @@ async fn create_all(client: &reqwest::Client, args: &Args) -> anyhow::Result<(Re
                             ids.push(id.to_owned());
                         }
                     }
-                    _ => outcome.errors += 1,
+                    answer => outcome.failed(answer).await,
                 }
             }
             (outcome, ids)
@@ -173,7 +192,7 @@ where
                         let _ = r.bytes().await;
                         outcome.latencies.push(sent.elapsed());
                     }
-                    _ => outcome.errors += 1,
+                    answer => outcome.failed(answer).await,
                 }
             }
             outcome
@@ -189,13 +208,29 @@ where
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let client = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
-    client
+    let anonymous = reqwest::Client::new();
+    anonymous
         .get(format!("{}/health/ready", args.base_url))
         .send()
         .await
         .context("is pms up?")?
         .error_for_status()?;
+    let login: Value = anonymous
+        .post(format!("{}/auth/login", args.base_url))
+        .json(&json!({ "email": args.email, "password": args.password }))
+        .send()
+        .await?
+        .error_for_status()
+        .context("cannot log in")?
+        .json()
+        .await?;
+    let token = login["accessToken"].as_str().context("no access token")?;
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {token}").parse()?);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .default_headers(headers)
+        .build()?;
 
     eprintln!("registering {} patients at concurrency {} ...", args.patients, args.concurrency);
     let (create, ids) = create_all(&client, &args).await?;
