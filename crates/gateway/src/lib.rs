@@ -164,6 +164,7 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
     }
     let mut response = forward(&gateway, &route, request, peer).await;
     gateway.limits.headers(&decision, response.headers_mut());
+    response.extensions_mut().insert(kit::metrics::RouteLabel(format!("{}/*", route.prefix)));
     response
 }
 

@@ -35,6 +35,10 @@ pub fn handle() -> &'static PrometheusHandle {
     })
 }
 
+/// A route label set on a response by a handler that does its own routing.
+#[derive(Debug, Clone)]
+pub struct RouteLabel(pub String);
+
 /// Middleware: counts and times each request by service, method, route template and status.
 pub async fn track(service: &'static str, req: Request, next: Next) -> Response {
     let route = req
@@ -45,6 +49,8 @@ pub async fn track(service: &'static str, req: Request, next: Next) -> Response 
     let method = req.method().as_str().to_owned();
     let started = Instant::now();
     let response = next.run(req).await;
+    // A handler that routes by itself (the gateway's proxy) names its route on the response.
+    let route = response.extensions().get::<RouteLabel>().map(|l| l.0.clone()).unwrap_or(route);
     let labels = [
         ("service", service.to_owned()),
         ("method", method),

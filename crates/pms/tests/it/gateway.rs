@@ -70,6 +70,14 @@ async fn request_ids_and_trace_context_travel_to_the_service() {
     let seen: Value = response.json().await.expect("json");
     assert_eq!(seen["x-request-id"], created.as_str(), "one id is created and passed on");
     assert!(seen["traceparent"].as_str().is_some_and(|t| t.len() == 55));
+
+    // Proxied requests are counted under their route, not as unmatched.
+    let metrics =
+        system.client.get(system.url("/metrics")).send().await.expect("request").text().await.expect("text");
+    assert!(
+        metrics.lines().any(|l| l.contains("service=\"gateway\"") && l.contains("route=\"/echo/*\"")),
+        "{metrics}"
+    );
 }
 
 #[tokio::test]
