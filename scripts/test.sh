@@ -18,4 +18,13 @@ if [ -z "${PMS_TEST_DATABASE_URL:-}" ]; then
 fi
 
 cd "$ROOT"
-cargo test --workspace --locked "$@"
+# Unit and integration tests (the crates have no doc-tests); then one summary line.
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --lib --bins --tests "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
