@@ -67,7 +67,8 @@ COMMIT;
 SQL
 # The statements the service runs for a one-word name search (docs/adr/0001): the rank tiers
 # in order, stopping once 21 rows are found. `schmidt` is answered by the first tier,
-# `schm` by the third (after two empty ones), the typo `shcmidt` by the fifth (after four).
+# `schm` by the third (after two empty ones), the typo `shcmidt` by the fifth (after four:
+# its names come from the name dictionary, then the ordered index).
 # pgbench reads `:word` as a variable, so keys are written `p=word` and translated.
 cols="id, mrn, given_name, family_name, birth_date, sex, email, phone, address, active, registered_at, updated_at, version"
 tier() { # tier WORD N CONDITION
@@ -82,7 +83,7 @@ word_tiers() { # word_tiers WORD SUCCESSOR KEYS LAST-TIER
     [ "$last" -ge 1 ] && tier "$w" 1 "given_sort = '$w' AND family_sort <> '$w'"
     [ "$last" -ge 2 ] && tier "$w" 2 "family_sort >= '$w' AND family_sort < '$e' AND family_sort <> '$w' AND given_sort <> '$w'"
     [ "$last" -ge 3 ] && given_prefix "given_sort >= '$w' AND given_sort < '$e' AND given_sort <> '$w' AND NOT (family_sort >= '$w' AND family_sort < '$e')"
-    [ "$last" -ge 4 ] && printf "WITH matches AS MATERIALIZED (SELECT %s, family_sort, given_sort FROM patients.patients WHERE active AND name_keys && translate('{%s}', '=', ':')::text[]) SELECT %s, 4::smallint AS rank, family_sort AS k1, given_sort AS k2 FROM matches WHERE active AND NOT (family_sort >= '%s' AND family_sort < '%s') AND NOT (given_sort >= '%s' AND given_sort < '%s') ORDER BY family_sort, given_sort, id LIMIT 21;\n" "$cols" "$keys" "$cols" "$w" "$e" "$w" "$e"
+    [ "$last" -ge 4 ] && tier "$w" 4 "family_sort = ANY(ARRAY(SELECT name FROM patients.name_dictionary WHERE keys && translate('{$keys}', '=', ':')::text[] ORDER BY name)) AND NOT (family_sort >= '$w' AND family_sort < '$e') AND NOT (given_sort >= '$w' AND given_sort < '$e')"
     return 0
 }
 word_tiers schmidt schmidu '' 0 >"$work/search_exact.sql"

@@ -34,6 +34,16 @@ CREATE INDEX patients_given_sort ON patients (given_sort, family_sort, id) WHERE
 CREATE INDEX patients_birth_date ON patients (birth_date) WHERE active;
 CREATE INDEX patients_phone ON patients (phone) WHERE active;
 
+-- Every distinct folded family and given name with the search keys of its words: a typo in
+-- a search is resolved to the names it may mean here (a few rows), and those names are then
+-- read through the ordered indexes above, like exact matches. Entries are never removed; a
+-- name nobody has any more simply finds no patient.
+CREATE TABLE name_dictionary (
+    name  text COLLATE "C" PRIMARY KEY,
+    keys  text[] NOT NULL
+);
+CREATE INDEX name_dictionary_keys ON name_dictionary USING gin (keys);
+
 -- Every state a patient record has been in, newest version last. A snapshot is the record
 -- exactly as the API returned it at that version.
 CREATE TABLE patient_versions (

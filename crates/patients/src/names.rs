@@ -14,9 +14,11 @@
 //!   "Jhon" finds John and "Smitson" finds Smithson (the symmetric-deletion idea of SymSpell).
 //!
 //! A one-word query ranks in tiers ([`WordTier`]): family name equal to the word, given name
-//! equal, family name starting with it, given name starting with it, then any other match
-//! through the keys (another name word, or one typo). The first four tiers are ordered btree
-//! ranges on the folded names, so the common case reads only the rows on the page. A query
+//! equal, family name starting with it, given name starting with it, then family names and
+//! given names with a word that starts with it or is one typo away. The first four tiers are
+//! ordered btree ranges on the folded names; the last two look the word's keys up in a small
+//! dictionary of distinct names (`name_dictionary`) and read those names through the same
+//! ordered indexes, so every tier reads only the rows of its page. A query
 //! of several words needs every word to match a name word at least with one typo, and ranks
 //! all-exact, then all-prefix, then the rest; the intersection keeps its candidates few.
 
@@ -91,6 +93,11 @@ pub fn index_keys(given: &str, family: &str) -> Vec<String> {
     keys.into_iter().collect()
 }
 
+/// The keys of one name (a family or a given name) for the name dictionary.
+pub fn name_keys(name: &str) -> Vec<String> {
+    index_keys("", name)
+}
+
 /// The sort key of a name: folded words joined by single spaces.
 pub fn sort_key(name: &str) -> String {
     words(name).join(" ")
@@ -126,17 +133,21 @@ pub enum WordTier {
     FamilyPrefix = 2,
     /// The given name starts with the word ("jo": Johnny).
     GivenPrefix = 3,
-    /// Another name word matches, starts with the word, or is one typo away ("jhon": John).
-    Other = 4,
+    /// A word of the family name starts with the word or is one typo away ("smitson":
+    /// Smithson, "marquez": García Márquez).
+    FamilyOther = 4,
+    /// The same for a word of the given name ("jhon": John).
+    GivenOther = 5,
 }
 
 impl WordTier {
-    pub const ALL: [WordTier; 5] = [
+    pub const ALL: [WordTier; 6] = [
         WordTier::FamilyExact,
         WordTier::GivenExact,
         WordTier::FamilyPrefix,
         WordTier::GivenPrefix,
-        WordTier::Other,
+        WordTier::FamilyOther,
+        WordTier::GivenOther,
     ];
 }
 
@@ -147,7 +158,7 @@ pub struct WordQuery {
     pub word: String,
     /// [`successor`] of the word: the end of its prefix range.
     pub prefix_end: String,
-    /// `p:` and `d:` keys: any of them in a patient's keys is a match of the `Other` tier.
+    /// `p:` and `d:` keys: a name having any of them matches in the `*Other` tiers.
     pub keys: Vec<String>,
 }
 
@@ -200,17 +211,23 @@ impl NameQuery {
         let has = |k: &String| patient_keys.binary_search(k).is_ok();
         match self {
             NameQuery::Word(q) => {
-                let (given, family) = (sort_key(given), sort_key(family));
-                let tier = if family == q.word {
+                let name_matches = |name: &str| {
+                    let keys = name_keys(name);
+                    q.keys.iter().any(|k| keys.binary_search(k).is_ok())
+                };
+                let (given_sort, family_sort) = (sort_key(given), sort_key(family));
+                let tier = if family_sort == q.word {
                     WordTier::FamilyExact
-                } else if given == q.word {
+                } else if given_sort == q.word {
                     WordTier::GivenExact
-                } else if family.starts_with(&q.word) {
+                } else if family_sort.starts_with(&q.word) {
                     WordTier::FamilyPrefix
-                } else if given.starts_with(&q.word) {
+                } else if given_sort.starts_with(&q.word) {
                     WordTier::GivenPrefix
-                } else if q.keys.iter().any(has) {
-                    WordTier::Other
+                } else if name_matches(family) {
+                    WordTier::FamilyOther
+                } else if name_matches(given) {
+                    WordTier::GivenOther
                 } else {
                     return None;
                 };
@@ -243,7 +260,8 @@ mod tests {
     const GIVEN_EXACT: Option<i16> = Some(WordTier::GivenExact as i16);
     const FAMILY_PREFIX: Option<i16> = Some(WordTier::FamilyPrefix as i16);
     const GIVEN_PREFIX: Option<i16> = Some(WordTier::GivenPrefix as i16);
-    const OTHER: Option<i16> = Some(WordTier::Other as i16);
+    const FAMILY_OTHER: Option<i16> = Some(WordTier::FamilyOther as i16);
+    const GIVEN_OTHER: Option<i16> = Some(WordTier::GivenOther as i16);
 
     #[test]
     fn folding_removes_case_accents_and_apostrophes() {
@@ -262,17 +280,19 @@ mod tests {
         assert_eq!(rank("john", "John", "Smith"), GIVEN_EXACT);
         assert_eq!(rank("smi", "John", "Smith"), FAMILY_PREFIX);
         assert_eq!(rank("jo", "John", "Smith"), GIVEN_PREFIX);
-        assert_eq!(rank("jhon", "John", "Smith"), OTHER);
-        assert_eq!(rank("marquez", "Gabriel", "García Márquez"), OTHER);
+        assert_eq!(rank("jhon", "John", "Smith"), GIVEN_OTHER);
+        assert_eq!(rank("smiht", "John", "Smith"), FAMILY_OTHER);
+        assert_eq!(rank("marquez", "Gabriel", "García Márquez"), FAMILY_OTHER);
+        assert_eq!(rank("maria", "Anna Maria", "Lopez"), GIVEN_OTHER);
         assert_eq!(rank("garcia", "Gabriel", "García Márquez"), FAMILY_PREFIX);
         assert!(FAMILY_EXACT < GIVEN_EXACT && GIVEN_EXACT < FAMILY_PREFIX);
-        assert!(FAMILY_PREFIX < GIVEN_PREFIX && GIVEN_PREFIX < OTHER);
+        assert!(FAMILY_PREFIX < GIVEN_PREFIX && GIVEN_PREFIX < FAMILY_OTHER && FAMILY_OTHER < GIVEN_OTHER);
     }
 
     #[test]
     fn one_typo_is_tolerated_in_any_form() {
         for typo in ["jhon", "jon", "johnn", "jonh", "joxn"] {
-            assert_eq!(rank(typo, "John", "Smith"), OTHER, "{typo}");
+            assert_eq!(rank(typo, "John", "Smith"), GIVEN_OTHER, "{typo}");
         }
         assert!(rank("smitson", "Ann", "Smithson").is_some());
         assert!(rank("smithsonn", "Ann", "Smithson").is_some());

@@ -17,6 +17,14 @@ async fn a_typo_finds_the_name() {
     assert_eq!(app.search_families("name=smitson").await, ["Maria Smithson"]);
     assert_eq!(app.search_families("name=jhon%20smith").await, ["John Smith"]);
     assert!(app.search_families("name=xylophone").await.is_empty());
+
+    // A name that arrives by an update is found by a typo too.
+    let id = app.register_named("Renamed", "Before").await;
+    let response =
+        app.put(&format!("/api/patients/{id}"), Some("\"1\""), &patient("Renamed", "Quenneville")).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(app.search_families("name=quenevile").await, Vec::<String>::new(), "two typos: no match");
+    assert_eq!(app.search_families("name=queneville").await, ["Renamed Quenneville"]);
 }
 
 #[tokio::test]
@@ -41,9 +49,20 @@ async fn one_word_ranks_exact_names_then_prefixes_then_typos() {
     app.register_named("John", "Clark").await; // given name is "john"
     app.register_named("Peter", "Johnson").await; // family name starts with "john"
     app.register_named("Mary Johanna", "Brown").await; // no match
+    app.register_named("Mary", "Jonh").await; // family name one typo away
+    app.register_named("Ada", "Smith-John").await; // a later word of the family name
     assert_eq!(
         app.search_families("name=john").await,
-        ["Ann John", "John Clark", "John Young", "Peter Johnson", "Johnny Baker", "Jon Adams"]
+        [
+            "Ann John",
+            "John Clark",
+            "John Young",
+            "Peter Johnson",
+            "Johnny Baker",
+            "Mary Jonh",
+            "Ada Smith-John",
+            "Jon Adams"
+        ]
     );
 }
 
