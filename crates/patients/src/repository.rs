@@ -199,9 +199,12 @@ impl PatientRepository {
     }
 
     /// Registers a new patient: allocates its MRN and writes version 1 and the audit row.
+    ///
+    /// Two round trips: the MRN's sequence number (sequences are outside transactions anyway;
+    /// a failed registration leaves a gap, never a duplicate), then one statement that writes
+    /// the patient, its names to the dictionary, version 1 and the audit row, atomically.
     pub async fn register(&self, draft: PatientDraft, ctx: &RequestContext) -> Result<Patient> {
-        let mut tx = self.pool.begin().await?;
-        let sequence: i64 = sqlx::query_scalar("SELECT nextval('mrn_seq')").fetch_one(&mut *tx).await?;
+        let sequence: i64 = sqlx::query_scalar("SELECT nextval('mrn_seq')").fetch_one(&self.pool).await?;
         let at = now();
         let patient = Patient {
             id: Uuid::now_v7(),
@@ -218,13 +221,21 @@ impl PatientRepository {
             updated_at: at,
             version: 1,
         };
+        let audit = AuditEvent::new(ctx, Action::Create, Some(patient.id), "ok");
         sqlx::query(
             "WITH names AS (INSERT INTO name_dictionary (name, keys) VALUES ($11, $14), ($12, $15)
-                            ON CONFLICT (name) DO NOTHING)
-             INSERT INTO patients (id, mrn, given_name, family_name, birth_date, sex, email, email_key, phone,
-                                   address, active, version, registered_at, updated_at,
-                                   family_sort, given_sort, name_keys)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, lower($7), $8, $9, true, 1, $10, $10, $11, $12, $13)",
+                            ON CONFLICT (name) DO NOTHING),
+                  patient AS (
+                      INSERT INTO patients (id, mrn, given_name, family_name, birth_date, sex, email, email_key,
+                                            phone, address, active, version, registered_at, updated_at,
+                                            family_sort, given_sort, name_keys)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, lower($7), $8, $9, true, 1, $10, $10, $11, $12, $13)
+                      RETURNING id),
+                  version AS (
+                      INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot)
+                      SELECT id, 1, $10, $16 FROM patient)
+             INSERT INTO audit_events (action, patient_id, outcome, request_id, actor_id, actor_roles)
+             SELECT 'create', id, 'ok', $17, $18, $19 FROM patient",
         )
         .bind(patient.id)
         .bind(&patient.mrn)
@@ -241,12 +252,13 @@ impl PatientRepository {
         .bind(names::index_keys(&patient.given_name, &patient.family_name))
         .bind(names::name_keys(&patient.family_name))
         .bind(names::name_keys(&patient.given_name))
-        .execute(&mut *tx)
+        .bind(Json(&patient))
+        .bind(&audit.request_id)
+        .bind(&audit.actor_id)
+        .bind(&audit.actor_roles)
+        .execute(&self.pool)
         .await
         .map_err(duplicate_email)?;
-        keep_version(&mut tx, &patient).await?;
-        audit::insert(&mut tx, &AuditEvent::new(ctx, Action::Create, Some(patient.id), "ok")).await?;
-        tx.commit().await?;
         Ok(patient)
     }
 

@@ -60,6 +60,14 @@ async fn an_email_belongs_to_one_active_patient_ignoring_case() {
     second["email"] = json!("ANN@example.org");
     let problem = expect_problem(app.post("/api/patients", &second).await, StatusCode::CONFLICT).await;
     assert_eq!(problem["errors"][0]["pointer"], "/email");
+    // Nothing of the refused registration was written.
+    for table in ["patients", "patient_versions", "audit_events"] {
+        let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+        assert_eq!(rows, 1, "{table}");
+    }
 
     // Once the first record is deactivated the address is free again.
     let id = first["id"].as_str().expect("id");
