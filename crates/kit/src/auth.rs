@@ -32,6 +32,9 @@ use crate::problem::{Problem, kinds};
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
 /// Clock skew tolerated on `exp` and `iat`.
 pub const LEEWAY_SECONDS: u64 = 5;
+/// Verified tokens remembered (exact token text → claims), so a client's repeated requests
+/// skip the signature check; the expiry is still checked on every use. Cleared when full.
+const MAX_REMEMBERED: usize = 10_000;
 
 /// What a user may do; see docs/security.md for the matrix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, ToSchema)]
@@ -144,6 +147,7 @@ enum KeySource {
 
 struct VerifierState {
     keys: RwLock<HashMap<String, DecodingKey>>,
+    verified: std::sync::Mutex<HashMap<String, Claims>>,
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     source: KeySource,
     settings: TokenSettings,
@@ -167,6 +171,7 @@ impl Verifier {
     fn new(source: KeySource, keys: HashMap<String, DecodingKey>, settings: TokenSettings) -> Self {
         Self(Arc::new(VerifierState {
             keys: RwLock::new(keys),
+            verified: std::sync::Mutex::new(HashMap::new()),
             last_fetch: tokio::sync::Mutex::new(None),
             source,
             settings,
@@ -175,6 +180,27 @@ impl Verifier {
 
     /// Verifies `token` and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        if let Some(claims) = self.remembered(token) {
+            return Ok(claims);
+        }
+        let claims = self.verify_signed(token).await?;
+        if let Ok(mut verified) = self.0.verified.lock() {
+            if verified.len() >= MAX_REMEMBERED {
+                verified.clear();
+            }
+            verified.insert(token.to_owned(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// The claims of a token verified before, if it has not expired since.
+    fn remembered(&self, token: &str) -> Option<Claims> {
+        let verified = self.0.verified.lock().ok()?;
+        let claims = verified.get(token)?;
+        (claims.exp + LEEWAY_SECONDS as i64 > unix_now()).then(|| claims.clone())
+    }
+
+    async fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid("algorithm not accepted".into()));
@@ -228,6 +254,13 @@ impl Verifier {
         }
         Ok(())
     }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }
 
 fn decoding_keys(jwks: &JwkSet) -> HashMap<String, DecodingKey> {
@@ -381,6 +414,26 @@ mod tests {
         let token = key.sign(&claims(60)).expect("sign");
         let verified = verifier.verify(&token).await.expect("valid");
         assert_eq!(verified.roles, [Role::Clinician]);
+    }
+
+    #[tokio::test]
+    async fn a_remembered_token_is_refused_once_it_expires() {
+        let (key, verifier) = setup();
+        let token = key.sign(&claims(60)).expect("sign");
+        assert!(verifier.verify(&token).await.is_ok());
+        assert!(verifier.remembered(&token).is_some(), "verified tokens are remembered");
+        // Pretend time passed: the remembered claims say it expired a minute ago.
+        if let Ok(mut verified) = verifier.0.verified.lock()
+            && let Some(c) = verified.get_mut(&token)
+        {
+            c.exp = time_now() - 60;
+        }
+        assert!(verifier.remembered(&token).is_none());
+        // Re-verification of the signature still passes (the real token is valid), so only
+        // a token whose own exp passed is refused: check that path with an expired one.
+        let expired = key.sign(&claims(-60)).expect("sign");
+        assert!(verifier.verify(&expired).await.is_err());
+        assert!(verifier.remembered(&expired).is_none(), "refused tokens are not remembered");
     }
 
     #[tokio::test]
