@@ -4,7 +4,9 @@
 //! JWKS. Every other service, and the gateway, verifies tokens locally with a [`Verifier`]:
 //! signature, algorithm (only EdDSA: `alg: none` and HMAC tricks are refused), issuer,
 //! audience and expiry. Keys are cached and refetched when a token names a key id the cache
-//! does not know (a rotation), at most once per [`REFETCH_INTERVAL`].
+//! does not know (a rotation), at most once per [`REFETCH_INTERVAL`]. A verified token is
+//! remembered (bounded), so a client's next requests skip the signature check; its expiry is
+//! still checked every time.
 
 use std::{
     collections::HashMap,
