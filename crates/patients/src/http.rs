@@ -224,8 +224,10 @@ fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Curso
 
 /// Search active patients.
 ///
-/// Name searches rank exact matches first, then prefix matches, then matches with a typo;
-/// otherwise results are ordered by family then given name. Pages follow `nextCursor`.
+/// A one-word name ranks family name equal, given name equal, family name starting with it,
+/// given name starting with it, then names with a word that starts with it or is one typo away
+/// (family before given). Several words must all match; all-exact first. Otherwise results are
+/// ordered by family then given name. Pages follow `nextCursor`.
 #[utoipa::path(
     get, path = "/api/patients", tag = "patients",
     params(SearchParams),
