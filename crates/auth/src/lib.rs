@@ -76,7 +76,7 @@ pub async fn start(pool: PgPool, config: AuthConfig) -> error::Result<AuthState>
             ));
         };
         if users.bootstrap_admin(&admin.email, &admin.password).await? {
-            tracing::info!("created the first admin from PMS_ADMIN_EMAIL");
+            tracing::info!("there were no users: created the first admin");
         }
     }
     let keys = KeyStore::load(pool.clone(), config.tokens.clone(), config.access_ttl).await?;

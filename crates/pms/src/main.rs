@@ -104,6 +104,11 @@ async fn up() -> anyhow::Result<()> {
     };
     let mut auth_config = auth::AuthConfig::from_env()?;
     if auth_config.admin.is_none() {
+        tracing::warn!(
+            email = LAPTOP_ADMIN_EMAIL,
+            "PMS_ADMIN_EMAIL/PMS_ADMIN_PASSWORD unset: an empty database gets the laptop admin with the \
+             documented default password (docs/security.md); never use `pms up` this way in production"
+        );
         auth_config.admin = Some(auth::AdminBootstrap {
             email: LAPTOP_ADMIN_EMAIL.into(),
             password: LAPTOP_ADMIN_PASSWORD.into(),
