@@ -121,13 +121,7 @@ async fn proxy(State(gateway): State<Gateway>, request: Request) -> Response {
     let Some(route) = routes::find(&gateway.routes, &path).cloned() else {
         return Problem::not_found("no resource lives at this path").into_response();
     };
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim().to_owned());
+    let token = kit::auth::bearer(request.headers()).map(str::to_owned);
     let claims = match authenticate(&gateway, &route, token).await {
         Ok(claims) => claims,
         Err(response) => return response,

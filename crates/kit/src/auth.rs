@@ -16,7 +16,7 @@ use std::{
 
 use axum::{
     extract::{FromRef, FromRequestParts},
-    http::{HeaderValue, StatusCode, header, request::Parts},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
     response::{IntoResponse, Response},
 };
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
@@ -323,8 +323,8 @@ pub fn public_jwk(kid: &str, public: &[u8]) -> serde_json::Value {
 }
 
 /// The bearer token of a request, if any.
-pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
 }
@@ -339,10 +339,6 @@ pub struct Caller {
 impl Caller {
     pub fn user_id(&self) -> &str {
         &self.claims.sub
-    }
-
-    pub fn roles(&self) -> &[Role] {
-        &self.claims.roles
     }
 
     pub fn has_any(&self, allowed: &[Role]) -> bool {
@@ -369,7 +365,7 @@ where
     type Rejection = TokenError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, TokenError> {
-        let token = bearer(parts).ok_or(TokenError::Missing)?;
+        let token = bearer(&parts.headers).ok_or(TokenError::Missing)?;
         let verifier = Verifier::from_ref(state);
         let claims = verifier.verify(token).await?;
         Ok(Caller { claims })

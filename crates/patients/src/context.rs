@@ -19,11 +19,6 @@ pub struct RequestContext {
 }
 
 impl RequestContext {
-    /// A context with no caller, for work the service does on its own behalf.
-    pub fn system() -> Self {
-        Self { request_id: None, actor_id: None, actor_roles: Vec::new() }
-    }
-
     /// Whether the caller's roles allow `action` (see docs/security.md).
     pub fn may(&self, action: Action) -> bool {
         let allowed: &[Role] = match action {
@@ -63,7 +58,7 @@ mod tests {
     use super::*;
 
     fn with(roles: &[Role]) -> RequestContext {
-        RequestContext { actor_roles: roles.to_vec(), ..RequestContext::system() }
+        RequestContext { request_id: None, actor_id: None, actor_roles: roles.to_vec() }
     }
 
     #[test]
