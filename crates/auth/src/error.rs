@@ -1,7 +1,7 @@
 //! The auth service's errors and the HTTP answers they become.
 
 use axum::{
-    http::{HeaderValue, StatusCode, header},
+    http::StatusCode,
     response::{IntoResponse, Response},
 };
 use kit::{FieldError, Problem, problem::kinds};
@@ -32,21 +32,16 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-fn unauthorized(detail: &str) -> Response {
-    let mut response = Problem::new(StatusCode::UNAUTHORIZED, kinds::UNAUTHORIZED, "Unauthorized")
-        .with_detail(detail)
-        .into_response();
-    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"pms\""));
-    response
-}
-
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {
-            Error::InvalidCredentials => {
-                unauthorized("the email or the password is wrong, or the account is disabled")
+            Error::InvalidCredentials => kit::auth::unauthorized(
+                "the email or the password is wrong, or the account is disabled",
+                None,
+            ),
+            Error::InvalidRefreshToken => {
+                kit::auth::unauthorized("the refresh token is not valid; log in again", None)
             }
-            Error::InvalidRefreshToken => unauthorized("the refresh token is not valid; log in again"),
             Error::LockedOut { retry_after } => Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
                 kinds::TOO_MANY_REQUESTS,
@@ -63,11 +58,7 @@ impl IntoResponse for Error {
             }
             Error::Invalid(errors) => Problem::validation(errors).into_response(),
             Error::Problem(p) => p.into_response(),
-            Error::Database(err) if kit::db::is_unavailable(&err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Problem::unavailable("the database is unavailable or busy").into_response()
-            }
-            Error::Database(err) => Problem::internal(&err).into_response(),
+            Error::Database(err) => kit::db::problem(err).into_response(),
             Error::Internal(err) => Problem::internal(&err).into_response(),
         }
     }

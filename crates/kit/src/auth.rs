@@ -128,18 +128,24 @@ impl IntoResponse for TokenError {
             TokenError::Expired => (Some("invalid_token"), "the access token has expired; refresh it"),
             _ => (Some("invalid_token"), "the access token is not valid"),
         };
-        let mut response = Problem::new(StatusCode::UNAUTHORIZED, kinds::UNAUTHORIZED, "Unauthorized")
-            .with_detail(detail)
-            .into_response();
-        let challenge = match code {
-            Some(code) => format!("Bearer realm=\"pms\", error=\"{code}\""),
-            None => "Bearer realm=\"pms\"".to_owned(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
-        }
-        response
+        unauthorized(detail, code)
     }
+}
+
+/// A 401 problem with its `WWW-Authenticate: Bearer` challenge; `error` is the RFC 6750 error
+/// code (`invalid_token`), when there is one.
+pub fn unauthorized(detail: &str, error: Option<&str>) -> Response {
+    let mut response = Problem::new(StatusCode::UNAUTHORIZED, kinds::UNAUTHORIZED, "Unauthorized")
+        .with_detail(detail)
+        .into_response();
+    let challenge = match error {
+        Some(code) => format!("Bearer realm=\"pms\", error=\"{code}\""),
+        None => "Bearer realm=\"pms\"".to_owned(),
+    };
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 enum KeySource {

@@ -118,6 +118,17 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// The answer for a database error that no caller handled: 503 (with `Retry-After`) when the
+/// database is unreachable or busy, else 500 with the cause logged, never sent.
+pub fn problem(err: sqlx::Error) -> crate::Problem {
+    if is_unavailable(&err) {
+        tracing::warn!(error = %err, "database unavailable");
+        crate::Problem::unavailable("the database is unavailable or busy")
+    } else {
+        crate::Problem::internal(&err)
+    }
+}
+
 /// The name of the violated constraint, for unique and check violations.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     match err {

@@ -60,11 +60,7 @@ impl From<Error> for Problem {
                 tracing::error!("audit log unavailable; refusing to serve patient data unaudited");
                 Problem::unavailable("the audit log is unavailable; patient data is not served unaudited")
             }
-            Error::Database(err) if kit::db::is_unavailable(&err) => {
-                tracing::warn!(error = %err, "database unavailable");
-                Problem::unavailable("the database is unavailable or busy")
-            }
-            Error::Database(err) => Problem::internal(&err),
+            Error::Database(err) => kit::db::problem(err),
         }
     }
 }
