@@ -236,12 +236,8 @@ pub async fn list_users(
         return Err(Error::Invalid(errors));
     }
     let mut items = state.users.list(limit + 1, after.as_deref()).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|u| URL_SAFE_NO_PAD.encode(email_key(&u.email)))
-    } else {
-        None
-    };
+    let next_cursor =
+        kit::json::next_page(&mut items, limit, |last| URL_SAFE_NO_PAD.encode(email_key(&last.email)));
     Ok(Json(UserPage { items, next_cursor }))
 }
 

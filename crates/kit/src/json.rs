@@ -176,6 +176,16 @@ pub fn page_limit(raw: Option<&str>, default: u32, errors: &mut Vec<FieldError>)
     }
 }
 
+/// Cuts `items`, fetched with one row more than `limit`, to the page, and returns the cursor
+/// of its last item when that extra row shows there is a next page.
+pub fn next_page<T, C>(items: &mut Vec<T>, limit: u32, cursor_of: impl FnOnce(&T) -> C) -> Option<C> {
+    if items.len() <= limit as usize {
+        return None;
+    }
+    items.truncate(limit as usize);
+    items.last().map(cursor_of)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +222,16 @@ mod tests {
             assert_eq!(page_limit(Some(bad), 20, &mut errors), 20);
         }
         assert_eq!(errors.len(), 4);
+    }
+
+    #[test]
+    fn a_next_page_exists_only_when_the_extra_row_came() {
+        let mut full = vec![1, 2, 3];
+        assert_eq!(next_page(&mut full, 2, |last| *last), Some(2));
+        assert_eq!(full, [1, 2]);
+        let mut last_page = vec![1, 2];
+        assert_eq!(next_page(&mut last_page, 2, |last| *last), None);
+        assert_eq!(last_page, [1, 2]);
     }
 
     #[test]

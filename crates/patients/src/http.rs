@@ -442,12 +442,7 @@ pub async fn audit_events(
     }
     let (query, limit) = parse_audit_params(params)?;
     let mut items = audit::list(patients.pool(), &query, limit + 1).await?;
-    let next_cursor = if items.len() > limit as usize {
-        items.truncate(limit as usize);
-        items.last().map(|r| r.id.to_string())
-    } else {
-        None
-    };
+    let next_cursor = kit::json::next_page(&mut items, limit, |last| last.id.to_string());
     Ok(Json(AuditPage { items, next_cursor }))
 }
 

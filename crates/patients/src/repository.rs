@@ -390,17 +390,12 @@ impl PatientRepository {
             Some(NameQuery::Word(word)) => self.search_word_tiers(filter, word, limit, after).await?,
             _ => ranked_query(filter, limit, after).build_query_as().fetch_all(&self.pool).await?,
         };
-        let next = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|last| Cursor {
-                rank: last.rank,
-                first: last.k1.clone(),
-                second: last.k2.clone(),
-                id: last.patient.id,
-            })
-        } else {
-            None
-        };
+        let next = kit::json::next_page(&mut rows, limit, |last| Cursor {
+            rank: last.rank,
+            first: last.k1.clone(),
+            second: last.k2.clone(),
+            id: last.patient.id,
+        });
         let items: Vec<Patient> = rows.into_iter().map(|r| Patient::from(r.patient)).collect();
         let event = AuditEvent::new(ctx, Action::Search, None, "ok")
             .with_details(json!({ "filters": filter.used(), "results": items.len() }));
