@@ -4,10 +4,7 @@
 
 use anyhow::Context;
 use gateway::GatewayConfig;
-use kit::{
-    auth::{TokenSettings, Verifier},
-    config::HttpConfig,
-};
+use kit::{auth::Verifier, config::HttpConfig};
 use sqlx::PgPool;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use utoipa::{
@@ -106,9 +103,4 @@ pub async fn start(
         tokio::spawn(kit::http::serve(listeners.gateway, gateway_app, until(stop))),
     ];
     Ok(System { gateway_url, auth_url, patients_url, auth: auth_state, servers })
-}
-
-/// Token settings shared by every service of this process.
-pub fn token_settings() -> TokenSettings {
-    TokenSettings::from_env()
 }

@@ -131,7 +131,7 @@ async fn gateway_alone() -> anyhow::Result<()> {
     let http = HttpConfig::from_env("PMS_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?;
     let (auth_url, patients_url) = (url("PMS_AUTH_URL", 8082), url("PMS_PATIENTS_URL", 8081));
     let config = gateway::GatewayConfig::from_env(&auth_url, &patients_url)?;
-    let verifier = Verifier::from_url(pms::jwks_url(&auth_url), pms::token_settings());
+    let verifier = Verifier::from_url(pms::jwks_url(&auth_url), kit::auth::TokenSettings::from_env());
     let upstreams = [("auth", auth_url), ("patients", patients_url)];
     let app = gateway::app(&config, verifier, &upstreams, pms::openapi(), &http);
     kit::http::serve(kit::http::bind(http.bind).await?, app, kit::shutdown::signal()).await?;
@@ -152,7 +152,8 @@ async fn auth_alone() -> anyhow::Result<()> {
 async fn patients_alone() -> anyhow::Result<()> {
     let (_, pool) = migrate().await?;
     let http = HttpConfig::from_env("PMS_PATIENTS_BIND", SocketAddr::from(([127, 0, 0, 1], 8081)))?;
-    let verifier = Verifier::from_url(pms::jwks_url(&url("PMS_AUTH_URL", 8082)), pms::token_settings());
+    let verifier =
+        Verifier::from_url(pms::jwks_url(&url("PMS_AUTH_URL", 8082)), kit::auth::TokenSettings::from_env());
     kit::http::serve(
         kit::http::bind(http.bind).await?,
         patients::app(pool, verifier, &http),
