@@ -1,6 +1,7 @@
 //! The audit trail: who created, read, searched, changed or deactivated which patient record.
 //!
-//! Writes are audited inside their own transaction ([`insert`]), so a change and its audit row
+//! Writes are audited atomically with the change (a registration in its one statement, updates
+//! and deactivations with [`insert`] in their transaction), so a change and its audit row
 //! commit together or not at all. Reads are audited through [`AuditLog`], which commits the
 //! rows of many concurrent requests in one statement (group commit) and answers each request
 //! only once its row is durable: no read is served unaudited, and a busy server pays one

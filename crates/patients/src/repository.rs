@@ -1,6 +1,7 @@
 //! `PatientRepository`: every SQL statement the patients service runs.
 //!
-//! Each write (the row, its version snapshot, its audit row) happens in one transaction.
+//! Each write (the row, its version snapshot, its audit row) commits atomically: a registration
+//! as one statement, an update or deactivation as one transaction.
 //! Updates are optimistic: `UPDATE ... WHERE version = $expected` under the row lock means of
 //! two concurrent updates from the same version exactly one succeeds; the other sees a
 //! mismatch and answers 412.
