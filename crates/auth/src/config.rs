@@ -1,13 +1,15 @@
-//! The auth service's settings (`PMS_AUTH_*`, `PMS_JWT_*`, `PMS_ADMIN_*`).
+//! The auth service's settings (`PMS_AUTH_*`, `PMS_JWT_*`, `PMS_ADMIN_*`; docs/configuration.md).
 
 use std::time::Duration;
 
 use kit::{
     auth::TokenSettings,
-    config::{self, ConfigError},
+    clock::Clock,
+    config::{self, ConfigError, HttpConfig},
+    db::DbConfig,
 };
 
-use crate::lockout::Limits;
+use crate::{SERVICE, lockout::Limits};
 
 /// The first administrator, created when there are no users at all.
 #[derive(Clone)]
@@ -25,16 +27,33 @@ impl std::fmt::Debug for AdminBootstrap {
     }
 }
 
+/// The admin `pms up` creates on an empty database when `PMS_ADMIN_*` are unset (documented in
+/// docs/security.md); never used when auth runs alone.
+pub const LAPTOP_ADMIN_EMAIL: &str = "admin@pms.local";
+const LAPTOP_ADMIN_PASSWORD: &str = "pms-admin-password";
+
+impl AdminBootstrap {
+    pub fn laptop() -> Self {
+        Self { email: LAPTOP_ADMIN_EMAIL.into(), password: LAPTOP_ADMIN_PASSWORD.into() }
+    }
+}
+
 #[derive(Debug, Clone)]
-pub struct AuthConfig {
+pub struct Config {
+    /// `PMS_AUTH_DATABASE_URL`, else `PMS_DATABASE_URL`.
+    pub db: DbConfig,
+    /// `PMS_AUTH_BIND` and the shared `PMS_HTTP_*` limits.
+    pub http: HttpConfig,
     pub tokens: TokenSettings,
     pub access_ttl: Duration,
     pub refresh_ttl: Duration,
     pub limits: Limits,
     pub admin: Option<AdminBootstrap>,
+    /// What lockout windows are measured by (tests move it instead of sleeping).
+    pub clock: Clock,
 }
 
-impl AuthConfig {
+impl Config {
     /// From the environment. `PMS_ADMIN_EMAIL` and `PMS_ADMIN_PASSWORD` go together; without
     /// them no admin is created (and a service with no users refuses to start).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -49,6 +68,8 @@ impl AuthConfig {
             }
         };
         Ok(Self {
+            db: DbConfig::from_env(SERVICE.name)?,
+            http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
             tokens: TokenSettings::from_env(),
             access_ttl: Duration::from_secs(config::parse_or("PMS_AUTH_ACCESS_TTL_SECONDS", 15 * 60)?),
             refresh_ttl: Duration::from_secs(config::parse_or(
@@ -61,6 +82,7 @@ impl AuthConfig {
                 per_address: config::parse_or("PMS_AUTH_MAX_FAILURES_PER_ADDRESS", 20)?,
             },
             admin,
+            clock: Clock::default(),
         })
     }
 }

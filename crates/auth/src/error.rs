@@ -1,4 +1,4 @@
-//! The auth service's errors and the HTTP answers they become.
+//! The auth service's errors and the one mapping to the HTTP answers they become.
 
 use axum::{
     http::StatusCode,
@@ -16,14 +16,14 @@ pub enum Error {
     LockedOut { retry_after: u64 },
     #[error("invalid refresh token")]
     InvalidRefreshToken,
+    #[error("the caller's roles do not allow this action")]
+    Forbidden,
     #[error("no user has this id")]
     NotFound,
     #[error("the email belongs to another user")]
     DuplicateEmail,
     #[error("invalid fields")]
     Invalid(Vec<FieldError>),
-    #[error("{0}")]
-    Problem(#[from] Problem),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -50,6 +50,7 @@ impl IntoResponse for Error {
             .with_detail("logins are paused after repeated failures; retry later")
             .with_retry_after(retry_after)
             .into_response(),
+            Error::Forbidden => kit::auth::forbidden().into_response(),
             Error::NotFound => Problem::not_found("no user has this id").into_response(),
             Error::DuplicateEmail => {
                 let mut p = Problem::conflict("another user has this email address");
@@ -57,7 +58,6 @@ impl IntoResponse for Error {
                 p.into_response()
             }
             Error::Invalid(errors) => Problem::validation(errors).into_response(),
-            Error::Problem(p) => p.into_response(),
             Error::Database(err) => kit::db::problem(err).into_response(),
             Error::Internal(err) => Problem::internal(&err).into_response(),
         }

@@ -11,8 +11,10 @@ use std::{
     time::Duration,
 };
 
-use jsonwebtoken::jwk::JwkSet;
-use kit::auth::{SigningKey, TokenSettings, Verifier, public_jwk};
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::JwkSet};
+use kit::auth::{Claims, TokenSettings, Verifier};
+use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
@@ -20,6 +22,53 @@ use time::OffsetDateTime;
 use crate::error::{Error, Result};
 
 pub const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+
+/// An Ed25519 signing key with its key id.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    encoding: EncodingKey,
+    /// The raw 32-byte public key.
+    pub public: Vec<u8>,
+}
+
+impl SigningKey {
+    /// A new random key; also returns its PKCS#8 document, to be stored.
+    pub fn generate(kid: impl Into<String>) -> Result<(Self, Vec<u8>), ring::error::Unspecified> {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new())?;
+        let key = Self::from_pkcs8(kid, pkcs8.as_ref())?;
+        Ok((key, pkcs8.as_ref().to_vec()))
+    }
+
+    /// A stored key.
+    pub fn from_pkcs8(kid: impl Into<String>, pkcs8: &[u8]) -> Result<Self, ring::error::Unspecified> {
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8).map_err(|_| ring::error::Unspecified)?;
+        Ok(Self {
+            kid: kid.into(),
+            encoding: EncodingKey::from_ed_der(pkcs8),
+            public: pair.public_key().as_ref().to_vec(),
+        })
+    }
+
+    pub fn sign(&self, claims: &Claims) -> Result<String, jsonwebtoken::errors::Error> {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding)
+    }
+
+    /// The public key as a JWK (RFC 8037 OKP).
+    pub fn jwk(&self) -> serde_json::Value {
+        public_jwk(&self.kid, &self.public)
+    }
+}
+
+/// A JWK for an Ed25519 public key.
+pub fn public_jwk(kid: &str, public: &[u8]) -> serde_json::Value {
+    serde_json::json!({
+        "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+        "kid": kid, "x": URL_SAFE_NO_PAD.encode(public),
+    })
+}
 
 struct Loaded {
     active: SigningKey,
@@ -124,19 +173,6 @@ impl KeyStore {
             *slot = loaded;
         }
         Ok(())
-    }
-
-    /// Reloads every [`RELOAD_INTERVAL`] until the process ends.
-    pub fn spawn_reloader(&self) {
-        let store = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(RELOAD_INTERVAL).await;
-                if let Err(err) = store.reload().await {
-                    tracing::warn!(error = %err, "cannot reload signing keys");
-                }
-            }
-        });
     }
 
     pub fn active(&self) -> Result<SigningKey> {

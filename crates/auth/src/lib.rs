@@ -1,8 +1,8 @@
 //! The auth service: users and roles, login, access tokens (EdDSA JWTs) and rotating refresh
 //! tokens, the public keys (JWKS), brute-force limits, and user administration.
 //!
-//! [`start`] prepares the state (first admin, signing keys); [`app`] is the service as a
-//! router, served by `pms up`, `pms auth` and the tests alike.
+//! Its face is the one every pms service has: [`Config::from_env`], [`SCHEMA`], [`build`],
+//! [`router`], [`run`], and [`SERVICE`] for the binary's list of services.
 
 pub mod config;
 pub mod error;
@@ -11,6 +11,7 @@ pub mod keys;
 pub mod lockout;
 pub mod openapi;
 pub mod passwords;
+pub mod policy;
 pub mod tokens;
 pub mod users;
 
@@ -19,40 +20,44 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::FromRef};
 use kit::{
     auth::Verifier,
-    config::HttpConfig,
+    db::Schema,
+    email::Email,
     health::{self, Readiness},
+    service::{BoxError, Launch, Profile, Running, Service},
+    shutdown::Shutdown,
+    tasks::Background,
 };
 use sqlx::{PgPool, migrate::Migrator};
+use tokio::net::TcpListener;
 
-pub use config::{AdminBootstrap, AuthConfig};
+pub use config::{AdminBootstrap, Config};
 pub use keys::KeyStore;
 use users::UserRepository;
 
-/// The PostgreSQL schema this service owns.
-pub const SCHEMA: &str = "auth";
-
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub async fn connect(db: &kit::db::DbConfig) -> Result<PgPool, sqlx::Error> {
-    kit::db::connect(db, SCHEMA, "pms-auth").await
-}
+/// The PostgreSQL schema this service owns.
+pub const SCHEMA: Schema = Schema { name: "auth", migrator: &MIGRATOR };
 
-pub async fn connect_with(
-    options: sqlx::postgres::PgConnectOptions,
-    db: &kit::db::DbConfig,
-) -> Result<PgPool, sqlx::Error> {
-    kit::db::connect_with(options, db, SCHEMA, "pms-auth").await
-}
+/// The auth service in the binary's list of services.
+pub const SERVICE: Service = Service {
+    name: "auth",
+    bind_var: "PMS_AUTH_BIND",
+    default_port: 8082,
+    schema: Some(&SCHEMA),
+    routes: policy::ROUTES,
+    openapi: openapi::document,
+    launch,
+};
 
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    kit::db::migrate(pool, SCHEMA, &MIGRATOR).await
-}
+/// How often expired refresh tokens and old login attempts are deleted.
+const PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 
 /// Everything the handlers share.
 #[derive(Clone)]
 pub struct AuthState {
     pub pool: PgPool,
-    pub config: Arc<AuthConfig>,
+    pub config: Arc<Config>,
     pub keys: KeyStore,
     pub users: UserRepository,
 }
@@ -64,8 +69,10 @@ impl FromRef<AuthState> for Verifier {
 }
 
 /// Prepares the service: creates the first admin when there are no users (and refuses to
-/// start without one), and loads or creates the signing keys.
-pub async fn start(pool: PgPool, config: AuthConfig) -> error::Result<AuthState> {
+/// start without one), loads or creates the signing keys, and starts its upkeep on
+/// `background`: reloading keys (rotations by other processes) and pruning.
+pub async fn build(config: Config, background: &Background) -> error::Result<AuthState> {
+    let pool = SCHEMA.connect(&config.db).await?;
     tokio::task::spawn_blocking(passwords::warm_up).await.ok();
     let users = UserRepository::new(pool.clone());
     if !users.any_users().await? {
@@ -75,39 +82,64 @@ pub async fn start(pool: PgPool, config: AuthConfig) -> error::Result<AuthState>
                     .into(),
             ));
         };
-        if users.bootstrap_admin(&admin.email, &admin.password).await? {
+        let email = Email::parse(&admin.email)
+            .map_err(|detail| error::Error::Internal(format!("PMS_ADMIN_EMAIL {detail}")))?;
+        if users.bootstrap_admin(email, admin.password.clone()).await? {
             tracing::info!("there were no users: created the first admin");
         }
     }
     let keys = KeyStore::load(pool.clone(), config.tokens.clone(), config.access_ttl).await?;
-    Ok(AuthState { pool, config: Arc::new(config), keys, users })
-}
-
-/// Background upkeep: reloads signing keys (rotations by other processes) and prunes expired
-/// refresh tokens and old login attempts.
-pub fn spawn_upkeep(state: &AuthState) {
-    state.keys.spawn_reloader();
-    let state = state.clone();
-    tokio::spawn(async move {
-        loop {
-            tokio::time::sleep(Duration::from_secs(600)).await;
+    let state = AuthState { pool, config: Arc::new(config), keys, users };
+    let reloading = state.keys.clone();
+    background.every("signing key reload", keys::RELOAD_INTERVAL, move || {
+        let keys = reloading.clone();
+        async move {
+            if let Err(err) = keys.reload().await {
+                tracing::warn!(error = %err, "cannot reload signing keys");
+            }
+        }
+    });
+    let pruning = state.clone();
+    background.every("auth pruning", PRUNE_INTERVAL, move || {
+        let state = pruning.clone();
+        async move {
             if let Err(err) = tokens::prune(&state).await {
                 tracing::warn!(error = %err, "cannot prune refresh tokens");
             }
-            if let Err(err) = lockout::prune(&state.pool, &state.config.limits).await {
+            if let Err(err) = lockout::prune(&state.pool, &state.config.limits, &state.config.clock).await {
                 tracing::warn!(error = %err, "cannot prune login attempts");
             }
         }
     });
+    Ok(state)
 }
 
-/// The API routes alone.
-pub fn routes(state: AuthState) -> Router {
-    http::router(state)
-}
-
-/// The whole service: API, health, metrics and the shared layers.
-pub fn app(state: AuthState, config: &HttpConfig) -> Router {
+/// The whole service as a router: API, health, metrics and the shared layers.
+pub fn router(state: AuthState) -> Router {
     let readiness = Readiness::default().with(health::Database(state.pool.clone()));
-    kit::http::app("auth", routes(state), readiness, config)
+    let http = state.config.http.clone();
+    kit::http::app(SERVICE.name, http::routes(state), readiness, &http)
+}
+
+/// Runs the service on `listener` until `shutdown`, then stops its upkeep.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), BoxError> {
+    let background = Background::new();
+    let state = build(config, &background).await?;
+    kit::http::run(listener, router(state), background, shutdown).await?;
+    Ok(())
+}
+
+fn launch(launch: Launch) -> Running {
+    Box::pin(async move {
+        let mut config = Config::from_env()?;
+        if config.admin.is_none() && launch.profile == Profile::Laptop {
+            tracing::warn!(
+                email = config::LAPTOP_ADMIN_EMAIL,
+                "PMS_ADMIN_EMAIL/PMS_ADMIN_PASSWORD unset: an empty database gets the laptop admin with the \
+                 documented default password (docs/security.md); never use `pms up` this way in production"
+            );
+            config.admin = Some(AdminBootstrap::laptop());
+        }
+        run(config, launch.listener, launch.shutdown).await
+    })
 }

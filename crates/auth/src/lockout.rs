@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use kit::clock::Clock;
 use sqlx::PgPool;
 use time::OffsetDateTime;
 
@@ -55,8 +56,14 @@ fn retry_after(
 }
 
 /// Fails with [`Error::LockedOut`] when the account or the address is over its limit.
-pub async fn check(pool: &PgPool, limits: &Limits, email_key: &str, address: &str) -> Result<()> {
-    let now = OffsetDateTime::now_utc();
+pub async fn check(
+    pool: &PgPool,
+    limits: &Limits,
+    clock: &Clock,
+    email_key: &str,
+    address: &str,
+) -> Result<()> {
+    let now = clock.now();
     let since = now - limits.window;
     let account = failures(pool, "email_key", email_key, since).await?;
     let from_address = failures(pool, "address", address, since).await?;
@@ -76,19 +83,26 @@ pub async fn check(pool: &PgPool, limits: &Limits, email_key: &str, address: &st
     }
 }
 
-pub async fn record(pool: &PgPool, email_key: &str, address: &str, succeeded: bool) -> Result<()> {
-    sqlx::query("INSERT INTO login_attempts (email_key, address, succeeded) VALUES ($1, $2, $3)")
+pub async fn record(
+    pool: &PgPool,
+    clock: &Clock,
+    email_key: &str,
+    address: &str,
+    succeeded: bool,
+) -> Result<()> {
+    sqlx::query("INSERT INTO login_attempts (email_key, address, succeeded, at) VALUES ($1, $2, $3, $4)")
         .bind(email_key)
         .bind(address)
         .bind(succeeded)
+        .bind(clock.now())
         .execute(pool)
         .await?;
     Ok(())
 }
 
 /// Forgets attempts older than the window (called now and then).
-pub async fn prune(pool: &PgPool, limits: &Limits) -> Result<u64> {
-    let cutoff = OffsetDateTime::now_utc() - limits.window;
+pub async fn prune(pool: &PgPool, limits: &Limits, clock: &Clock) -> Result<u64> {
+    let cutoff = clock.now() - limits.window;
     Ok(sqlx::query("DELETE FROM login_attempts WHERE at < $1")
         .bind(cutoff)
         .execute(pool)

@@ -10,7 +10,7 @@ use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use kit::auth::Claims;
 use ring::{digest, rand::SecureRandom};
 use serde::{Deserialize, Serialize};
-use sqlx::{PgConnection, Postgres, Transaction};
+use sqlx::PgConnection;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -82,15 +82,6 @@ async fn revoke_family(conn: &mut PgConnection, family: Uuid) -> Result<()> {
     sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
         .bind(family)
         .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// Revokes every refresh token of a user (disabled, or password changed).
-pub async fn revoke_user(tx: &mut Transaction<'_, Postgres>, user: Uuid) -> Result<()> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
-        .bind(user)
-        .execute(&mut **tx)
         .await?;
     Ok(())
 }

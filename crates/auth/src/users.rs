@@ -1,6 +1,6 @@
 //! Users: who may log in, with which roles.
 
-use kit::{FieldError, auth::Role};
+use kit::{FieldError, auth::Role, db::ResultExt, email::Email};
 use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -13,6 +13,9 @@ use crate::{
 };
 
 const COLUMNS: &str = "id, email, display_name, roles, enabled, created_at, updated_at";
+
+/// The unique constraint on `users.email_key` (PostgreSQL's default name for it).
+const UNIQUE_EMAIL: &str = "users_email_key_key";
 
 /// A user as the API shows it (never with its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -79,10 +82,6 @@ pub struct UserPatch {
     pub enabled: Option<bool>,
 }
 
-pub fn email_key(email: &str) -> String {
-    email.trim().to_lowercase()
-}
-
 fn check_display_name(name: &str, errors: &mut Vec<FieldError>) {
     let length = name.trim().chars().count();
     if length == 0 || length > 100 || name.chars().any(char::is_control) {
@@ -97,16 +96,33 @@ fn check_roles(roles: &[Role], errors: &mut Vec<FieldError>) {
     }
 }
 
+/// A user to create, valid in every field: what [`NewUser::parse`] makes of a request.
+#[derive(Debug, Clone)]
+pub struct UserDraft {
+    pub email: Email,
+    pub display_name: String,
+    pub password: String,
+    pub roles: Vec<Role>,
+}
+
 impl NewUser {
-    pub fn validate(&self) -> Result<()> {
+    /// Validates every field at once, reporting each invalid one by JSON pointer.
+    pub fn parse(self) -> Result<UserDraft> {
         let mut errors = Vec::new();
-        if email_address::EmailAddress::parse_with_options(self.email.trim(), Default::default()).is_err() {
-            errors.push(FieldError::body("/email", "must be a valid email address"));
-        }
+        let email =
+            Email::parse(&self.email).map_err(|detail| errors.push(FieldError::body("/email", detail)));
         check_display_name(&self.display_name, &mut errors);
         errors.extend(passwords::check_policy(&self.password, "/password"));
         check_roles(&self.roles, &mut errors);
-        if errors.is_empty() { Ok(()) } else { Err(Error::Invalid(errors)) }
+        match email {
+            Ok(email) if errors.is_empty() => Ok(UserDraft {
+                email,
+                display_name: self.display_name.trim().to_owned(),
+                password: self.password,
+                roles: self.roles,
+            }),
+            _ => Err(Error::Invalid(errors)),
+        }
     }
 }
 
@@ -141,24 +157,8 @@ impl UserRepository {
     }
 
     /// Creates a user whose password is already hashed.
-    pub async fn create(&self, user: &NewUser, password_hash: &str) -> Result<User> {
-        let row: UserRow = sqlx::query_as(&format!(
-            "INSERT INTO users (id, email, email_key, display_name, password_hash, roles, enabled, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, true, now(), now()) RETURNING {COLUMNS}"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(user.email.trim())
-        .bind(email_key(&user.email))
-        .bind(user.display_name.trim())
-        .bind(password_hash)
-        .bind(role_names(&user.roles))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|e| match kit::db::violated_constraint(&e) {
-            Some("users_email_key_key") => Error::DuplicateEmail,
-            _ => Error::Database(e),
-        })?;
-        Ok(row.into())
+    pub async fn create(&self, user: &UserDraft, password_hash: &str) -> Result<User> {
+        insert(&self.pool, user, password_hash).await
     }
 
     pub async fn get(&self, id: Uuid) -> Result<User> {
@@ -179,7 +179,7 @@ impl UserRepository {
         }
         let row: Option<Row> =
             sqlx::query_as(&format!("SELECT {COLUMNS}, password_hash FROM users WHERE email_key = $1"))
-                .bind(email_key(email))
+                .bind(Email::key_of(email))
                 .fetch_optional(&self.pool)
                 .await?;
         Ok(row.map(|r| (r.user.into(), r.password_hash)))
@@ -222,7 +222,7 @@ impl UserRepository {
         .await?;
         let user = User::from(row.ok_or(Error::NotFound)?);
         if patch.enabled == Some(false) {
-            crate::tokens::revoke_user(&mut tx, id).await?;
+            revoke_refresh_tokens(&mut tx, id).await?;
         }
         tx.commit().await?;
         Ok(user)
@@ -237,31 +237,24 @@ impl UserRepository {
             .bind(password_hash)
             .execute(&mut *tx)
             .await?;
-        crate::tokens::revoke_user(&mut tx, id).await?;
+        revoke_refresh_tokens(&mut tx, id).await?;
         tx.commit().await?;
         Ok(())
     }
 
     /// Creates the first admin if there are no users at all; never touches existing users.
     /// Returns whether it created one. Safe with several replicas starting at once.
-    pub async fn bootstrap_admin(&self, email: &str, password: &str) -> Result<bool> {
+    pub async fn bootstrap_admin(&self, email: Email, password: String) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('pms.auth.bootstrap'))").execute(&mut *tx).await?;
         let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(&mut *tx).await?;
         if any {
             return Ok(false);
         }
-        let hash = passwords::hash(password.to_owned()).await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, email_key, display_name, password_hash, roles, enabled, created_at, updated_at)
-             VALUES ($1, $2, $3, 'Administrator', $4, '{admin}', true, now(), now())",
-        )
-        .bind(Uuid::now_v7())
-        .bind(email.trim())
-        .bind(email_key(email))
-        .bind(hash)
-        .execute(&mut *tx)
-        .await?;
+        let hash = passwords::hash(password.clone()).await?;
+        let admin =
+            UserDraft { email, display_name: "Administrator".into(), password, roles: vec![Role::Admin] };
+        insert(&mut *tx, &admin, &hash).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -269,4 +262,36 @@ impl UserRepository {
     pub async fn any_users(&self) -> Result<bool> {
         Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(&self.pool).await?)
     }
+}
+
+/// The one statement that creates a user.
+async fn insert<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    user: &UserDraft,
+    password_hash: &str,
+) -> Result<User> {
+    let row: UserRow = sqlx::query_as(&format!(
+        "INSERT INTO users (id, email, email_key, display_name, password_hash, roles, enabled, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, true, now(), now()) RETURNING {COLUMNS}"
+    ))
+    .bind(Uuid::now_v7())
+    .bind(user.email.as_str())
+    .bind(user.email.key())
+    .bind(&user.display_name)
+    .bind(password_hash)
+    .bind(role_names(&user.roles))
+    .fetch_one(executor)
+    .await
+    .on_constraint(UNIQUE_EMAIL, || Error::DuplicateEmail)?;
+    Ok(row.into())
+}
+
+/// Revokes every refresh token of a user (disabled, or password changed), in the caller's
+/// transaction.
+async fn revoke_refresh_tokens(tx: &mut sqlx::PgConnection, user: Uuid) -> Result<()> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user)
+        .execute(tx)
+        .await?;
+    Ok(())
 }

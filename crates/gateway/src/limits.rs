@@ -2,7 +2,7 @@
 //! valid token, else its address. Every answer carries `RateLimit-Limit`,
 //! `RateLimit-Remaining` and `RateLimit-Reset`; over the limit: 429 with `Retry-After`.
 
-use std::{num::NonZeroU32, sync::Arc, time::Duration};
+use std::{num::NonZeroU32, sync::Arc};
 
 use axum::http::{HeaderMap, HeaderValue};
 use governor::{
@@ -69,16 +69,11 @@ impl RateLimits {
         headers.insert("ratelimit-reset", HeaderValue::from(decision.reset));
     }
 
-    /// Forgets idle clients now and then, so the table does not grow without bound.
-    pub fn spawn_cleanup(&self) {
-        let limiter = self.limiter.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(60)).await;
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-        });
+    /// Forgets clients idle long enough to have their whole burst back; run now and then so
+    /// the table does not grow without bound.
+    pub fn forget_idle(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
     }
 }
 

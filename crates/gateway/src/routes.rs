@@ -1,7 +1,8 @@
 //! The route table: which path prefix goes to which service, and who may call it.
 //!
-//! The defaults route the services that exist; `PMS_GATEWAY_ROUTES` adds or replaces routes,
-//! so services that come later need configuration, not code:
+//! The defaults come from the list of services: each names its public path prefixes and who
+//! may call them ([`kit::auth::RouteSpec`], written beside its policy). `PMS_GATEWAY_ROUTES`
+//! adds or replaces routes, e.g. for a service outside pms:
 //!
 //! ```text
 //! PMS_GATEWAY_ROUTES="/api/appointments=http://10.0.0.5:8080, /api/billing=http://billing:8080@billing+admin"
@@ -10,18 +11,8 @@
 //! Each entry is `PREFIX=URL` with an optional `@ACCESS`: `public` (no token), `authenticated`
 //! (any valid token; the default) or roles joined by `+` (a token with one of them).
 
-use kit::auth::Role;
-
-/// Who may call a route.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Access {
-    /// No token needed (login, refresh, keys).
-    Public,
-    /// Any valid access token; the service decides per operation (and audits its refusals).
-    Authenticated,
-    /// A valid access token with one of these roles.
-    Roles(Vec<Role>),
-}
+pub use kit::auth::Access;
+use kit::{auth::Role, service::Peers};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -47,16 +38,14 @@ impl Route {
     }
 }
 
-/// The routes of the services that exist, given their base URLs.
-pub fn defaults(auth: &str, patients: &str) -> Vec<Route> {
-    vec![
-        Route::new("/auth", auth, Access::Public),
-        Route::new("/.well-known", auth, Access::Public),
-        Route::new("/api/users/me", auth, Access::Authenticated),
-        Route::new("/api/users", auth, Access::Roles(vec![Role::Admin])),
-        Route::new("/api/patients", patients, Access::Authenticated),
-        Route::new("/api/audit-events", patients, Access::Roles(vec![Role::Admin])),
-    ]
+/// The routes every service of `peers` declares, to its base URL.
+pub fn defaults(peers: &Peers) -> Vec<Route> {
+    peers
+        .iter()
+        .flat_map(|peer| {
+            peer.service.routes.iter().map(|spec| Route::new(spec.prefix, &peer.url, spec.access()))
+        })
+        .collect()
 }
 
 /// The route for `path`: the longest matching prefix.
@@ -110,7 +99,41 @@ pub fn merge(mut routes: Vec<Route>, extra: Vec<Route>) -> Vec<Route> {
 
 #[cfg(test)]
 mod tests {
+    use kit::{
+        auth::RouteSpec,
+        service::{Peer, Service},
+    };
+
     use super::*;
+
+    const fn service(name: &'static str, routes: &'static [RouteSpec]) -> Service {
+        Service {
+            name,
+            bind_var: "PMS_TEST_BIND",
+            default_port: 0,
+            schema: None,
+            routes,
+            openapi: utoipa::openapi::OpenApi::default,
+            launch: |_| Box::pin(async { Ok(()) }),
+        }
+    }
+
+    static AUTH: Service = service(
+        "auth",
+        &[
+            RouteSpec::public("/auth"),
+            RouteSpec::authenticated("/api/users/me"),
+            RouteSpec::roles("/api/users", &[Role::Admin]),
+        ],
+    );
+    static PATIENTS: Service = service("patients", &[RouteSpec::authenticated("/api/patients")]);
+
+    fn defaults(auth: &str, patients: &str) -> Vec<Route> {
+        super::defaults(&Peers::new(vec![
+            Peer { service: &AUTH, url: auth.into() },
+            Peer { service: &PATIENTS, url: patients.into() },
+        ]))
+    }
 
     #[test]
     fn the_longest_prefix_wins_at_segment_boundaries() {

@@ -36,10 +36,13 @@ impl std::fmt::Debug for DbConfig {
 }
 
 impl DbConfig {
-    /// From `PMS_DATABASE_URL` (required) and `PMS_DB_*` tuning variables.
-    pub fn from_env() -> Result<Self, ConfigError> {
-        let url = config::var("PMS_DATABASE_URL")
-            .ok_or_else(|| ConfigError::Missing { name: "PMS_DATABASE_URL".into() })?;
+    /// The database of `service`: `PMS_<SERVICE>_DATABASE_URL`, else the shared
+    /// `PMS_DATABASE_URL` (one is required), tuned by the shared `PMS_DB_*` variables.
+    pub fn from_env(service: &str) -> Result<Self, ConfigError> {
+        let own = format!("PMS_{}_DATABASE_URL", service.to_ascii_uppercase());
+        let url = config::var(&own)
+            .or_else(|| config::var("PMS_DATABASE_URL"))
+            .ok_or_else(|| ConfigError::Missing { name: format!("{own} or PMS_DATABASE_URL") })?;
         Self::with_url(url).tuned_from_env()
     }
 
@@ -60,41 +63,61 @@ impl DbConfig {
     }
 }
 
-/// Opens a pool whose connections see only `schema` (plus `public` for extensions).
-pub async fn connect(config: &DbConfig, schema: &str, application: &str) -> Result<PgPool, sqlx::Error> {
-    connect_with(config.url.parse()?, config, schema, application).await
+/// The schema a service owns and the migrations that build it (embedded in the binary).
+#[derive(Debug)]
+pub struct Schema {
+    /// The schema's name, which is also the service's name (`patients`, `auth`).
+    pub name: &'static str,
+    pub migrator: &'static Migrator,
 }
 
-/// As [`connect`], with options already parsed (tests use it to pick a fresh database).
-pub async fn connect_with(
-    options: PgConnectOptions,
-    config: &DbConfig,
-    schema: &str,
-    application: &str,
-) -> Result<PgPool, sqlx::Error> {
-    let statement_timeout = format!("{}", config.statement_timeout.as_millis());
-    let options = options
-        .application_name(application)
-        .options([("search_path", format!("{schema},public")), ("statement_timeout", statement_timeout)]);
-    PgPoolOptions::new()
-        .max_connections(config.max_connections)
-        .acquire_timeout(config.acquire_timeout)
-        .connect_with(options)
-        .await
-}
-
-/// Creates `schema` if needed and applies the service's embedded migrations. Safe to run from
-/// several replicas at once: sqlx serialises them with an advisory lock.
-pub async fn migrate(pool: &PgPool, schema: &str, migrator: &Migrator) -> Result<(), MigrateError> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
-        .bind(schema)
-        .fetch_one(pool)
-        .await?;
-    if !exists {
-        // IF NOT EXISTS still matters: another replica may create it between check and create.
-        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(schema))).execute(pool).await?;
+impl Schema {
+    /// Opens a pool whose connections see only this schema (plus `public` for extensions).
+    pub async fn connect(&self, config: &DbConfig) -> Result<PgPool, sqlx::Error> {
+        self.connect_with(config.url.parse()?, config).await
     }
-    migrator.run(pool).await
+
+    /// As [`connect`](Self::connect), with options already parsed (tests pick a fresh database).
+    pub async fn connect_with(
+        &self,
+        options: PgConnectOptions,
+        config: &DbConfig,
+    ) -> Result<PgPool, sqlx::Error> {
+        let statement_timeout = format!("{}", config.statement_timeout.as_millis());
+        let options = options.application_name(&format!("pms-{}", self.name)).options([
+            ("search_path", format!("{},public", self.name)),
+            ("statement_timeout", statement_timeout),
+        ]);
+        PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
+            .connect_with(options)
+            .await
+    }
+
+    /// Creates the schema if needed and applies its migrations. Safe to run from several
+    /// replicas at once: sqlx serialises them with an advisory lock.
+    pub async fn migrate(&self, pool: &PgPool) -> Result<(), MigrateError> {
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)")
+                .bind(self.name)
+                .fetch_one(pool)
+                .await?;
+        if !exists {
+            // IF NOT EXISTS still matters: another replica may create it between check and create.
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS {}", quote_ident(self.name)))
+                .execute(pool)
+                .await?;
+        }
+        self.migrator.run(pool).await
+    }
+
+    /// Connects with `config` and migrates: what `pms migrate` and `pms <service>` do first.
+    pub async fn connect_and_migrate(&self, config: &DbConfig) -> Result<PgPool, MigrateError> {
+        let pool = self.connect(config).await?;
+        self.migrate(&pool).await?;
+        Ok(pool)
+    }
 }
 
 /// Quotes an SQL identifier.
@@ -129,10 +152,34 @@ pub fn problem(err: sqlx::Error) -> crate::Problem {
     }
 }
 
-/// The name of the violated constraint, for unique and check violations.
+/// The name of the violated constraint, for unique, check and exclusion violations.
 pub fn violated_constraint(err: &sqlx::Error) -> Option<&str> {
     match err {
         sqlx::Error::Database(db) => db.constraint(),
         _ => None,
+    }
+}
+
+/// Turns the violation of a named constraint into a domain error (a 409 or 422 at the edge),
+/// so that a repository says which constraint means what once, next to its query.
+pub trait ResultExt<T> {
+    /// `Err(on_violation())` if the error is a violation of `constraint`; any other database
+    /// error converts into `E` as usual.
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        on_violation: impl FnOnce() -> E,
+    ) -> Result<T, E>;
+}
+
+impl<T> ResultExt<T> for Result<T, sqlx::Error> {
+    fn on_constraint<E: From<sqlx::Error>>(
+        self,
+        constraint: &str,
+        on_violation: impl FnOnce() -> E,
+    ) -> Result<T, E> {
+        self.map_err(|err| {
+            if violated_constraint(&err) == Some(constraint) { on_violation() } else { E::from(err) }
+        })
     }
 }

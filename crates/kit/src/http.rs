@@ -6,7 +6,7 @@
 //! exceeded, and the handler's future is dropped, which rolls back any open transaction); the
 //! body size limit (413).
 
-use std::{any::Any, future::Future, sync::Arc, time::Duration};
+use std::{any::Any, sync::Arc, time::Duration};
 
 use axum::{
     Router,
@@ -29,6 +29,8 @@ use crate::{
     config::HttpConfig,
     health::{self, Readiness},
     problem::{Problem, kinds},
+    shutdown::Shutdown,
+    tasks::Background,
     telemetry,
 };
 
@@ -115,19 +117,51 @@ pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
         .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves, then lets requests in flight finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+/// Serves `app` on `listener` until `shutdown` is triggered: from then on `/health/ready`
+/// answers 503; after the shutdown's grace the listener closes and requests in flight finish,
+/// until the shutdown's deadline at most.
+pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
     }
+    let draining = shutdown.clone();
+    let app = app.layer(middleware::from_fn(move |req: Request, next: Next| {
+        let draining = draining.clone();
+        async move {
+            if draining.is_triggered() && req.uri().path() == "/health/ready" {
+                return Problem::unavailable("shutting down").into_response();
+            }
+            next.run(req).await
+        }
+    }));
+    let closing = shutdown.clone();
     // Connection info lets handlers see the peer address (rate limits, login limits).
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(async move { closing.close_listeners().await });
+    let overdue = async {
+        shutdown.triggered().await;
+        tokio::time::sleep(shutdown.remaining()).await;
+    };
+    tokio::select! {
+        served = server => served,
+        () = overdue => {
+            tracing::warn!("requests still in flight at the shutdown deadline were cut off");
+            Ok(())
+        }
+    }
+}
+
+/// Runs a service: serves `app` (see [`serve`]), then stops its background tasks, which
+/// finish their current batch within what is left of the shutdown's deadline.
+pub async fn run(
+    listener: TcpListener,
+    app: Router,
+    background: Background,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
+    let served = serve(listener, app, shutdown.clone()).await;
+    background.stop(shutdown.remaining()).await;
+    served
 }
 
 #[cfg(test)]
@@ -176,14 +210,18 @@ mod tests {
         assert_eq!(response.headers()["retry-after"], "1");
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn a_full_house_sheds_load_with_503() {
         let mut config = HttpConfig::ephemeral();
         config.max_concurrency = 1;
         config.queue_timeout = Duration::from_millis(20);
         let app = test_app(&config);
         let busy = tokio::spawn(call(app.clone(), "/slow"));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Let the slow request take the only slot (paused time: no wall-clock sleeping).
+        for _ in 0..3 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!busy.is_finished());
         let response = call(app, "/health/live").await;
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         busy.abort();

@@ -19,14 +19,44 @@ use crate::problem::{FieldError, Problem, kinds};
 #[derive(Debug, Clone)]
 pub struct JsonBody<T>(pub T);
 
+/// Why a request body was refused, already phrased as the answer (415, 413, 400 or 422).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BodyError(pub Problem);
+
+impl From<BodyError> for Problem {
+    fn from(err: BodyError) -> Problem {
+        err.0
+    }
+}
+
+impl axum::response::IntoResponse for BodyError {
+    fn into_response(self) -> axum::response::Response {
+        self.0.into_response()
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    /// Reads the body of `request` (for handlers that check the caller before reading it).
+    pub async fn read(request: Request) -> Result<T, BodyError> {
+        Ok(Self::from_request(request, &()).await?.0)
+    }
+}
+
 impl<S, T> FromRequest<S> for JsonBody<T>
 where
     T: DeserializeOwned,
     S: Send + Sync,
 {
-    type Rejection = Problem;
+    type Rejection = BodyError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+    async fn from_request(req: Request, state: &S) -> Result<Self, BodyError> {
+        Self::parse(req, state).await.map_err(BodyError)
+    }
+}
+
+impl<T: DeserializeOwned> JsonBody<T> {
+    async fn parse<S: Send + Sync>(req: Request, state: &S) -> Result<Self, Problem> {
         if !has_json_content_type(&req) {
             return Err(Problem::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -186,10 +216,61 @@ pub fn next_page<T, C>(items: &mut Vec<T>, limit: u32, cursor_of: impl FnOnce(&T
     items.last().map(cursor_of)
 }
 
+/// Where the next page of a list starts: the position of the last item returned (its sort
+/// key), serialised and base64url-encoded. Every paged list uses this one type, so clients
+/// see one opaque `nextCursor` shape and a cursor of one list never parses as another's.
+pub struct Cursor;
+
+impl Cursor {
+    /// The text of the cursor at `position`.
+    pub fn encode<T: serde::Serialize>(position: &T) -> String {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        URL_SAFE_NO_PAD.encode(serde_json::to_vec(position).unwrap_or_default())
+    }
+
+    /// The position in a cursor text, if it is one this API made for a list of `T`.
+    pub fn decode<T: DeserializeOwned>(text: &str) -> Option<T> {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Reads the `cursor` query parameter: absent or blank gives `None`; one this API did not
+    /// make adds an error.
+    pub fn param<T: DeserializeOwned>(raw: Option<&str>, errors: &mut Vec<FieldError>) -> Option<T> {
+        let raw = raw.map(str::trim).filter(|r| !r.is_empty())?;
+        let position = Self::decode(raw);
+        if position.is_none() {
+            errors.push(FieldError::parameter("cursor", "is not a cursor this API returned"));
+        }
+        position
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde::Deserialize;
+    use serde::{Deserialize, Serialize};
+
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Position {
+        name: String,
+        id: u32,
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_what_this_api_did_not_make() {
+        let position = Position { name: "müller".into(), id: 7 };
+        let text = Cursor::encode(&position);
+        assert_eq!(Cursor::decode::<Position>(&text), Some(position));
+        let mut errors = Vec::new();
+        assert_eq!(Cursor::param::<Position>(Some("  "), &mut errors), None);
+        assert!(errors.is_empty());
+        assert_eq!(Cursor::param::<Position>(Some("not a cursor"), &mut errors), None);
+        assert_eq!(Cursor::param::<Position>(Some(&Cursor::encode(&42)), &mut errors), None);
+        assert_eq!(errors.len(), 2);
+        assert_eq!(errors[0].parameter.as_deref(), Some("cursor"));
+    }
 
     #[derive(Debug, Deserialize)]
     #[serde(deny_unknown_fields, rename_all = "camelCase")]

@@ -9,15 +9,25 @@
 
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod config;
+pub mod context;
 pub mod db;
+pub mod email;
+pub mod extract;
 pub mod health;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod openapi;
 pub mod problem;
+pub mod service;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod trace;
 
+pub use context::RequestContext;
 pub use problem::{FieldError, Problem};

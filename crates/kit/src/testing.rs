@@ -1,34 +1,138 @@
-//! Test support: a fresh PostgreSQL database per test.
+//! Test support, compiled only for tests (feature `testing`): a fresh PostgreSQL database per
+//! test (dropped afterwards), tokens for any user and roles, a service on a random port, and
+//! assertions on answers.
 //!
 //! Integration tests run against a real server named by `PMS_TEST_DATABASE_URL` (the test
 //! command starts a private throw-away cluster and sets it). Each test gets a database of its
 //! own, so tests run in parallel without seeing each other's rows.
 
+use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::JwkSet};
+use ring::signature::{Ed25519KeyPair, KeyPair};
+use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
+
+use crate::{
+    auth::{Claims, KeySource, Role, TokenSettings, VerifierConfig},
+    shutdown::Shutdown,
+};
 
 /// Where tests find a server they may create databases on, when the variable is unset.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// Creates an empty database with a unique name and returns options that connect to it.
-///
-/// Panics with a hint when no server is reachable: a test cannot proceed without one.
-pub async fn fresh_database() -> PgConnectOptions {
-    let url = std::env::var("PMS_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned());
-    let options: PgConnectOptions = url.parse().expect("PMS_TEST_DATABASE_URL is a postgres:// URL");
-    let mut admin = PgConnection::connect_with(&options).await.unwrap_or_else(|e| {
-        panic!("no PostgreSQL for tests ({e}); run ./scripts/test.sh or set PMS_TEST_DATABASE_URL")
-    });
-    let name = format!("pms_test_{}", uuid::Uuid::new_v4().simple());
-    admin.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
-    admin.close().await.ok();
-    options.database(&name)
+fn admin_url() -> String {
+    std::env::var("PMS_TEST_DATABASE_URL").unwrap_or_else(|_| DEFAULT_TEST_DATABASE_URL.to_owned())
 }
 
-/// A signing key and a verifier that trusts it: tests mint tokens for any user and roles
-/// without an auth service.
+fn admin_options() -> PgConnectOptions {
+    admin_url().parse().expect("PMS_TEST_DATABASE_URL is a postgres:// URL")
+}
+
+/// `url` with its database replaced by `name` (query options such as `host=` kept).
+fn with_database(url: &str, name: &str) -> String {
+    let (base, query) = url.split_once('?').map_or((url, None), |(b, q)| (b, Some(q)));
+    let authority = base.find("://").map_or(0, |i| i + 3);
+    let base = base[authority..].find('/').map_or(base, |i| &base[..authority + i]);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// An empty database of a test's own; dropped when the value is dropped.
+pub struct TestDatabase {
+    pub options: PgConnectOptions,
+    name: String,
+}
+
+impl TestDatabase {
+    /// Creates an empty database with a unique name.
+    ///
+    /// Panics with a hint when no server is reachable: a test cannot proceed without one.
+    pub async fn create() -> Self {
+        let admin = admin_options();
+        let mut conn = PgConnection::connect_with(&admin).await.unwrap_or_else(|e| {
+            panic!("no PostgreSQL for tests ({e}); run ./scripts/test.sh or set PMS_TEST_DATABASE_URL")
+        });
+        let name = format!("pms_test_{}", uuid::Uuid::new_v4().simple());
+        conn.execute(format!("CREATE DATABASE {name}").as_str()).await.expect("create test database");
+        conn.close().await.ok();
+        Self { options: admin.database(&name), name }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its `postgres://` URL, as a service's configuration takes it.
+    pub fn url(&self) -> String {
+        with_database(&admin_url(), &self.name)
+    }
+
+    /// Its URL as the settings of a service.
+    pub fn config(&self) -> crate::db::DbConfig {
+        crate::db::DbConfig::with_url(self.url())
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs outside any async context guarantee: use a thread with its own runtime.
+        let name = self.name.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(async {
+                let mut conn = PgConnection::connect_with(&admin_options()).await.ok()?;
+                conn.execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str()).await.ok()
+            })
+        })
+        .join();
+        // A database left behind is removed by the next run of the test command.
+        drop(dropped);
+    }
+}
+
+/// An Ed25519 key that signs test tokens, as the auth service's keys do.
+#[derive(Clone)]
+pub struct TestKey {
+    kid: String,
+    encoding: EncodingKey,
+    public: Vec<u8>,
+}
+
+impl TestKey {
+    pub fn generate(kid: &str) -> Self {
+        let pkcs8 = Ed25519KeyPair::generate_pkcs8(&ring::rand::SystemRandom::new()).expect("generate a key");
+        let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("read the key");
+        Self {
+            kid: kid.to_owned(),
+            encoding: EncodingKey::from_ed_der(pkcs8.as_ref()),
+            public: pair.public_key().as_ref().to_vec(),
+        }
+    }
+
+    pub fn sign(&self, claims: &Claims) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
+    }
+
+    /// The public key as a JWK set.
+    pub fn jwks(&self) -> JwkSet {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        serde_json::from_value(serde_json::json!({ "keys": [{
+            "kty": "OKP", "crv": "Ed25519", "alg": "EdDSA", "use": "sig",
+            "kid": self.kid, "x": URL_SAFE_NO_PAD.encode(&self.public),
+        }]}))
+        .expect("jwks")
+    }
+}
+
+/// A signing key and the verifier settings that trust it: tests mint tokens for any user
+/// and roles without an auth service.
+#[derive(Clone)]
 pub struct TestTokens {
-    key: crate::auth::SigningKey,
-    pub verifier: crate::auth::Verifier,
+    key: TestKey,
+    pub verifier: VerifierConfig,
 }
 
 impl Default for TestTokens {
@@ -39,19 +143,18 @@ impl Default for TestTokens {
 
 impl TestTokens {
     pub fn new() -> Self {
-        let (key, _) = crate::auth::SigningKey::generate("test-key").expect("generate a key");
-        let jwks = serde_json::from_value(serde_json::json!({ "keys": [key.jwk()] })).expect("jwks");
-        let settings = crate::auth::TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() };
-        Self { verifier: crate::auth::Verifier::from_jwks(&jwks, settings), key }
+        let key = TestKey::generate("test-key");
+        let tokens = TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() };
+        Self { verifier: VerifierConfig { keys: KeySource::Fixed(key.jwks()), tokens }, key }
     }
 
     /// A valid access token for `user` with `roles`, expiring in 10 minutes.
-    pub fn token(&self, user: &str, roles: &[crate::auth::Role]) -> String {
+    pub fn token(&self, user: &str, roles: &[Role]) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        let claims = crate::auth::Claims {
+        self.key.sign(&Claims {
             iss: "pms-auth".into(),
             aud: "pms".into(),
             sub: user.into(),
@@ -59,7 +162,87 @@ impl TestTokens {
             iat: now,
             exp: now + 600,
             jti: uuid::Uuid::new_v4().to_string(),
-        };
-        self.key.sign(&claims).expect("sign")
+        })
+    }
+
+    /// A client whose requests carry a token for `user` with `roles` (none if `roles` is empty).
+    pub fn client_as(&self, user: &str, roles: &[Role]) -> reqwest::Client {
+        let mut headers = reqwest::header::HeaderMap::new();
+        if !roles.is_empty() {
+            let value = format!("Bearer {}", self.token(user, roles));
+            headers.insert(reqwest::header::AUTHORIZATION, value.parse().expect("header"));
+        }
+        reqwest::Client::builder().default_headers(headers).build().expect("client")
+    }
+}
+
+/// A listener on 127.0.0.1 with a port of the system's choosing, and its base URL.
+pub async fn listener() -> (tokio::net::TcpListener, String) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    (listener, base)
+}
+
+/// Serves `app` on a random port until the returned shutdown is triggered; returns its base URL.
+pub async fn serve(app: axum::Router) -> (String, Shutdown) {
+    let (listener, base) = listener().await;
+    let shutdown = Shutdown::default();
+    tokio::spawn(crate::http::serve(listener, app, shutdown.clone()));
+    (base, shutdown)
+}
+
+/// Asserts `status` and returns the JSON body (or `Null` when there is none).
+pub async fn expect_json(response: reqwest::Response, status: reqwest::StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.unwrap_or_default();
+    assert_eq!(actual, status, "{text}");
+    if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("a JSON body") }
+}
+
+/// Asserts a problem+json answer with `status` and returns its body.
+pub async fn expect_problem(response: reqwest::Response, status: reqwest::StatusCode) -> Value {
+    let content_type =
+        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let body = expect_json(response, status).await;
+    assert_eq!(content_type, crate::problem::CONTENT_TYPE, "{body}");
+    assert_eq!(body["status"], status.as_u16());
+    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:pms:problem:")), "{body}");
+    body
+}
+
+/// As [`expect_problem`], also asserting the problem's `type`.
+pub async fn expect_problem_kind(
+    response: reqwest::Response,
+    status: reqwest::StatusCode,
+    kind: &str,
+) -> Value {
+    let body = expect_problem(response, status).await;
+    assert_eq!(body["type"], kind, "{body}");
+    body
+}
+
+/// The JSON pointers (or parameter names) of a validation problem's errors.
+pub fn error_fields(problem: &Value) -> Vec<String> {
+    problem["errors"]
+        .as_array()
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|e| e["pointer"].as_str().or(e["parameter"].as_str()).unwrap_or("?").to_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_test_database_url_keeps_the_server_and_its_options() {
+        assert_eq!(
+            super::with_database("postgres://pms@localhost/postgres?host=/tmp/pg", "t1"),
+            "postgres://pms@localhost/t1?host=/tmp/pg"
+        );
+        assert_eq!(super::with_database("postgres://u@h:5432/db", "t2"), "postgres://u@h:5432/t2");
+        assert_eq!(super::with_database("postgres://u@h:5432", "t3"), "postgres://u@h:5432/t3");
     }
 }

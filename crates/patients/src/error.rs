@@ -1,10 +1,12 @@
-//! The patients service's errors and the HTTP answers they become.
+//! The patients service's errors and the one mapping to the HTTP answers they become.
 
 use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use kit::{FieldError, Problem, problem::kinds};
+use kit::{FieldError, Problem, extract::PreconditionError, json::BodyError, problem::kinds};
+
+use crate::audit::AuditUnavailable;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -12,18 +14,20 @@ pub enum Error {
     NotFound,
     #[error("the patient record is deactivated")]
     Gone,
+    #[error("the caller's roles do not allow this action")]
+    Forbidden,
     #[error("the record is at version {current}, not the one in If-Match")]
     VersionMismatch { current: i32 },
-    #[error("If-Match is required")]
-    PreconditionRequired,
+    #[error(transparent)]
+    Precondition(#[from] PreconditionError),
     #[error("the email belongs to another active patient")]
     DuplicateEmail,
     #[error("invalid fields")]
     Invalid(Vec<FieldError>),
-    #[error("{0}")]
-    Problem(#[from] Problem),
-    #[error("the audit log cannot record the access")]
-    AuditUnavailable,
+    #[error(transparent)]
+    Body(#[from] BodyError),
+    #[error(transparent)]
+    AuditUnavailable(#[from] AuditUnavailable),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -35,6 +39,7 @@ impl From<Error> for Problem {
         match err {
             Error::NotFound => Problem::not_found("no patient has this id"),
             Error::Gone => Problem::gone("the patient record was deactivated; its history is still readable"),
+            Error::Forbidden => kit::auth::forbidden(),
             Error::VersionMismatch { current } => Problem::new(
                 StatusCode::PRECONDITION_FAILED,
                 kinds::PRECONDITION_FAILED,
@@ -43,20 +48,15 @@ impl From<Error> for Problem {
             .with_detail(format!(
                 "the record is at version {current}; read it again, reapply the change and send If-Match: \"{current}\""
             )),
-            Error::PreconditionRequired => Problem::new(
-                StatusCode::PRECONDITION_REQUIRED,
-                kinds::PRECONDITION_REQUIRED,
-                "If-Match required",
-            )
-            .with_detail("send the ETag of the version you read as If-Match, so that concurrent edits are not lost"),
+            Error::Precondition(err) => err.into(),
             Error::DuplicateEmail => {
                 let mut p = Problem::conflict("another active patient has this email address");
                 p.errors.push(FieldError::body("/email", "is already used by another active patient"));
                 p
             }
             Error::Invalid(errors) => Problem::validation(errors),
-            Error::Problem(problem) => problem,
-            Error::AuditUnavailable => {
+            Error::Body(err) => err.into(),
+            Error::AuditUnavailable(_) => {
                 tracing::error!("audit log unavailable; refusing to serve patient data unaudited");
                 Problem::unavailable("the audit log is unavailable; patient data is not served unaudited")
             }

@@ -1,59 +1,108 @@
 //! The patients service: patient records over REST, with search, history and an audit trail.
 //!
-//! [`app`] is the whole service as an `axum::Router`; `pms up`, `pms patients` and the tests
-//! all serve that same router on a socket.
+//! Its face is the one every pms service has: [`Config::from_env`], [`SCHEMA`], [`build`],
+//! [`router`], [`run`], and [`SERVICE`] for the binary's list of services. Inside, a request
+//! goes `http` (parse, answer) → [`access`] (policy, audit) → [`records`] / [`search`] (SQL).
 
+pub mod access;
 pub mod audit;
-pub mod context;
 pub mod domain;
 pub mod error;
 pub mod http;
 pub mod mrn;
 pub mod names;
 pub mod openapi;
-pub mod repository;
+pub mod policy;
+pub mod records;
+pub mod search;
 
 use axum::Router;
 use kit::{
-    auth::Verifier,
-    config::HttpConfig,
+    auth::VerifierConfig,
+    config::{ConfigError, HttpConfig},
+    db::{DbConfig, Schema},
     health::{self, Readiness},
+    service::{BoxError, Launch, Peers, Running, Service},
+    shutdown::Shutdown,
+    tasks::Background,
 };
 use sqlx::{PgPool, migrate::Migrator};
+use tokio::net::TcpListener;
 
-pub use repository::PatientRepository;
-
-/// The PostgreSQL schema this service owns.
-pub const SCHEMA: &str = "patients";
+use crate::{access::PatientAccess, audit::AuditLog, http::PatientsState, records::PatientRepository};
 
 /// The service's migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// Opens the service's pool on its own schema.
-pub async fn connect(db: &kit::db::DbConfig) -> Result<PgPool, sqlx::Error> {
-    kit::db::connect(db, SCHEMA, "pms-patients").await
+/// The PostgreSQL schema this service owns.
+pub const SCHEMA: Schema = Schema { name: "patients", migrator: &MIGRATOR };
+
+/// The patients service in the binary's list of services.
+pub const SERVICE: Service = Service {
+    name: "patients",
+    bind_var: "PMS_PATIENTS_BIND",
+    default_port: 8081,
+    schema: Some(&SCHEMA),
+    routes: policy::ROUTES,
+    openapi: openapi::document,
+    launch,
+};
+
+/// The service's settings (docs/configuration.md).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `PMS_PATIENTS_DATABASE_URL`, else `PMS_DATABASE_URL`.
+    pub db: DbConfig,
+    /// `PMS_PATIENTS_BIND` and the shared `PMS_HTTP_*` limits.
+    pub http: HttpConfig,
+    /// Token keys from the auth service (`PMS_AUTH_URL`, `PMS_JWKS_URL`).
+    pub verifier: VerifierConfig,
 }
 
-/// Opens the service's pool on its own schema, with connection options already parsed.
-pub async fn connect_with(
-    options: sqlx::postgres::PgConnectOptions,
-    db: &kit::db::DbConfig,
-) -> Result<PgPool, sqlx::Error> {
-    kit::db::connect_with(options, db, SCHEMA, "pms-patients").await
+impl Config {
+    pub fn from_env(peers: &Peers) -> Result<Self, ConfigError> {
+        Ok(Self {
+            db: DbConfig::from_env(SERVICE.name)?,
+            http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
+            verifier: VerifierConfig::from_env(&peers.auth_url()),
+        })
+    }
 }
 
-/// Applies the service's migrations.
-pub async fn migrate(pool: &PgPool) -> Result<(), sqlx::migrate::MigrateError> {
-    kit::db::migrate(pool, SCHEMA, &MIGRATOR).await
+/// The running service's state: its pool and what its handlers share.
+#[derive(Clone)]
+pub struct State {
+    pub pool: PgPool,
+    pub api: PatientsState,
+    pub http: HttpConfig,
 }
 
-/// The API routes alone. Every request must carry an access token `verifier` accepts.
-pub fn routes(pool: PgPool, verifier: Verifier) -> Router {
-    http::router(http::PatientsState { patients: PatientRepository::new(pool), verifier })
+/// Connects to the database and starts the audit writer on `background`.
+pub async fn build(config: &Config, background: &Background) -> Result<State, sqlx::Error> {
+    let pool = SCHEMA.connect(&config.db).await?;
+    let audit = AuditLog::start(pool.clone(), background);
+    let access = PatientAccess::new(PatientRepository::new(pool.clone()), audit);
+    Ok(State {
+        pool,
+        api: PatientsState { access, verifier: config.verifier.verifier() },
+        http: config.http.clone(),
+    })
 }
 
-/// The whole service: API, health, metrics and the shared layers.
-pub fn app(pool: PgPool, verifier: Verifier, config: &HttpConfig) -> Router {
-    let readiness = Readiness::default().with(health::Database(pool.clone()));
-    kit::http::app("patients", routes(pool, verifier), readiness, config)
+/// The whole service as a router: API, health, metrics and the shared layers.
+pub fn router(state: State) -> Router {
+    let readiness = Readiness::default().with(health::Database(state.pool.clone()));
+    kit::http::app(SERVICE.name, http::routes(state.api), readiness, &state.http)
+}
+
+/// Runs the service on `listener` until `shutdown`, then lets its audit writer finish.
+pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), BoxError> {
+    let background = Background::new();
+    let state = build(&config, &background).await?;
+    kit::http::run(listener, router(state), background, shutdown).await?;
+    Ok(())
+}
+
+fn launch(launch: Launch) -> Running {
+    Box::pin(async move { run(Config::from_env(&launch.peers)?, launch.listener, launch.shutdown).await })
 }

@@ -6,20 +6,23 @@ use utoipa::OpenApi;
 use crate::{
     audit::AuditRecord,
     domain::{Address, Patient, PatientInput, Sex},
-    http::{AuditPage, PatientHistory, PatientPage},
-    repository::PatientVersion,
+    http::{
+        audit::AuditPage,
+        patients::{PatientHistory, PatientPage},
+    },
+    records::PatientVersion,
 };
 
 #[derive(OpenApi)]
 #[openapi(
     paths(
-        crate::http::register,
-        crate::http::search,
-        crate::http::read,
-        crate::http::update,
-        crate::http::deactivate,
-        crate::http::history,
-        crate::http::audit_events,
+        crate::http::patients::register,
+        crate::http::patients::search,
+        crate::http::patients::read,
+        crate::http::patients::update,
+        crate::http::patients::deactivate,
+        crate::http::patients::history,
+        crate::http::audit::audit_events,
     ),
     components(schemas(Patient, PatientInput, Address, Sex, PatientPage, PatientHistory, PatientVersion, Problem,
                        FieldError, AuditPage, AuditRecord)),
@@ -27,3 +30,8 @@ use crate::{
          (name = "audit", description = "Who saw or changed which patient record"))
 )]
 pub struct PatientsApi;
+
+/// The service's part of the public OpenAPI document.
+pub fn document() -> utoipa::openapi::OpenApi {
+    PatientsApi::openapi()
+}

@@ -1,106 +1,95 @@
-//! What the `pms` binary runs: the services, composed for a laptop (`pms up`: gateway, auth
-//! and patients in one process, each on its own port) or alone (one service per container),
-//! and the OpenAPI document of the whole public API.
+//! What the `pms` binary runs: the one list of services, and how they are started together
+//! (`pms up`: every service in one process, each on its own port, for a laptop) or alone (one
+//! service per process, for containers), and migrated.
+//!
+//! Adding a service: write its crate with the shape every service has (see
+//! docs/architecture.md), add one line to [`SERVICES`], and add the crate to the workspace
+//! and to this crate's dependencies. `pms up`, `pms migrate`, `pms <name>`, the gateway's
+//! route table and the OpenAPI document all follow from the list.
 
-use anyhow::Context;
-use gateway::GatewayConfig;
-use kit::{auth::Verifier, config::HttpConfig};
-use sqlx::PgPool;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
-use utoipa::{
-    OpenApi,
-    openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme},
+use kit::{
+    db::DbConfig,
+    service::{BoxError, Launch, Peer, Peers, Profile, Service},
+    shutdown::Shutdown,
 };
+use tokio::task::JoinSet;
+
+/// Every service of pms. The gateway comes first: it is the one public entry.
+pub const SERVICES: &[&Service] = &[&gateway::SERVICE, &auth::SERVICE, &patients::SERVICE];
+
+/// The service called `name`.
+pub fn find(name: &str) -> Option<&'static Service> {
+    SERVICES.iter().copied().find(|s| s.name == name)
+}
 
 /// The OpenAPI document of the whole public API, as the gateway serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = patients::openapi::PatientsApi::openapi();
-    doc.merge(auth::openapi::AuthApi::openapi());
-    doc.info = utoipa::openapi::InfoBuilder::new()
-        .title("pms")
-        .version(env!("CARGO_PKG_VERSION"))
-        .description(Some(
-            "Patient management system. Log in at `POST /auth/login`, then send the access token as \
-             `Authorization: Bearer <token>` (the Authorize button). Errors are RFC 9457 problem documents \
-             (`application/problem+json`) with per-field `errors`; 401 means no valid token, 403 a role \
-             that may not do the call.",
-        ))
-        .build();
-    let components = doc.components.get_or_insert_with(Default::default);
-    components.add_security_scheme(
-        "bearer",
-        SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format("JWT").build()),
-    );
-    doc.security = Some(vec![SecurityRequirement::new("bearer", Vec::<String>::new())]);
-    doc
+    gateway::openapi::document(&Peers::from_env(SERVICES))
 }
 
-/// The JWKS URL of the auth service at `auth_url`.
-pub fn jwks_url(auth_url: &str) -> String {
-    format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/'))
-}
-
-/// Listeners for the three services, bound by the caller (configured ports, or port 0).
-pub struct Listeners {
-    pub gateway: TcpListener,
-    pub auth: TcpListener,
-    pub patients: TcpListener,
-}
-
-impl Listeners {
-    pub fn url(listener: &TcpListener) -> String {
-        listener.local_addr().map(|a| format!("http://{a}")).unwrap_or_default()
+/// Applies the migrations of each of `services` that owns a schema, and only those, each on
+/// its own database (`PMS_<NAME>_DATABASE_URL`, else `PMS_DATABASE_URL`).
+pub async fn migrate(services: &[&Service]) -> Result<(), BoxError> {
+    for service in services {
+        if let Some(schema) = service.schema {
+            let db = DbConfig::from_env(service.name)?;
+            let pool = schema
+                .connect_and_migrate(&db)
+                .await
+                .map_err(|e| format!("migrating the {} schema failed: {e}", schema.name))?;
+            pool.close().await;
+            tracing::info!(schema = schema.name, "migrations applied");
+        }
     }
+    Ok(())
 }
 
-/// What `start` needs besides the listeners.
-pub struct SystemConfig {
-    pub auth_pool: PgPool,
-    pub patients_pool: PgPool,
-    pub auth: auth::AuthConfig,
-    /// The gateway's routes must point at the listeners' addresses.
-    pub gateway: GatewayConfig,
-    pub http: HttpConfig,
-}
-
-/// The services running in this process.
-pub struct System {
-    pub gateway_url: String,
-    pub auth_url: String,
-    pub patients_url: String,
-    pub auth: auth::AuthState,
-    pub servers: Vec<JoinHandle<std::io::Result<()>>>,
-}
-
-async fn until(mut stop: watch::Receiver<bool>) {
-    let _ = stop.wait_for(|stopped| *stopped).await;
-}
-
-/// Starts auth, patients and the gateway on their listeners; they stop when `stop` turns true.
-/// Services verify tokens with keys fetched from auth's JWKS over HTTP, as in production.
-pub async fn start(
-    config: SystemConfig,
-    listeners: Listeners,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<System> {
-    let (gateway_url, auth_url, patients_url) = (
-        Listeners::url(&listeners.gateway),
-        Listeners::url(&listeners.auth),
-        Listeners::url(&listeners.patients),
+/// Runs `services` in this process until `shutdown` is triggered and all have stopped. Each
+/// listens on its own address; the others of [`SERVICES`] are reached at their
+/// `PMS_<NAME>_URL`. If one fails, the others are stopped too.
+pub async fn run(
+    services: &[&'static Service],
+    shutdown: Shutdown,
+    profile: Profile,
+) -> Result<(), BoxError> {
+    let mut bound = Vec::new();
+    for &service in services {
+        let listener = kit::http::bind(service.bind_address()?).await?;
+        bound.push((service, listener));
+    }
+    let peers = Peers::new(
+        SERVICES
+            .iter()
+            .map(|&service| {
+                let local = bound.iter().find(|(s, _)| s.name == service.name);
+                let url = match local.and_then(|(_, l)| l.local_addr().ok()) {
+                    Some(addr) => format!("http://{addr}"),
+                    None => service.url_from_env(),
+                };
+                Peer { service, url }
+            })
+            .collect(),
     );
-    let tokens = config.auth.tokens.clone();
-    let auth_state =
-        auth::start(config.auth_pool, config.auth).await.context("the auth service cannot start")?;
-    auth::spawn_upkeep(&auth_state);
-    let verifier = || Verifier::from_url(jwks_url(&auth_url), tokens.clone());
-    let auth_app = auth::app(auth_state.clone(), &config.http);
-    let patients_app = patients::app(config.patients_pool, verifier(), &config.http);
-    let upstreams = [("auth", auth_url.clone()), ("patients", patients_url.clone())];
-    let gateway_app = gateway::app(&config.gateway, verifier(), &upstreams, openapi(), &config.http);
-    let servers = vec![
-        tokio::spawn(kit::http::serve(listeners.auth, auth_app, until(stop.clone()))),
-        tokio::spawn(kit::http::serve(listeners.patients, patients_app, until(stop.clone()))),
-        tokio::spawn(kit::http::serve(listeners.gateway, gateway_app, until(stop))),
-    ];
-    Ok(System { gateway_url, auth_url, patients_url, auth: auth_state, servers })
+    if let Some(url) = peers.url(gateway::SERVICE.name).filter(|_| profile == Profile::Laptop) {
+        tracing::info!(api = %url, docs = %format!("{url}/docs"), "pms is up");
+    }
+    let mut running = JoinSet::new();
+    for (service, listener) in bound {
+        let launch = Launch { listener, peers: peers.clone(), shutdown: shutdown.clone(), profile };
+        let name = service.name;
+        running.spawn(async move { (service.launch)(launch).await.map_err(|e| format!("{name}: {e}")) });
+    }
+    let mut failure = None;
+    while let Some(ended) = running.join_next().await {
+        let outcome = ended.map_err(|e| e.to_string()).and_then(|r| r);
+        if let Err(err) = outcome {
+            tracing::error!(error = %err, "a service stopped with an error; stopping the others");
+            shutdown.trigger();
+            failure.get_or_insert(err);
+        }
+    }
+    match failure {
+        Some(err) => Err(err.into()),
+        None => Ok(()),
+    }
 }

@@ -1,51 +1,59 @@
-use kit::{auth::Role, config::HttpConfig, testing::TestTokens};
+use kit::{
+    auth::Role,
+    config::HttpConfig,
+    shutdown::Shutdown,
+    tasks::Background,
+    testing::{TestDatabase, TestTokens},
+};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
+use tokio::task::JoinHandle;
 
-/// The patients service on 127.0.0.1:<random> with a database of its own.
+pub use kit::testing::{error_fields, expect_problem};
+
+/// The patients service on 127.0.0.1:<random> with a database of its own, started the way
+/// `patients::run` starts it.
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// The service's own pool.
     pub pool: PgPool,
     pub tokens: TestTokens,
+    pub shutdown: Shutdown,
+    pub server: JoinHandle<std::io::Result<()>>,
+    /// Dropped with the app.
+    pub _db: TestDatabase,
 }
 
 impl TestApp {
     pub async fn spawn() -> Self {
-        let options = kit::testing::fresh_database().await;
-        let db = kit::db::DbConfig::with_url("unused: options given");
-        let pool = patients::connect_with(options, &db).await.expect("connect");
-        patients::migrate(&pool).await.expect("migrate");
-        Self::serve(pool).await
+        Self::spawn_with(Shutdown::default()).await
     }
 
-    /// Serves the service on `pool` (which may be broken on purpose).
-    pub async fn serve(pool: PgPool) -> Self {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let base = format!("http://{}", listener.local_addr().expect("addr"));
+    /// As [`spawn`](Self::spawn), stopping as `shutdown` says when it is triggered.
+    pub async fn spawn_with(shutdown: Shutdown) -> Self {
+        let db = TestDatabase::create().await;
+        patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate");
         let tokens = TestTokens::new();
-        let app = patients::app(pool.clone(), tokens.verifier.clone(), &HttpConfig::ephemeral());
-        tokio::spawn(kit::http::serve(listener, app, std::future::pending()));
-        let token = tokens.token("admin-1", &[Role::Admin]);
-        let client = reqwest::Client::builder()
-            .default_headers(reqwest::header::HeaderMap::from_iter([(
-                reqwest::header::AUTHORIZATION,
-                format!("Bearer {token}").parse().expect("header"),
-            )]))
-            .build()
-            .expect("client");
-        Self { base, client, pool, tokens }
+        let config = patients::Config {
+            db: db.config(),
+            http: HttpConfig::ephemeral(),
+            verifier: tokens.verifier.clone(),
+        };
+        let background = Background::new();
+        let state = patients::build(&config, &background).await.expect("build");
+        let pool = state.pool.clone();
+        let (listener, base) = kit::testing::listener().await;
+        let server =
+            tokio::spawn(kit::http::run(listener, patients::router(state), background, shutdown.clone()));
+        let client = tokens.client_as("admin-1", &[Role::Admin]);
+        Self { base, client, pool, tokens, shutdown, server, _db: db }
     }
 
     /// A client whose requests carry a token for `user` with `roles` (or none at all).
     pub fn client_as(&self, user: &str, roles: &[Role]) -> reqwest::Client {
-        let mut headers = reqwest::header::HeaderMap::new();
-        if !roles.is_empty() {
-            let value = format!("Bearer {}", self.tokens.token(user, roles));
-            headers.insert(reqwest::header::AUTHORIZATION, value.parse().expect("header"));
-        }
-        reqwest::Client::builder().default_headers(headers).build().expect("client")
+        self.tokens.client_as(user, roles)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -74,9 +82,7 @@ impl TestApp {
 
     /// Registers a patient and returns its JSON, asserting 201.
     pub async fn register(&self, body: &Value) -> Value {
-        let response = self.post("/api/patients", body).await;
-        assert_eq!(response.status(), StatusCode::CREATED, "{}", response.text().await.unwrap_or_default());
-        response.json().await.expect("json")
+        kit::testing::expect_json(self.post("/api/patients", body).await, StatusCode::CREATED).await
     }
 
     /// Registers `given family` born 1980-01-01 and returns its id.
@@ -87,9 +93,7 @@ impl TestApp {
 
     /// Searches with the given query string; asserts 200 and returns the page.
     pub async fn search(&self, query: &str) -> Value {
-        let response = self.get(&format!("/api/patients?{query}")).await;
-        assert_eq!(response.status(), StatusCode::OK, "{}", response.text().await.unwrap_or_default());
-        response.json().await.expect("json")
+        kit::testing::expect_json(self.get(&format!("/api/patients?{query}")).await, StatusCode::OK).await
     }
 
     /// Family names of a search page, in order.
@@ -113,29 +117,4 @@ impl TestApp {
 /// A minimal valid registration body.
 pub fn patient(given: &str, family: &str) -> Value {
     json!({ "givenName": given, "familyName": family, "birthDate": "1980-01-01", "sex": "unknown" })
-}
-
-/// Asserts a problem+json answer with `status` and returns its body.
-pub async fn expect_problem(response: Response, status: StatusCode) -> Value {
-    assert_eq!(response.status(), status);
-    let content_type =
-        response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-    assert_eq!(content_type, "application/problem+json");
-    let body: Value = response.json().await.expect("problem json");
-    assert_eq!(body["status"], status.as_u16());
-    assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:pms:problem:")), "{body}");
-    body
-}
-
-/// The JSON pointers (or parameter names) of a validation problem's errors.
-pub fn error_fields(problem: &Value) -> Vec<String> {
-    problem["errors"]
-        .as_array()
-        .map(|errors| {
-            errors
-                .iter()
-                .map(|e| e["pointer"].as_str().or(e["parameter"].as_str()).unwrap_or("?").to_owned())
-                .collect()
-        })
-        .unwrap_or_default()
 }

@@ -5,4 +5,5 @@ mod access;
 mod helpers;
 mod lifecycle;
 mod search;
+mod shutdown;
 mod validation;

@@ -3,7 +3,11 @@
 use std::time::{Duration, Instant};
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use kit::auth::{Claims, Role};
+use kit::{
+    auth::{Claims, Role},
+    tasks::Background,
+    testing::TestDatabase,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -29,7 +33,7 @@ async fn login_answers_a_token_pair_and_failures_look_alike() {
     };
     let mut wrong_password = Vec::new();
     let mut unknown_email = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..4 {
         let (t, r) = timed(ADMIN_EMAIL).await;
         wrong_password.push((t, expect_problem(r, StatusCode::UNAUTHORIZED).await));
         let (t, r) = timed("nobody@test.example").await;
@@ -38,13 +42,12 @@ async fn login_answers_a_token_pair_and_failures_look_alike() {
     // The same answer, so nobody learns which accounts exist...
     assert_eq!(wrong_password[0].1, unknown_email[0].1);
     // ...in about the same time: an unknown email is checked against a dummy hash, so it is
-    // never the fast path (without it: ~1 ms against tens of ms for Argon2).
-    let median = |v: &mut Vec<(Duration, Value)>| {
-        v.sort_by_key(|x| x.0);
-        v[1].0
-    };
-    let (wrong, unknown) = (median(&mut wrong_password), median(&mut unknown_email));
-    assert!(unknown * 2 >= wrong, "unknown email {unknown:?} vs wrong password {wrong:?}");
+    // never the fast path (without it: ~1 ms against tens of ms for Argon2). The fastest of
+    // several tries is compared: a busy machine only ever adds time, so minima stay stable
+    // where medians of two busy cores do not.
+    let fastest = |v: &[(Duration, Value)]| v.iter().map(|x| x.0).min().unwrap_or_default();
+    let (wrong, unknown) = (fastest(&wrong_password), fastest(&unknown_email));
+    assert!(unknown * 3 >= wrong, "unknown email {unknown:?} vs wrong password {wrong:?}");
 }
 
 async fn refresh(system: &TestSystem, token: &str) -> reqwest::Response {
@@ -121,7 +124,7 @@ async fn validate_accepts_only_valid_tokens() {
     let info: Value = response.json().await.expect("json");
     assert_eq!(info["roles"], json!(["admin"]));
 
-    let key = system.system.auth.keys.active().expect("key");
+    let key = system.auth.keys.active().expect("key");
     let expired = key.sign(&claims("pms", -60)).expect("sign");
     let wrong_audience = key.sign(&claims("another-app", 600)).expect("sign");
     let parts: Vec<&str> = valid.split('.').collect();
@@ -165,7 +168,8 @@ async fn five_failures_lock_an_account_until_the_window_passes() {
         response.headers()["retry-after"].to_str().expect("header").parse().expect("seconds");
     assert!((1..=4).contains(&retry_after), "{retry_after}");
     expect_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
-    tokio::time::sleep(Duration::from_secs(retry_after)).await;
+    // Let the window pass on auth's clock, not on the wall clock.
+    system.clock.advance(Duration::from_secs(retry_after));
     assert_eq!(system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(), StatusCode::OK);
 }
 
@@ -182,13 +186,13 @@ async fn too_many_failures_from_one_address_pause_its_logins() {
 #[tokio::test]
 async fn the_first_admin_is_created_once_and_never_reset() {
     let system = TestSystem::start().await;
-    let mut config = crate::system::auth_config();
+    let mut config = system.auth_config.clone();
     config.admin = Some(auth::AdminBootstrap {
         email: "other@test.example".into(),
         password: "another-password-1".into(),
     });
     // A restart with other bootstrap settings changes nothing.
-    auth::start(system.auth_pool.clone(), config).await.expect("restart");
+    auth::build(config, &Background::new()).await.expect("restart");
     let users: i64 =
         sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&system.auth_pool).await.expect("count");
     assert_eq!(users, 1);
@@ -196,12 +200,11 @@ async fn the_first_admin_is_created_once_and_never_reset() {
     expect_problem(system.login("other@test.example", "another-password-1").await, StatusCode::UNAUTHORIZED)
         .await;
     // Without bootstrap settings, a database with no users refuses to start.
-    let empty = kit::testing::fresh_database().await;
-    let pool = auth::connect_with(empty, &kit::db::DbConfig::with_url("unused")).await.expect("connect");
-    auth::migrate(&pool).await.expect("migrate");
-    let mut config = crate::system::auth_config();
+    let empty = TestDatabase::create().await;
+    auth::SCHEMA.connect_and_migrate(&empty.config()).await.expect("migrate");
+    let mut config = crate::system::auth_config(&empty);
     config.admin = None;
-    assert!(auth::start(pool, config).await.is_err());
+    assert!(auth::build(config, &Background::new()).await.is_err());
 }
 
 #[tokio::test]
@@ -210,7 +213,7 @@ async fn signing_keys_rotate_without_downtime() {
     let old_token = system.admin_token().await;
     assert_eq!(system.get("/api/patients", &old_token).await.status(), StatusCode::OK);
     let new_kid = auth::KeyStore::rotate(&system.auth_pool).await.expect("rotate");
-    system.system.auth.keys.reload().await.expect("reload");
+    system.auth.keys.reload().await.expect("reload");
 
     let new_token = system.admin_token().await;
     let header: Value = serde_json::from_slice(

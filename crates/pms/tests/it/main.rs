@@ -5,5 +5,6 @@ mod access;
 mod docs;
 mod gateway;
 mod login;
+mod process;
 mod system;
 mod users;

@@ -1,38 +1,59 @@
 use std::time::Duration;
 
-use gateway::{GatewayConfig, RateConfig, routes};
+use gateway::{RateConfig, routes};
 use kit::{
-    auth::{Role, TokenSettings},
+    auth::{KeySource, Role, TokenSettings, VerifierConfig},
+    clock::Clock,
     config::HttpConfig,
-    db::DbConfig,
+    service::{Peer, Peers},
+    shutdown::Shutdown,
+    tasks::Background,
+    testing::TestDatabase,
 };
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
-use tokio::{net::TcpListener, sync::watch};
 
 pub const ADMIN_EMAIL: &str = "admin@test.example";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
 
+/// Gateway, auth and patients on random ports with one fresh database, each started by its
+/// crate's own `run` (auth by `build` + `router`, to keep its state at hand).
 pub struct TestSystem {
     pub base: String,
     pub client: reqwest::Client,
     pub auth_pool: PgPool,
-    pub system: pms::System,
-    _stop: watch::Sender<bool>,
+    pub auth: auth::AuthState,
+    /// The settings auth was started with (tests restart it with variations).
+    pub auth_config: auth::Config,
+    /// Auth's clock: tests move it instead of sleeping.
+    pub clock: Clock,
+    shutdown: Shutdown,
+    _db: TestDatabase,
 }
 
-async fn listener() -> TcpListener {
-    TcpListener::bind("127.0.0.1:0").await.expect("bind")
+impl Drop for TestSystem {
+    /// The services stop with the test (before its database is dropped).
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
 }
 
-pub fn auth_config() -> auth::AuthConfig {
-    auth::AuthConfig {
-        tokens: TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() },
+fn tokens() -> TokenSettings {
+    TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() }
+}
+
+/// Auth settings for tests, on database `db`.
+pub fn auth_config(db: &TestDatabase) -> auth::Config {
+    auth::Config {
+        db: db.config(),
+        http: HttpConfig::ephemeral(),
+        tokens: tokens(),
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(3600),
         limits: auth::lockout::Limits::default(),
         admin: Some(auth::AdminBootstrap { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() }),
+        clock: Clock::default(),
     }
 }
 
@@ -42,41 +63,51 @@ impl TestSystem {
     }
 
     /// Starts the system after `tune` adjusted the auth and gateway settings.
-    pub async fn start_with(tune: impl FnOnce(&mut auth::AuthConfig, &mut GatewayConfig)) -> Self {
-        let db = kit::testing::fresh_database().await;
-        let db_config = DbConfig::with_url("unused: options given");
-        let auth_pool = auth::connect_with(db.clone(), &db_config).await.expect("connect");
-        auth::migrate(&auth_pool).await.expect("migrate auth");
-        let patients_pool = patients::connect_with(db.clone(), &db_config).await.expect("connect");
-        patients::migrate(&patients_pool).await.expect("migrate patients");
-        let listeners =
-            pms::Listeners { gateway: listener().await, auth: listener().await, patients: listener().await };
-        let mut gateway = GatewayConfig {
-            routes: routes::defaults(
-                &pms::Listeners::url(&listeners.auth),
-                &pms::Listeners::url(&listeners.patients),
-            ),
+    pub async fn start_with(tune: impl FnOnce(&mut auth::Config, &mut gateway::Config)) -> Self {
+        let db = TestDatabase::create().await;
+        let auth_pool = auth::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate auth");
+        patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate patients");
+        let (gateway_listener, gateway_url) = kit::testing::listener().await;
+        let (auth_listener, auth_url) = kit::testing::listener().await;
+        let (patients_listener, patients_url) = kit::testing::listener().await;
+        let peers = Peers::new(vec![
+            Peer { service: &gateway::SERVICE, url: gateway_url.clone() },
+            Peer { service: &auth::SERVICE, url: auth_url.clone() },
+            Peer { service: &patients::SERVICE, url: patients_url },
+        ]);
+        // Services verify tokens with keys fetched from auth's JWKS over HTTP, as in production.
+        let verifier = VerifierConfig {
+            keys: KeySource::Url(format!("{auth_url}/.well-known/jwks.json")),
+            tokens: tokens(),
+        };
+        let mut gateway = gateway::Config {
+            http: HttpConfig::ephemeral(),
+            routes: routes::defaults(&peers),
             upstream_timeout: Duration::from_secs(5),
             rate: RateConfig { per_second: 10_000, burst: 10_000 },
             body_limit: 1024 * 1024,
+            verifier: verifier.clone(),
+            peers: peers.clone(),
         };
-        let mut auth = auth_config();
-        tune(&mut auth, &mut gateway);
-        let config = pms::SystemConfig {
-            auth_pool: auth_pool.clone(),
-            patients_pool: patients_pool.clone(),
-            auth,
-            gateway,
-            http: HttpConfig::ephemeral(),
-        };
-        let (stop, stopped) = watch::channel(false);
-        let system = pms::start(config, listeners, stopped).await.expect("start");
+        let mut auth_config = auth_config(&db);
+        tune(&mut auth_config, &mut gateway);
+        let patients = patients::Config { db: db.config(), http: HttpConfig::ephemeral(), verifier };
+        let shutdown = Shutdown::default();
+        let background = Background::new();
+        let auth = auth::build(auth_config.clone(), &background).await.expect("auth starts");
+        tokio::spawn(kit::http::run(auth_listener, auth::router(auth.clone()), background, shutdown.clone()));
+        tokio::spawn(patients::run(patients, patients_listener, shutdown.clone()));
+        tokio::spawn(gateway::run(gateway, gateway_listener, shutdown.clone()));
+        let clock = auth_config.clock.clone();
         Self {
-            base: system.gateway_url.clone(),
+            base: gateway_url,
             client: reqwest::Client::new(),
             auth_pool,
-            system,
-            _stop: stop,
+            auth,
+            auth_config,
+            clock,
+            shutdown,
+            _db: db,
         }
     }
 

@@ -13,22 +13,25 @@ fn random_hex(len: usize) -> String {
     hex
 }
 
+/// The trace id and flags of a well-formed `traceparent` header value.
+pub fn parse(value: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = value.trim().split('-').collect();
+    let [version, trace_id, parent_id, flags] = parts.as_slice() else {
+        return None;
+    };
+    let valid = is_hex(version, 2)
+        && *version != "ff"
+        && is_hex(trace_id, 32)
+        && trace_id.bytes().any(|b| b != b'0')
+        && is_hex(parent_id, 16)
+        && parent_id.bytes().any(|b| b != b'0')
+        && is_hex(flags, 2);
+    valid.then(|| (trace_id.to_string(), flags.to_string()))
+}
+
 /// The `traceparent` to send upstream, given the incoming one (if any).
 pub fn next_traceparent(incoming: Option<&str>) -> String {
-    let continued = incoming.and_then(|value| {
-        let parts: Vec<&str> = value.trim().split('-').collect();
-        let [version, trace_id, parent_id, flags] = parts.as_slice() else {
-            return None;
-        };
-        let valid = is_hex(version, 2)
-            && *version != "ff"
-            && is_hex(trace_id, 32)
-            && trace_id.bytes().any(|b| b != b'0')
-            && is_hex(parent_id, 16)
-            && parent_id.bytes().any(|b| b != b'0')
-            && is_hex(flags, 2);
-        valid.then(|| (trace_id.to_string(), flags.to_string()))
-    });
+    let continued = incoming.and_then(parse);
     let (trace_id, flags) = continued.unwrap_or_else(|| (random_hex(32), "01".to_owned()));
     format!("00-{trace_id}-{}-{flags}", random_hex(16))
 }

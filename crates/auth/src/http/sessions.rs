@@ -1,0 +1,158 @@
+//! Sessions: `/auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/validate`, and the
+//! public keys at `/.well-known/jwks.json`.
+
+use std::net::SocketAddr;
+
+use axum::{
+    Json,
+    extract::{ConnectInfo, FromRequestParts, State},
+    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use kit::{
+    Problem,
+    auth::{Role, TokenError},
+    email::Email,
+    json::JsonBody,
+    openapi::BodyRefused,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::{
+    AuthState,
+    error::{Error, Result},
+    lockout, passwords,
+    tokens::{self, TokenPair},
+};
+
+/// The client's address: the last `X-Forwarded-For` entry (appended by the gateway, the only
+/// way in), else the peer of the connection.
+pub struct ClientAddress(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let forwarded = parts
+            .headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty());
+        let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+        Ok(ClientAddress(forwarded.or_else(peer).unwrap_or_else(|| "unknown".into())))
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[schema(example = "admin@pms.local")]
+    pub email: String,
+    pub password: String,
+}
+
+/// Log in with email and password.
+///
+/// Wrong email, wrong password and a disabled account all answer the same 401. After 5 failed
+/// logins for an account, or 20 from one address, within 15 minutes: 429 with `Retry-After`.
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest, security(()),
+    responses(
+        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 401, description = "Wrong credentials", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins", body = Problem, content_type = "application/problem+json"),
+        BodyRefused,
+    ))]
+pub async fn login(
+    State(state): State<AuthState>,
+    ClientAddress(address): ClientAddress,
+    JsonBody(body): JsonBody<LoginRequest>,
+) -> Result<Json<TokenPair>> {
+    let key = Email::key_of(&body.email);
+    lockout::check(&state.pool, &state.config.limits, &state.config.clock, &key, &address).await?;
+    let found = state.users.find_for_login(&body.email).await?;
+    let hash = found.as_ref().map(|(_, hash)| hash.clone());
+    let password_ok = passwords::verify(body.password, hash).await;
+    let user = match found {
+        Some((user, _)) if password_ok && user.enabled => user,
+        _ => {
+            lockout::record(&state.pool, &state.config.clock, &key, &address, false).await?;
+            return Err(Error::InvalidCredentials);
+        }
+    };
+    lockout::record(&state.pool, &state.config.clock, &key, &address, true).await?;
+    let mut tx = state.pool.begin().await?;
+    let pair = tokens::issue(&state, &mut tx, &user, Uuid::now_v7()).await?;
+    tx.commit().await?;
+    tracing::info!(user = %user.id, "logged in");
+    Ok(Json(pair))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Exchange a refresh token for a new token pair.
+///
+/// Each refresh token works once; presenting a used one again revokes every token of its login.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest, security(()),
+    responses(
+        (status = 200, description = "A new pair", body = TokenPair),
+        (status = 401, description = "Invalid, used, revoked or expired", body = Problem, content_type = "application/problem+json"),
+        BodyRefused,
+    ))]
+pub async fn refresh(
+    State(state): State<AuthState>,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> Result<Json<TokenPair>> {
+    Ok(Json(tokens::refresh(&state, &body.refresh_token).await?))
+}
+
+/// Log out: revoke the refresh token and every token of the same login.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest, security(()),
+    responses((status = 204, description = "Revoked (also for unknown tokens)"), BodyRefused))]
+pub async fn logout(
+    State(state): State<AuthState>,
+    JsonBody(body): JsonBody<RefreshRequest>,
+) -> Result<StatusCode> {
+    tokens::logout(&state, &body.refresh_token).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct TokenInfo {
+    /// The user id.
+    pub sub: String,
+    pub roles: Vec<Role>,
+    /// Expiry, seconds since the epoch.
+    pub exp: i64,
+}
+
+/// Check a bearer token (for clients of the older API): 200 if valid, 401 otherwise.
+#[utoipa::path(get, path = "/auth/validate", tag = "auth",
+    responses(
+        (status = 200, description = "Valid", body = TokenInfo),
+        (status = 401, description = "Missing, malformed, expired or badly signed", body = Problem, content_type = "application/problem+json"),
+    ))]
+pub async fn validate(
+    State(state): State<AuthState>,
+    headers: HeaderMap,
+) -> Result<Json<TokenInfo>, TokenError> {
+    let token = kit::auth::bearer(&headers).ok_or(TokenError::Missing)?;
+    let claims = state.keys.verifier().verify(token).await?;
+    Ok(Json(TokenInfo { sub: claims.sub, roles: claims.roles, exp: claims.exp }))
+}
+
+/// The public keys that verify access tokens (RFC 7517).
+#[utoipa::path(get, path = "/.well-known/jwks.json", tag = "auth", security(()),
+    responses((status = 200, description = "JWK set", body = Object)))]
+pub async fn jwks(State(state): State<AuthState>) -> Response {
+    let mut response = Json(state.keys.jwks()).into_response();
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    response
+}

@@ -1,0 +1,159 @@
+//! User administration under `/api/users` (admins), and `/api/users/me/password`.
+
+use axum::{
+    Json,
+    extract::State,
+    http::{HeaderValue, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use kit::{
+    FieldError, Problem, RequestContext,
+    email::Email,
+    extract::PathId,
+    json::{Cursor, JsonBody, QueryParams},
+    openapi::{BodyRefused, Forbidden, InvalidParameters, MalformedId, Unauthorized},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use crate::{
+    AuthState,
+    error::{Error, Result},
+    passwords,
+    policy::Action,
+    users::{NewUser, User, UserPatch},
+};
+
+/// Create a user (admins).
+#[utoipa::path(post, path = "/api/users", tag = "users", request_body = NewUser,
+    responses(
+        (status = 201, description = "Created", body = User),
+        Unauthorized, Forbidden,
+        (status = 409, description = "Email taken", body = Problem, content_type = "application/problem+json"),
+        BodyRefused,
+    ))]
+pub async fn create_user(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    JsonBody(body): JsonBody<NewUser>,
+) -> Result<Response> {
+    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    let draft = body.parse()?;
+    let hash = passwords::hash(draft.password.clone()).await?;
+    let user = state.users.create(&draft, &hash).await?;
+    tracing::info!(user = %user.id, by = %ctx.user_id, "user created");
+    let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
+        .unwrap_or(HeaderValue::from_static("/api/users"));
+    Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(user)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListParams {
+    /// Page size, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserPage {
+    pub items: Vec<User>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// List users by email (admins).
+#[utoipa::path(get, path = "/api/users", tag = "users", params(ListParams),
+    responses((status = 200, description = "A page of users", body = UserPage),
+              InvalidParameters, Unauthorized, Forbidden))]
+pub async fn list_users(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    QueryParams(params): QueryParams<ListParams>,
+) -> Result<Json<UserPage>> {
+    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    let mut errors = Vec::new();
+    let limit = kit::json::page_limit(params.limit.as_deref(), 50, &mut errors);
+    let after: Option<String> = Cursor::param(params.cursor.as_deref(), &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let mut items = state.users.list(limit + 1, after.as_deref()).await?;
+    let next_cursor =
+        kit::json::next_page(&mut items, limit, |last| Cursor::encode(&Email::key_of(&last.email)));
+    Ok(Json(UserPage { items, next_cursor }))
+}
+
+/// Read a user (admins).
+#[utoipa::path(get, path = "/api/users/{id}", tag = "users", params(("id" = Uuid, Path, description = "User id")),
+    responses((status = 200, description = "The user", body = User),
+              (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+              MalformedId, Unauthorized, Forbidden))]
+pub async fn get_user(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    PathId(id): PathId,
+) -> Result<Json<User>> {
+    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    Ok(Json(state.users.get(id).await?))
+}
+
+/// Change a user's roles, name or enabled flag (admins). Disabling revokes its refresh tokens.
+#[utoipa::path(patch, path = "/api/users/{id}", tag = "users", params(("id" = Uuid, Path, description = "User id")),
+    request_body = UserPatch,
+    responses((status = 200, description = "Updated", body = User),
+              (status = 404, description = "No such user", body = Problem, content_type = "application/problem+json"),
+              BodyRefused, MalformedId, Unauthorized, Forbidden))]
+pub async fn update_user(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    PathId(id): PathId,
+    JsonBody(patch): JsonBody<UserPatch>,
+) -> Result<Json<User>> {
+    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    patch.validate()?;
+    let user = state.users.update(id, &patch).await?;
+    tracing::info!(user = %id, by = %ctx.user_id, "user updated");
+    Ok(Json(user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PasswordChange {
+    pub current_password: String,
+    /// 12 to 128 characters.
+    pub new_password: String,
+}
+
+/// Change your own password. Every refresh token of yours is revoked: log in again.
+#[utoipa::path(post, path = "/api/users/me/password", tag = "users", request_body = PasswordChange,
+    responses((status = 204, description = "Changed"),
+              (status = 422, description = "Wrong current password or weak new one", body = Problem, content_type = "application/problem+json"),
+              Unauthorized))]
+pub async fn change_password(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    JsonBody(body): JsonBody<PasswordChange>,
+) -> Result<StatusCode> {
+    ctx.require(Action::ChangeOwnPassword).map_err(|_| Error::Forbidden)?;
+    // Tokens name users by their UUID; one that does not is no user of this service.
+    let id = Uuid::parse_str(&ctx.user_id).map_err(|_| Error::NotFound)?;
+    let mut errors: Vec<FieldError> =
+        passwords::check_policy(&body.new_password, "/newPassword").into_iter().collect();
+    let current = state.users.password_hash(id).await?;
+    if !passwords::verify(body.current_password, Some(current)).await {
+        errors.insert(0, FieldError::body("/currentPassword", "is not your current password"));
+    }
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let hash = passwords::hash(body.new_password).await?;
+    state.users.set_password(id, &hash).await?;
+    tracing::info!(user = %id, "password changed");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,123 @@
+//! Every access to a patient record, checked against the [`policy`](crate::policy) and
+//! audited: the layer between the HTTP handlers and the SQL of [`PatientRepository`].
+//!
+//! Each handler first calls [`PatientAccess::authorize`] for its action, before it reads any
+//! parameter or body (a refusal is audited as `denied`, and input the caller may not send is
+//! never parsed); then the method for the action, which audits the access.
+
+use kit::{RequestContext, auth::Action as _};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, AuditEvent, AuditLog, AuditQuery, AuditRecord},
+    domain::{Patient, PatientDraft},
+    error::{Error, Result},
+    policy::Action,
+    records::{PatientRepository, PatientVersion},
+    search::{Position, SearchFilter, SearchPage},
+};
+
+#[derive(Clone)]
+pub struct PatientAccess {
+    records: PatientRepository,
+    audit: AuditLog,
+}
+
+impl PatientAccess {
+    pub fn new(records: PatientRepository, audit: AuditLog) -> Self {
+        Self { records, audit }
+    }
+
+    /// 403 unless the caller may do `action`; the refusal is audited first.
+    pub async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        action: Action,
+        patient_id: Option<Uuid>,
+    ) -> Result<()> {
+        if ctx.may(action) {
+            return Ok(());
+        }
+        tracing::warn!(action = action.as_str(), actor = %ctx.user_id, "access denied");
+        self.audit.record(AuditEvent::new(ctx, action, patient_id, "denied")).await?;
+        Err(Error::Forbidden)
+    }
+
+    /// Registers a patient.
+    pub async fn register(&self, ctx: &RequestContext, draft: PatientDraft) -> Result<Patient> {
+        let id = Uuid::now_v7();
+        self.records.register(id, draft, &AuditEvent::new(ctx, Action::Create, Some(id), "ok")).await
+    }
+
+    /// Replaces a patient's data if it is still at `expected_version`.
+    pub async fn update(
+        &self,
+        ctx: &RequestContext,
+        id: Uuid,
+        expected_version: Option<i32>,
+        draft: PatientDraft,
+    ) -> Result<Patient> {
+        let audit = AuditEvent::new(ctx, Action::Update, Some(id), "ok");
+        self.records.update(id, expected_version, draft, audit).await
+    }
+
+    /// Deactivates a patient.
+    pub async fn deactivate(
+        &self,
+        ctx: &RequestContext,
+        id: Uuid,
+        expected_version: Option<i32>,
+    ) -> Result<Patient> {
+        let audit = AuditEvent::new(ctx, Action::Deactivate, Some(id), "ok");
+        self.records.deactivate(id, expected_version, audit).await
+    }
+
+    /// Reads a patient; the read is audited whatever the outcome, before anything is answered.
+    pub async fn read(&self, ctx: &RequestContext, id: Uuid) -> Result<Patient> {
+        let (outcome, result) = match self.records.get(id).await? {
+            None => ("not_found", Err(Error::NotFound)),
+            Some(patient) if !patient.active => ("gone", Err(Error::Gone)),
+            Some(patient) => ("ok", Ok(patient)),
+        };
+        self.audit.record(AuditEvent::new(ctx, Action::Read, Some(id), outcome)).await?;
+        result
+    }
+
+    /// Every version of a patient record, newest first; audited whatever the outcome.
+    pub async fn history(&self, ctx: &RequestContext, id: Uuid) -> Result<Vec<PatientVersion>> {
+        let versions = self.records.history(id).await?;
+        let outcome = if versions.is_empty() { "not_found" } else { "ok" };
+        self.audit.record(AuditEvent::new(ctx, Action::History, Some(id), outcome)).await?;
+        if versions.is_empty() { Err(Error::NotFound) } else { Ok(versions) }
+    }
+
+    /// One page of matches; the audit row keeps which filters were used and how many
+    /// patients were shown, never the search terms.
+    pub async fn search(
+        &self,
+        ctx: &RequestContext,
+        filter: &SearchFilter,
+        limit: u32,
+        after: Option<&Position>,
+    ) -> Result<SearchPage> {
+        let page = self.records.search(filter, limit, after).await?;
+        let event = AuditEvent::new(ctx, Action::Search, None, "ok")
+            .with_details(json!({ "filters": filter.used(), "results": page.items.len() }));
+        self.audit.record(event).await?;
+        Ok(page)
+    }
+
+    /// The audit trail, newest first.
+    pub async fn audit_trail(
+        &self,
+        ctx: &RequestContext,
+        query: &AuditQuery,
+        limit: u32,
+    ) -> Result<Vec<AuditRecord>> {
+        if !ctx.may(Action::ReadAudit) {
+            return Err(Error::Forbidden);
+        }
+        Ok(audit::list(self.records.pool(), query, limit).await?)
+    }
+}

@@ -1,0 +1,105 @@
+//! The audit trail of patient records, `GET /api/audit-events` (admins).
+
+use axum::{Json, extract::State};
+use kit::{
+    FieldError, RequestContext,
+    json::{Cursor, QueryParams},
+    openapi::{Forbidden, InvalidParameters, Unauthorized},
+};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::present;
+use crate::{
+    access::PatientAccess,
+    audit::{AuditQuery, AuditRecord},
+    error::{Error, Result},
+    policy::Action,
+};
+
+/// Filters of the audit trail.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct AuditParams {
+    /// Only rows about this patient.
+    #[param(value_type = Option<Uuid>)]
+    patient_id: Option<String>,
+    /// Only rows of this user (the `sub` of their token).
+    user_id: Option<String>,
+    /// Only rows at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<String>,
+    /// Only rows before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of the audit trail, newest first.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditPage {
+    pub items: Vec<AuditRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn parse_instant(raw: &str, name: &str, errors: &mut Vec<FieldError>) -> Option<OffsetDateTime> {
+    match OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339) {
+        Ok(at) => Some(at),
+        Err(_) => {
+            errors.push(FieldError::parameter(
+                name,
+                "must be an RFC 3339 instant such as 2026-01-31T08:00:00Z",
+            ));
+            None
+        }
+    }
+}
+
+fn parse_audit_params(params: AuditParams) -> Result<(AuditQuery, u32)> {
+    let mut errors = Vec::new();
+    let mut query = AuditQuery::default();
+    if let Some(raw) = present(params.patient_id) {
+        match Uuid::parse_str(&raw) {
+            Ok(id) => query.patient_id = Some(id),
+            Err(_) => errors.push(FieldError::parameter("patientId", "must be a UUID")),
+        }
+    }
+    query.actor_id = present(params.user_id);
+    query.from = present(params.from).and_then(|raw| parse_instant(&raw, "from", &mut errors));
+    query.to = present(params.to).and_then(|raw| parse_instant(&raw, "to", &mut errors));
+    query.before_id = Cursor::param(params.cursor.as_deref(), &mut errors);
+    let limit = kit::json::page_limit(params.limit.as_deref(), 50, &mut errors);
+    if errors.is_empty() { Ok((query, limit)) } else { Err(Error::Invalid(errors)) }
+}
+
+/// The audit trail of patient records (admins): who did what to which record, when.
+#[utoipa::path(
+    get, path = "/api/audit-events", tag = "audit",
+    params(AuditParams),
+    responses(
+        (status = 200, description = "One page, newest first", body = AuditPage),
+        InvalidParameters, Unauthorized, Forbidden,
+    )
+)]
+pub async fn audit_events(
+    State(access): State<PatientAccess>,
+    ctx: RequestContext,
+    QueryParams(params): QueryParams<AuditParams>,
+) -> Result<Json<AuditPage>> {
+    if !ctx.may(Action::ReadAudit) {
+        return Err(Error::Forbidden);
+    }
+    let (query, limit) = parse_audit_params(params)?;
+    let mut items = access.audit_trail(&ctx, &query, limit + 1).await?;
+    let next_cursor = kit::json::next_page(&mut items, limit, |last| Cursor::encode(&last.id));
+    Ok(Json(AuditPage { items, next_cursor }))
+}

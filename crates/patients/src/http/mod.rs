@@ -1,0 +1,77 @@
+//! The REST API: patient records ([`patients`]) and their audit trail ([`audit`]), and what
+//! their handlers share.
+
+pub mod audit;
+pub mod patients;
+
+use axum::{
+    Json, Router,
+    extract::{FromRef, Request},
+    http::{HeaderValue, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use kit::{auth::Verifier, json::JsonBody};
+use time::{Date, Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::{
+    access::PatientAccess,
+    domain::{Patient, PatientDraft, PatientInput},
+    error::{Error, Result},
+};
+
+/// What the handlers share: access to the records, and the token verifier.
+#[derive(Clone)]
+pub struct PatientsState {
+    pub access: PatientAccess,
+    pub verifier: Verifier,
+}
+
+impl FromRef<PatientsState> for PatientAccess {
+    fn from_ref(state: &PatientsState) -> Self {
+        state.access.clone()
+    }
+}
+
+impl FromRef<PatientsState> for Verifier {
+    fn from_ref(state: &PatientsState) -> Self {
+        state.verifier.clone()
+    }
+}
+
+/// The routes of the patients API.
+pub fn routes(state: PatientsState) -> Router {
+    Router::new()
+        .route("/api/patients", get(patients::search).post(patients::register))
+        .route("/api/patients/{id}", get(patients::read).put(patients::update).delete(patients::deactivate))
+        .route("/api/patients/{id}/history", get(patients::history))
+        .route("/api/audit-events", get(audit::audit_events))
+        .with_state(state)
+}
+
+/// The validated patient in the request body, read only after the caller is known to be
+/// allowed to send it.
+async fn draft(request: Request) -> Result<PatientDraft> {
+    let input: PatientInput = JsonBody::read(request).await?;
+    PatientDraft::parse(input, latest_today()).map_err(Error::Invalid)
+}
+
+/// The latest calendar date anywhere on earth (UTC+14): a baby born "today" in Kiribati is
+/// not born in the future.
+fn latest_today() -> Date {
+    (OffsetDateTime::now_utc() + Duration::hours(14)).date()
+}
+
+fn location(id: Uuid) -> HeaderValue {
+    HeaderValue::from_str(&format!("/api/patients/{id}")).unwrap_or(HeaderValue::from_static("/api/patients"))
+}
+
+fn with_etag(patient: Patient) -> Response {
+    ([(header::ETAG, kit::extract::etag(patient.version))], Json(patient)).into_response()
+}
+
+/// A query parameter's value, trimmed; `None` when absent or blank.
+fn present(value: Option<String>) -> Option<String> {
+    value.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
+}

@@ -1,0 +1,278 @@
+//! The patient records API under `/api/patients`, read top to bottom: register, search,
+//! read, update, deactivate, history.
+
+use axum::{
+    Json,
+    extract::{Request, State},
+    http::{HeaderMap, StatusCode, header},
+    response::{IntoResponse, Response},
+};
+use kit::{
+    FieldError, Problem, RequestContext,
+    extract::{PathId, etag, if_match},
+    json::{Cursor, QueryParams},
+    openapi::{BodyRefused, Forbidden, InvalidParameters, MalformedId, Unauthorized},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::{draft, location, present, with_etag};
+use crate::{
+    access::PatientAccess,
+    domain::{Patient, PatientInput, parse_date, parse_phone},
+    error::{Error, Result},
+    mrn::Mrn,
+    names::NameQuery,
+    policy::Action,
+    records::PatientVersion,
+    search::{Position, SearchFilter},
+};
+
+pub const DEFAULT_PAGE_SIZE: u32 = 20;
+const MAX_NAME_QUERY_CHARS: usize = 200;
+
+/// Register a patient.
+#[utoipa::path(
+    post, path = "/api/patients", tag = "patients",
+    request_body = PatientInput,
+    responses(
+        (status = 201, description = "Registered", body = Patient,
+         headers(("Location" = String, description = "URL of the new record"), ("ETag" = String, description = "Its version"))),
+        (status = 409, description = "The email belongs to another active patient", body = Problem, content_type = "application/problem+json"),
+        BodyRefused, Unauthorized, Forbidden,
+    )
+)]
+pub async fn register(
+    State(access): State<PatientAccess>,
+    ctx: RequestContext,
+    request: Request,
+) -> Result<Response> {
+    access.authorize(&ctx, Action::Create, None).await?;
+    let draft = draft(request).await?;
+    let patient = access.register(&ctx, draft).await?;
+    let headers = [(header::LOCATION, location(patient.id)), (header::ETAG, etag(patient.version))];
+    Ok((StatusCode::CREATED, headers, Json(patient)).into_response())
+}
+
+/// Search parameters. Every given filter must match.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct SearchParams {
+    /// Given or family name, or both ("anna müller"): case, accents and one typo per word are
+    /// forgiven; a word may be the start of a name.
+    name: Option<String>,
+    /// `YYYY-MM-DD`.
+    #[param(value_type = Option<String>, format = Date)]
+    birth_date: Option<String>,
+    /// Medical record number; a mistyped check digit answers 422.
+    mrn: Option<String>,
+    /// Exact email, ignoring case.
+    email: Option<String>,
+    /// Exact phone number (E.164; separators ignored).
+    phone: Option<String>,
+    /// Page size, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of search results.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientPage {
+    pub items: Vec<Patient>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Position>)> {
+    let mut errors = Vec::new();
+    let mut filter = SearchFilter::default();
+    if let Some(name) = present(params.name) {
+        if name.chars().count() > MAX_NAME_QUERY_CHARS {
+            errors.push(FieldError::parameter(
+                "name",
+                format!("must be at most {MAX_NAME_QUERY_CHARS} characters"),
+            ));
+        } else {
+            match NameQuery::parse(&name) {
+                Ok(query) => filter.name = Some(query),
+                Err(detail) => errors.push(FieldError::parameter("name", detail)),
+            }
+        }
+    }
+    if let Some(date) = present(params.birth_date) {
+        match parse_date(&date) {
+            Ok(date) => filter.birth_date = Some(date),
+            Err(detail) => errors.push(FieldError::parameter("birthDate", detail)),
+        }
+    }
+    if let Some(mrn) = present(params.mrn) {
+        match Mrn::parse(&mrn) {
+            Ok(mrn) => filter.mrn = Some(mrn),
+            Err(err) => errors.push(FieldError::parameter("mrn", err.to_string())),
+        }
+    }
+    filter.email = present(params.email).map(|e| e.to_lowercase());
+    if let Some(phone) = present(params.phone) {
+        match parse_phone(&phone) {
+            Ok(phone) => filter.phone = Some(phone),
+            Err(detail) => errors.push(FieldError::parameter("phone", detail)),
+        }
+    }
+    let limit = kit::json::page_limit(params.limit.as_deref(), DEFAULT_PAGE_SIZE, &mut errors);
+    let cursor = Cursor::param(params.cursor.as_deref(), &mut errors);
+    if errors.is_empty() { Ok((filter, limit, cursor)) } else { Err(Error::Invalid(errors)) }
+}
+
+/// Search active patients.
+///
+/// A one-word name ranks family name equal, given name equal, family name starting with it,
+/// given name starting with it, then names with a word that starts with it or is one typo away
+/// (family before given). Several words must all match; all-exact first. Otherwise results are
+/// ordered by family then given name. Pages follow `nextCursor`.
+#[utoipa::path(
+    get, path = "/api/patients", tag = "patients",
+    params(SearchParams),
+    responses(
+        (status = 200, description = "One page of matches", body = PatientPage),
+        InvalidParameters, Unauthorized, Forbidden,
+    )
+)]
+pub async fn search(
+    State(access): State<PatientAccess>,
+    ctx: RequestContext,
+    QueryParams(params): QueryParams<SearchParams>,
+) -> Result<Json<PatientPage>> {
+    access.authorize(&ctx, Action::Search, None).await?;
+    let (filter, limit, after) = parse_search(params)?;
+    let page = access.search(&ctx, &filter, limit, after.as_ref()).await?;
+    Ok(Json(PatientPage { items: page.items, next_cursor: page.next.as_ref().map(Cursor::encode) }))
+}
+
+/// Read a patient record.
+#[utoipa::path(
+    get, path = "/api/patients/{id}", tag = "patients",
+    params(("id" = Uuid, Path, description = "Patient id")),
+    responses(
+        (status = 200, description = "The record", body = Patient, headers(("ETag" = String, description = "Its version"))),
+        MalformedId, Unauthorized, Forbidden,
+        (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The record is deactivated", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn read(
+    State(access): State<PatientAccess>,
+    ctx: RequestContext,
+    PathId(id): PathId,
+) -> Result<Response> {
+    access.authorize(&ctx, Action::Read, Some(id)).await?;
+    Ok(with_etag(access.read(&ctx, id).await?))
+}
+
+/// Replace a patient's data.
+///
+/// Send the whole record (as for registration) with `If-Match` set to the `ETag` you read;
+/// the previous version stays readable in the history.
+#[utoipa::path(
+    put, path = "/api/patients/{id}", tag = "patients",
+    params(("id" = Uuid, Path, description = "Patient id"),
+           ("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\"")),
+    request_body = PatientInput,
+    responses(
+        (status = 200, description = "Updated", body = Patient, headers(("ETag" = String, description = "The new version"))),
+        (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The email belongs to another active patient", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "The record is deactivated", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
+        BodyRefused, MalformedId, Unauthorized, Forbidden,
+        (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn update(
+    State(access): State<PatientAccess>,
+    ctx: RequestContext,
+    PathId(id): PathId,
+    request: Request,
+) -> Result<Response> {
+    access.authorize(&ctx, Action::Update, Some(id)).await?;
+    let expected = if_match(request.headers(), true)?;
+    let draft = draft(request).await?;
+    Ok(with_etag(access.update(&ctx, id, expected, draft).await?))
+}
+
+/// Deactivate a patient.
+///
+/// The record and its history stay; reads answer 410 and searches no longer find it.
+/// `If-Match` is optional here; when sent, a stale version answers 412.
+#[utoipa::path(
+    delete, path = "/api/patients/{id}", tag = "patients",
+    params(("id" = Uuid, Path, description = "Patient id"),
+           ("If-Match" = Option<String>, Header, description = "Only deactivate this version")),
+    responses(
+        (status = 204, description = "Deactivated"),
+        MalformedId, Unauthorized, Forbidden,
+        (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
+        (status = 410, description = "Already deactivated", body = Problem, content_type = "application/problem+json"),
+        (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn deactivate(
+    State(access): State<PatientAccess>,
+    ctx: RequestContext,
+    PathId(id): PathId,
+    headers: HeaderMap,
+) -> Result<StatusCode> {
+    access.authorize(&ctx, Action::Deactivate, Some(id)).await?;
+    let expected = if_match(&headers, false)?;
+    access.deactivate(&ctx, id, expected).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Every version of a patient record.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PatientHistory {
+    /// Newest first.
+    pub items: Vec<PatientVersion>,
+}
+
+/// A patient record's history, newest version first (deactivated records included).
+#[utoipa::path(
+    get, path = "/api/patients/{id}/history", tag = "patients",
+    params(("id" = Uuid, Path, description = "Patient id")),
+    responses(
+        (status = 200, description = "All versions", body = PatientHistory),
+        MalformedId, Unauthorized, Forbidden,
+        (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+pub async fn history(
+    State(access): State<PatientAccess>,
+    ctx: RequestContext,
+    PathId(id): PathId,
+) -> Result<Json<PatientHistory>> {
+    access.authorize(&ctx, Action::History, Some(id)).await?;
+    Ok(Json(PatientHistory { items: access.history(&ctx, id).await? }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn search_parameters_are_validated_together() {
+        let params = SearchParams {
+            birth_date: Some("1984-13-01".into()),
+            mrn: Some("123456789".into()),
+            limit: Some("500".into()),
+            cursor: Some("bogus".into()),
+            ..Default::default()
+        };
+        let Err(Error::Invalid(errors)) = parse_search(params) else { panic!("must fail") };
+        let names: Vec<_> = errors.iter().filter_map(|e| e.parameter.as_deref()).collect();
+        assert_eq!(names, ["birthDate", "mrn", "limit", "cursor"]);
+    }
+}

@@ -1,0 +1,292 @@
+//! `PatientRepository`: the SQL that reads and writes patient records and their versions.
+//!
+//! It decides nothing about who may do what, and audits nothing by itself: [`crate::access`]
+//! does both around it. A write takes the audit row to commit with it, so a change, its
+//! version snapshot and its audit row commit together or not at all (a registration as one
+//! statement, an update or deactivation as one transaction, through [`record_change`]).
+//! Updates are optimistic: `UPDATE ... WHERE version = $expected` under the row lock means of
+//! two concurrent updates from the same version exactly one succeeds; the other sees a
+//! mismatch and answers 412.
+
+use kit::db::ResultExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sqlx::{PgConnection, PgPool, types::Json};
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::{
+    audit::{self, AuditEvent},
+    domain::{Address, Patient, PatientDraft, Sex, format_date},
+    error::{Error, Result},
+    mrn::Mrn,
+    names,
+};
+
+pub(crate) const COLUMNS: &str = "id, mrn, given_name, family_name, birth_date, sex, email, phone, address, \
+                                  active, registered_at, updated_at, version";
+
+/// The statement head that keeps a version snapshot (every version is written through it).
+const KEEP_VERSION: &str = "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot)";
+
+const ACTIVE_EMAIL_CONSTRAINT: &str = "patients_active_email_key";
+
+#[derive(sqlx::FromRow)]
+pub(crate) struct PatientRow {
+    pub(crate) id: Uuid,
+    mrn: String,
+    given_name: String,
+    family_name: String,
+    birth_date: Date,
+    sex: String,
+    email: Option<String>,
+    phone: Option<String>,
+    address: Option<Json<Address>>,
+    active: bool,
+    registered_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+    version: i32,
+}
+
+impl From<PatientRow> for Patient {
+    fn from(row: PatientRow) -> Self {
+        Patient {
+            id: row.id,
+            mrn: row.mrn,
+            given_name: row.given_name,
+            family_name: row.family_name,
+            birth_date: format_date(row.birth_date),
+            sex: row.sex.parse().unwrap_or(Sex::Unknown),
+            email: row.email,
+            phone: row.phone,
+            address: row.address.map(|a| a.0),
+            active: row.active,
+            registered_at: row.registered_at,
+            updated_at: row.updated_at,
+            version: row.version,
+        }
+    }
+}
+
+/// One kept version of a record.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PatientVersion {
+    pub version: i32,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub recorded_at: OffsetDateTime,
+    /// The record as it was at this version.
+    pub patient: Patient,
+}
+
+#[derive(Clone)]
+pub struct PatientRepository {
+    pool: PgPool,
+}
+
+/// Now, at the microsecond precision PostgreSQL keeps, so stored and returned values agree.
+fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+}
+
+impl PatientRepository {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Registers patient `id`: allocates its MRN and writes the record, version 1 and `audit`.
+    ///
+    /// Two round trips: the MRN's sequence number (sequences are outside transactions anyway;
+    /// a failed registration leaves a gap, never a duplicate), then one statement that writes
+    /// the patient, its names to the dictionary, version 1 and the audit row, atomically.
+    pub async fn register(&self, id: Uuid, draft: PatientDraft, audit: &AuditEvent) -> Result<Patient> {
+        let sequence: i64 = sqlx::query_scalar("SELECT nextval('mrn_seq')").fetch_one(&self.pool).await?;
+        let at = now();
+        let patient = Patient {
+            id,
+            mrn: Mrn::from_sequence(sequence).to_string(),
+            given_name: draft.given_name,
+            family_name: draft.family_name,
+            birth_date: format_date(draft.birth_date),
+            sex: draft.sex,
+            email: draft.email,
+            phone: draft.phone,
+            address: draft.address,
+            active: true,
+            registered_at: at,
+            updated_at: at,
+            version: 1,
+        };
+        let sql = format!(
+            "WITH names AS (INSERT INTO name_dictionary (name, keys) VALUES ($11, $14), ($12, $15)
+                            ON CONFLICT (name) DO NOTHING),
+                  patient AS (
+                      INSERT INTO patients (id, mrn, given_name, family_name, birth_date, sex, email, email_key,
+                                            phone, address, active, version, registered_at, updated_at,
+                                            family_sort, given_sort, name_keys)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, lower($7), $8, $9, true, 1, $10, $10, $11, $12, $13)
+                      RETURNING id),
+                  version AS ({KEEP_VERSION} SELECT id, 1, $10, $16 FROM patient)
+             {}",
+            audit::insert_sql(17)
+        );
+        let query = sqlx::query(&sql)
+            .bind(patient.id)
+            .bind(&patient.mrn)
+            .bind(&patient.given_name)
+            .bind(&patient.family_name)
+            .bind(draft.birth_date)
+            .bind(patient.sex.as_str())
+            .bind(&patient.email)
+            .bind(&patient.phone)
+            .bind(patient.address.as_ref().map(Json))
+            .bind(at)
+            .bind(names::sort_key(&patient.family_name))
+            .bind(names::sort_key(&patient.given_name))
+            .bind(names::index_keys(&patient.given_name, &patient.family_name))
+            .bind(names::name_keys(&patient.family_name))
+            .bind(names::name_keys(&patient.given_name))
+            .bind(Json(&patient));
+        audit::bind_rows(query, &[audit])
+            .execute(&self.pool)
+            .await
+            .on_constraint(ACTIVE_EMAIL_CONSTRAINT, || Error::DuplicateEmail)?;
+        Ok(patient)
+    }
+
+    /// The record with this id, active or not.
+    pub async fn get(&self, id: Uuid) -> Result<Option<Patient>> {
+        let row: Option<PatientRow> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(Patient::from))
+    }
+
+    /// Replaces a patient's data if it is still at `expected_version`, with `audit`.
+    pub async fn update(
+        &self,
+        id: Uuid,
+        expected_version: Option<i32>,
+        draft: PatientDraft,
+        audit: AuditEvent,
+    ) -> Result<Patient> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<PatientRow> = sqlx::query_as(&format!(
+            "WITH names AS (INSERT INTO name_dictionary (name, keys) VALUES ($11, $14), ($12, $15)
+                            ON CONFLICT (name) DO NOTHING)
+             UPDATE patients
+             SET given_name = $3, family_name = $4, birth_date = $5, sex = $6, email = $7, email_key = lower($7),
+                 phone = $8, address = $9, updated_at = $10, version = version + 1,
+                 family_sort = $11, given_sort = $12, name_keys = $13
+             WHERE id = $1 AND active AND ($2::integer IS NULL OR version = $2)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(expected_version)
+        .bind(&draft.given_name)
+        .bind(&draft.family_name)
+        .bind(draft.birth_date)
+        .bind(draft.sex.as_str())
+        .bind(&draft.email)
+        .bind(&draft.phone)
+        .bind(draft.address.as_ref().map(Json))
+        .bind(now())
+        .bind(names::sort_key(&draft.family_name))
+        .bind(names::sort_key(&draft.given_name))
+        .bind(names::index_keys(&draft.given_name, &draft.family_name))
+        .bind(names::name_keys(&draft.family_name))
+        .bind(names::name_keys(&draft.given_name))
+        .fetch_optional(&mut *tx)
+        .await
+        .on_constraint(ACTIVE_EMAIL_CONSTRAINT, || Error::DuplicateEmail)?;
+        let Some(row) = row else {
+            return Err(why_not_changed(&mut tx, id).await);
+        };
+        let patient = Patient::from(row);
+        record_change(&mut tx, &patient, audit).await?;
+        tx.commit().await?;
+        Ok(patient)
+    }
+
+    /// Deactivates a patient, with `audit`: it keeps its record and history but leaves
+    /// searches and reads.
+    pub async fn deactivate(
+        &self,
+        id: Uuid,
+        expected_version: Option<i32>,
+        audit: AuditEvent,
+    ) -> Result<Patient> {
+        let mut tx = self.pool.begin().await?;
+        let row: Option<PatientRow> = sqlx::query_as(&format!(
+            "UPDATE patients SET active = false, updated_at = $3, version = version + 1
+             WHERE id = $1 AND active AND ($2::integer IS NULL OR version = $2)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(expected_version)
+        .bind(now())
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            return Err(why_not_changed(&mut tx, id).await);
+        };
+        let patient = Patient::from(row);
+        record_change(&mut tx, &patient, audit).await?;
+        tx.commit().await?;
+        Ok(patient)
+    }
+
+    /// Every version of a patient record, newest first (also for deactivated records); empty
+    /// when there is no such patient.
+    pub async fn history(&self, id: Uuid) -> Result<Vec<PatientVersion>> {
+        let rows: Vec<(i32, OffsetDateTime, Json<Patient>)> = sqlx::query_as(
+            "SELECT version, recorded_at, snapshot FROM patient_versions WHERE patient_id = $1 ORDER BY version DESC",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(version, recorded_at, Json(patient))| PatientVersion { version, recorded_at, patient })
+            .collect())
+    }
+}
+
+/// Records a change in its transaction: the record's new version snapshot and the change's
+/// audit row (naming that version). Every update and deactivation goes through here, so none
+/// can forget either.
+async fn record_change(tx: &mut PgConnection, patient: &Patient, audit: AuditEvent) -> Result<()> {
+    sqlx::query(&format!("{KEEP_VERSION} VALUES ($1, $2, $3, $4)"))
+        .bind(patient.id)
+        .bind(patient.version)
+        .bind(patient.updated_at)
+        .bind(Json(patient))
+        .execute(&mut *tx)
+        .await?;
+    let audit = audit.with_details(json!({ "version": patient.version }));
+    audit::insert(&mut *tx, &[&audit]).await?;
+    Ok(())
+}
+
+/// After a conditional update changed nothing: was the record missing, gone, or newer?
+async fn why_not_changed(conn: &mut PgConnection, id: Uuid) -> Error {
+    let state: Result<Option<(bool, i32)>, _> =
+        sqlx::query_as("SELECT active, version FROM patients WHERE id = $1")
+            .bind(id)
+            .fetch_optional(conn)
+            .await;
+    match state {
+        Ok(None) => Error::NotFound,
+        Ok(Some((false, _))) => Error::Gone,
+        Ok(Some((true, current))) => Error::VersionMismatch { current },
+        Err(err) => Error::Database(err),
+    }
+}

@@ -1,0 +1,317 @@
+//! Searching patient records: the SQL of every search, read through ordered indexes (see
+//! docs/adr/0001-name-search-keys.md for why the name search works this way).
+
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, QueryBuilder};
+use time::Date;
+use uuid::Uuid;
+
+use crate::{
+    domain::Patient,
+    error::Result,
+    mrn::Mrn,
+    names::{NameQuery, WordQuery, WordTier},
+    records::{COLUMNS, PatientRepository, PatientRow},
+};
+
+/// What to search for; every given filter must match.
+#[derive(Debug, Clone, Default)]
+pub struct SearchFilter {
+    pub name: Option<NameQuery>,
+    pub birth_date: Option<Date>,
+    pub mrn: Option<Mrn>,
+    /// Lower-cased.
+    pub email: Option<String>,
+    /// E.164.
+    pub phone: Option<String>,
+}
+
+impl SearchFilter {
+    /// The names of the filters used: what the audit trail keeps instead of the values.
+    pub fn used(&self) -> Vec<&'static str> {
+        let mut used = Vec::new();
+        if self.name.is_some() {
+            used.push("name");
+        }
+        if self.birth_date.is_some() {
+            used.push("birthDate");
+        }
+        if self.mrn.is_some() {
+            used.push("mrn");
+        }
+        if self.email.is_some() {
+            used.push("email");
+        }
+        if self.phone.is_some() {
+            used.push("phone");
+        }
+        used
+    }
+}
+
+/// Where the next page starts: the rank and sort key of the last row returned (the sort key
+/// is family then given name, or given then family in the given-prefix tier). Sent to clients
+/// as a [`kit::json::Cursor`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    #[serde(rename = "r")]
+    rank: i16,
+    #[serde(rename = "a")]
+    first: String,
+    #[serde(rename = "b")]
+    second: String,
+    #[serde(rename = "i")]
+    id: Uuid,
+}
+
+/// One page of search results.
+#[derive(Debug)]
+pub struct SearchPage {
+    pub items: Vec<Patient>,
+    pub next: Option<Position>,
+}
+
+#[derive(sqlx::FromRow)]
+struct SearchRow {
+    #[sqlx(flatten)]
+    patient: PatientRow,
+    rank: i16,
+    /// The row's sort key within its rank.
+    k1: String,
+    k2: String,
+}
+
+impl PatientRepository {
+    /// One page of active patients matching `filter`, best matches first (see
+    /// [`NameQuery::rank`]); without a name, by family then given name.
+    pub async fn search(
+        &self,
+        filter: &SearchFilter,
+        limit: u32,
+        after: Option<&Position>,
+    ) -> Result<SearchPage> {
+        let mut rows = match &filter.name {
+            Some(NameQuery::Word(word)) => self.search_word_tiers(filter, word, limit, after).await?,
+            _ => ranked_query(filter, limit, after).build_query_as().fetch_all(self.pool()).await?,
+        };
+        let next = kit::json::next_page(&mut rows, limit, |last| Position {
+            rank: last.rank,
+            first: last.k1.clone(),
+            second: last.k2.clone(),
+            id: last.patient.id,
+        });
+        Ok(SearchPage { items: rows.into_iter().map(|r| Patient::from(r.patient)).collect(), next })
+    }
+
+    /// Reads the tiers of a one-word query in rank order, from the cursor's tier on, and stops
+    /// as soon as the page (plus one row, to know whether there is a next page) is full.
+    async fn search_word_tiers(
+        &self,
+        filter: &SearchFilter,
+        word: &WordQuery,
+        limit: u32,
+        after: Option<&Position>,
+    ) -> Result<Vec<SearchRow>> {
+        let wanted = limit as usize + 1;
+        let mut rows: Vec<SearchRow> = Vec::with_capacity(wanted);
+        for tier in WordTier::ALL {
+            if after.is_some_and(|c| c.rank > tier as i16) {
+                continue;
+            }
+            let cursor = after.filter(|c| c.rank == tier as i16);
+            let mut sql = tier_query(filter, word, tier, wanted - rows.len(), cursor);
+            rows.extend(sql.build_query_as::<SearchRow>().fetch_all(self.pool()).await?);
+            if rows.len() >= wanted {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// The filters other than the name, as `AND` conditions.
+fn push_filters<'a>(sql: &mut QueryBuilder<'a, Postgres>, filter: &'a SearchFilter) {
+    if let Some(birth_date) = filter.birth_date {
+        sql.push(" AND birth_date = ").push_bind(birth_date);
+    }
+    if let Some(mrn) = &filter.mrn {
+        sql.push(" AND mrn = ").push_bind(mrn.as_str());
+    }
+    if let Some(email) = &filter.email {
+        sql.push(" AND email_key = ").push_bind(email);
+    }
+    if let Some(phone) = &filter.phone {
+        sql.push(" AND phone = ").push_bind(phone);
+    }
+}
+
+/// `AND ([rank,] k1, k2, id) > (cursor)`, then the order and the limit. `ranked` puts the
+/// rank first, for queries whose rows carry several ranks.
+fn push_page<'a>(
+    sql: &mut QueryBuilder<'a, Postgres>,
+    keys: (&str, &str),
+    ranked: bool,
+    cursor: Option<&'a Position>,
+    rows: usize,
+) {
+    let (k1, k2) = keys;
+    let lead = if ranked { "rank, " } else { "" };
+    if let Some(cursor) = cursor {
+        sql.push(format!(" AND ({lead}{k1}, {k2}, id) > ("));
+        if ranked {
+            sql.push_bind(cursor.rank).push(", ");
+        }
+        sql.push_bind(&cursor.first)
+            .push(", ")
+            .push_bind(&cursor.second)
+            .push(", ")
+            .push_bind(cursor.id)
+            .push(")");
+    }
+    sql.push(format!(" ORDER BY {lead}{k1}, {k2}, id LIMIT ")).push_bind(rows as i64);
+}
+
+/// One tier of a one-word query. The tiers are disjoint (each excludes what a better tier
+/// holds) and each reads `patients_sort` or `patients_given_sort` in order, so a page costs
+/// about as many rows as it returns:
+///
+/// - exact and prefix tiers are ranges of the folded names;
+/// - the `*Other` tiers first find, in `name_dictionary`, the distinct names with a word that
+///   starts with the query word or is one typo away (a handful), then read exactly those
+///   names (`= ANY(sorted names)` on the leading index column keeps the index order).
+fn tier_query<'a>(
+    filter: &'a SearchFilter,
+    q: &'a WordQuery,
+    tier: WordTier,
+    rows: usize,
+    cursor: Option<&'a Position>,
+) -> QueryBuilder<'a, Postgres> {
+    let keys = match tier {
+        WordTier::GivenPrefix | WordTier::GivenOther => ("given_sort", "family_sort"),
+        _ => ("family_sort", "given_sort"),
+    };
+    let mut sql = QueryBuilder::new(format!(
+        "SELECT {COLUMNS}, {}::smallint AS rank, {} AS k1, {} AS k2 FROM patients WHERE active",
+        tier as i16, keys.0, keys.1
+    ));
+    let (w, end) = (&q.word, &q.prefix_end);
+    let not_prefixed = |sql: &mut QueryBuilder<'a, Postgres>, column: &str| {
+        sql.push(format!(" AND NOT ({column} >= "))
+            .push_bind(w)
+            .push(format!(" AND {column} < "))
+            .push_bind(end)
+            .push(")");
+    };
+    let similar_names = |sql: &mut QueryBuilder<'a, Postgres>| {
+        sql.push("ANY(ARRAY(SELECT name FROM name_dictionary WHERE keys && ")
+            .push_bind(&q.keys)
+            .push(" ORDER BY name))");
+    };
+    match tier {
+        WordTier::FamilyExact => {
+            sql.push(" AND family_sort = ").push_bind(w);
+        }
+        WordTier::GivenExact => {
+            sql.push(" AND given_sort = ").push_bind(w).push(" AND family_sort <> ").push_bind(w);
+        }
+        WordTier::FamilyPrefix => {
+            sql.push(" AND family_sort >= ").push_bind(w).push(" AND family_sort < ").push_bind(end);
+            sql.push(" AND family_sort <> ").push_bind(w).push(" AND given_sort <> ").push_bind(w);
+        }
+        WordTier::GivenPrefix => {
+            sql.push(" AND given_sort >= ").push_bind(w).push(" AND given_sort < ").push_bind(end);
+            sql.push(" AND given_sort <> ").push_bind(w);
+            not_prefixed(&mut sql, "family_sort");
+        }
+        WordTier::FamilyOther => {
+            sql.push(" AND family_sort = ");
+            similar_names(&mut sql);
+            not_prefixed(&mut sql, "family_sort");
+            not_prefixed(&mut sql, "given_sort");
+        }
+        WordTier::GivenOther => {
+            sql.push(" AND given_sort = ");
+            similar_names(&mut sql);
+            not_prefixed(&mut sql, "family_sort");
+            not_prefixed(&mut sql, "given_sort");
+            sql.push(" AND NOT family_sort = ");
+            similar_names(&mut sql);
+        }
+    }
+    push_filters(&mut sql, filter);
+    push_page(&mut sql, keys, false, cursor, rows);
+    sql
+}
+
+/// Searches without a name (rank 0, indexed order) or with several words (ranked by the keys).
+fn ranked_query<'a>(
+    filter: &'a SearchFilter,
+    limit: u32,
+    after: Option<&'a Position>,
+) -> QueryBuilder<'a, Postgres> {
+    let mut sql = QueryBuilder::new("SELECT * FROM (SELECT ");
+    sql.push(COLUMNS).push(", family_sort AS k1, given_sort AS k2, ");
+    let words = match &filter.name {
+        Some(NameQuery::Words(words)) => Some(words),
+        _ => None,
+    };
+    match words {
+        Some(q) => {
+            sql.push("(CASE WHEN name_keys @> ")
+                .push_bind(&q.exact)
+                .push(" THEN 0 WHEN name_keys @> ")
+                .push_bind(&q.prefix)
+                .push(" THEN 1 ELSE 2 END)::smallint");
+        }
+        None => {
+            sql.push("0::smallint");
+        }
+    }
+    sql.push(" AS rank FROM patients WHERE active");
+    for word_keys in words.iter().flat_map(|q| &q.fuzzy) {
+        sql.push(" AND name_keys && ").push_bind(word_keys);
+    }
+    push_filters(&mut sql, filter);
+    sql.push(") AS matches WHERE true");
+    // Without a name every rank is 0: compare and sort on the indexed columns alone.
+    push_page(&mut sql, ("k1", "k2"), words.is_some(), after, limit as usize + 1);
+    sql
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_word_tiers_use_ordered_ranges_and_later_tiers_exclude_earlier_ones() {
+        let filter = SearchFilter { name: NameQuery::parse("smi").ok(), ..Default::default() };
+        let Some(NameQuery::Word(word)) = &filter.name else { panic!("one word") };
+        let sql = tier_query(&filter, word, WordTier::FamilyPrefix, 21, None).into_sql();
+        assert!(sql.contains("family_sort >= $1 AND family_sort < $2"), "{sql}");
+        assert!(sql.ends_with("ORDER BY family_sort, given_sort, id LIMIT $5"), "{sql}");
+        let cursor = Position { rank: 3, first: "smith".into(), second: "a".into(), id: Uuid::nil() };
+        let sql = tier_query(&filter, word, WordTier::GivenPrefix, 21, Some(&cursor)).into_sql();
+        assert!(sql.contains("(given_sort, family_sort, id) > ("), "{sql}");
+        assert!(sql.contains("NOT (family_sort >= "), "{sql}");
+        let sql = tier_query(&filter, word, WordTier::GivenOther, 21, None).into_sql();
+        assert!(
+            sql.contains("given_sort = ANY(ARRAY(SELECT name FROM name_dictionary WHERE keys && $1"),
+            "{sql}"
+        );
+        assert!(sql.contains("AND NOT family_sort = ANY(ARRAY("), "{sql}");
+        assert!(sql.contains("ORDER BY given_sort, family_sort, id"), "{sql}");
+    }
+
+    #[test]
+    fn searches_without_a_name_page_on_the_indexed_order() {
+        let by_date =
+            SearchFilter { birth_date: Some(time::macros::date!(1980 - 01 - 01)), ..Default::default() };
+        let cursor = Position { rank: 0, first: "a".into(), second: "b".into(), id: Uuid::nil() };
+        let sql = ranked_query(&by_date, 20, Some(&cursor)).into_sql();
+        assert!(sql.contains("AND (k1, k2, id) > ("), "{sql}");
+        assert!(sql.contains("ORDER BY k1, k2, id"), "{sql}");
+        let by_words = SearchFilter { name: NameQuery::parse("anna smith").ok(), ..Default::default() };
+        let sql = ranked_query(&by_words, 20, None).into_sql();
+        assert!(sql.contains("ORDER BY rank, k1, k2, id"), "{sql}");
+    }
+}
