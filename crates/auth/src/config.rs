@@ -54,6 +54,21 @@ pub struct Config {
 }
 
 impl Config {
+    /// The documented defaults (15-minute access tokens, 14-day refresh tokens, 5 failures per
+    /// account and 20 per address in 15 minutes), no first admin, on `db` and `http`.
+    pub fn new(db: DbConfig, http: HttpConfig) -> Self {
+        Self {
+            db,
+            http,
+            tokens: TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() },
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(14 * 24 * 3600),
+            limits: Limits::default(),
+            admin: None,
+            clock: Clock::default(),
+        }
+    }
+
     /// From the environment. `PMS_ADMIN_EMAIL` and `PMS_ADMIN_PASSWORD` go together; without
     /// them no admin is created (and a service with no users refuses to start).
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -67,22 +82,30 @@ impl Config {
                 });
             }
         };
+        let defaults = Self::new(
+            DbConfig::from_env(SERVICE.name)?,
+            HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
+        );
+        let seconds = |name: &str, default: Duration| {
+            config::parse_or(name, default.as_secs()).map(Duration::from_secs)
+        };
         Ok(Self {
-            db: DbConfig::from_env(SERVICE.name)?,
-            http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
             tokens: TokenSettings::from_env(),
-            access_ttl: Duration::from_secs(config::parse_or("PMS_AUTH_ACCESS_TTL_SECONDS", 15 * 60)?),
-            refresh_ttl: Duration::from_secs(config::parse_or(
-                "PMS_AUTH_REFRESH_TTL_SECONDS",
-                14 * 24 * 3600,
-            )?),
+            access_ttl: seconds("PMS_AUTH_ACCESS_TTL_SECONDS", defaults.access_ttl)?,
+            refresh_ttl: seconds("PMS_AUTH_REFRESH_TTL_SECONDS", defaults.refresh_ttl)?,
             limits: Limits {
-                window: Duration::from_secs(config::parse_or("PMS_AUTH_LOCKOUT_WINDOW_SECONDS", 15 * 60)?),
-                per_account: config::parse_or("PMS_AUTH_MAX_FAILURES_PER_ACCOUNT", 5)?,
-                per_address: config::parse_or("PMS_AUTH_MAX_FAILURES_PER_ADDRESS", 20)?,
+                window: seconds("PMS_AUTH_LOCKOUT_WINDOW_SECONDS", defaults.limits.window)?,
+                per_account: config::parse_or(
+                    "PMS_AUTH_MAX_FAILURES_PER_ACCOUNT",
+                    defaults.limits.per_account,
+                )?,
+                per_address: config::parse_or(
+                    "PMS_AUTH_MAX_FAILURES_PER_ADDRESS",
+                    defaults.limits.per_address,
+                )?,
             },
             admin,
-            clock: Clock::default(),
+            ..defaults
         })
     }
 }

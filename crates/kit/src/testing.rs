@@ -246,3 +246,107 @@ mod tests {
         assert_eq!(super::with_database("postgres://u@h:5432", "t3"), "postgres://u@h:5432/t3");
     }
 }
+
+/// A client of a pms API at `base` (the gateway, or one service directly) with the calls
+/// tests make again and again: logging in, creating users, reading with a token.
+#[derive(Clone)]
+pub struct ApiClient {
+    pub base: String,
+    pub client: reqwest::Client,
+    /// The first admin's credentials on this system.
+    pub admin: (String, String),
+}
+
+impl ApiClient {
+    pub fn new(base: impl Into<String>, admin_email: &str, admin_password: &str) -> Self {
+        Self {
+            base: base.into(),
+            client: reqwest::Client::new(),
+            admin: (admin_email.to_owned(), admin_password.to_owned()),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> reqwest::Response {
+        self.client
+            .post(self.url("/auth/login"))
+            .json(&serde_json::json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Logs in and returns the token pair, asserting 200.
+    pub async fn tokens(&self, email: &str, password: &str) -> Value {
+        expect_json(self.login(email, password).await, reqwest::StatusCode::OK).await
+    }
+
+    pub async fn admin_token(&self) -> String {
+        let (email, password) = &self.admin;
+        self.tokens(email, password).await["accessToken"].as_str().expect("token").to_owned()
+    }
+
+    /// Creates a user with `roles` through the admin API; returns (id, email, password).
+    pub async fn create_user(&self, name: &str, roles: &[Role]) -> (String, String, String) {
+        let email = format!("{name}@test.example");
+        let password = format!("{name}-password-123");
+        let body =
+            serde_json::json!({ "email": email, "displayName": name, "password": password, "roles": roles });
+        let response = self
+            .client
+            .post(self.url("/api/users"))
+            .bearer_auth(self.admin_token().await)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let user = expect_json(response, reqwest::StatusCode::CREATED).await;
+        (user["id"].as_str().expect("id").to_owned(), email, password)
+    }
+
+    /// A logged-in user with `roles`: its access token.
+    pub async fn token_for(&self, name: &str, roles: &[Role]) -> String {
+        let (_, email, password) = self.create_user(name, roles).await;
+        self.tokens(&email, &password).await["accessToken"].as_str().expect("token").to_owned()
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request")
+    }
+}
+
+/// Tokens a verifier must refuse, made from a `valid` one and a `sign` function using the
+/// real signing key: expired, for another audience, tampered, unsigned (`alg: none`), and
+/// signed by a key nobody trusts. Each comes with what it is.
+pub fn forged_tokens(valid: &str, sign: impl Fn(&Claims) -> String) -> Vec<(&'static str, String)> {
+    use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let claims = |aud: &str, exp_in: i64| Claims {
+        iss: "pms-auth".into(),
+        aud: aud.into(),
+        sub: "01890a5d-ac96-774b-bcce-b302099a8057".into(),
+        roles: vec![Role::Admin],
+        iat: now - 120,
+        exp: now + exp_in,
+        jti: "t".into(),
+    };
+    let parts: Vec<&str> = valid.split('.').collect();
+    let mut payload: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts[1]).expect("b64")).expect("json payload");
+    payload["roles"] = serde_json::json!(["admin", "billing"]);
+    let tampered = format!("{}.{}.{}", parts[0], URL_SAFE_NO_PAD.encode(payload.to_string()), parts[2]);
+    let none = format!("{}.{}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#), parts[1]);
+    vec![
+        ("expired", sign(&claims("pms", -60))),
+        ("wrong audience", sign(&claims("another-app", 600))),
+        ("tampered", tampered),
+        ("alg none", none),
+        ("foreign key", TestTokens::new().token("someone", &[Role::Admin])),
+    ]
+}

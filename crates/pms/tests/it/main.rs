@@ -3,8 +3,6 @@
 
 mod access;
 mod docs;
-mod gateway;
-mod login;
 mod process;
 mod system;
-mod users;
+mod tokens;

@@ -3,52 +3,16 @@
 
 use std::time::Duration;
 
-use axum::{Json, Router, http::HeaderMap, routing::get};
-use gateway::{
-    RateConfig,
-    routes::{Access, Route},
-};
+use gateway::RateConfig;
+use kit::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::system::{TestSystem, expect_problem};
-
-/// A stand-in upstream on a real socket: echoes the headers it received, or answers slowly.
-async fn echo_upstream() -> String {
-    async fn echo(headers: HeaderMap) -> Json<Value> {
-        let map: serde_json::Map<String, Value> =
-            headers.iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("")))).collect();
-        Json(Value::Object(map))
-    }
-    let app = Router::new().route("/echo", get(echo)).route(
-        "/echo/slow",
-        get(|| async {
-            tokio::time::sleep(Duration::from_secs(30)).await;
-            "late"
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    url
-}
-
-async fn system_with_echo(rate: Option<RateConfig>) -> TestSystem {
-    let upstream = echo_upstream().await;
-    TestSystem::start_with(move |_, gateway| {
-        gateway.routes.push(Route::new("/echo", &upstream, Access::Public));
-        gateway.routes.push(Route::new("/down", "http://127.0.0.1:9", Access::Public));
-        gateway.upstream_timeout = Duration::from_millis(300);
-        if let Some(rate) = rate {
-            gateway.rate = rate;
-        }
-    })
-    .await
-}
+use crate::helpers::{TestGateway, expect_problem};
 
 #[tokio::test]
 async fn request_ids_and_trace_context_travel_to_the_service() {
-    let system = system_with_echo(None).await;
+    let system = TestGateway::start().await;
     let response = system
         .client
         .get(system.url("/echo"))
@@ -82,7 +46,7 @@ async fn request_ids_and_trace_context_travel_to_the_service() {
 
 #[tokio::test]
 async fn a_slow_service_is_504_and_an_unreachable_one_503() {
-    let system = system_with_echo(None).await;
+    let system = TestGateway::start().await;
     let started = std::time::Instant::now();
     expect_problem(
         system.client.get(system.url("/echo/slow")).send().await.expect("request"),
@@ -104,7 +68,8 @@ async fn a_slow_service_is_504_and_an_unreachable_one_503() {
 
 #[tokio::test]
 async fn each_client_is_rate_limited_with_ratelimit_headers() {
-    let system = system_with_echo(Some(RateConfig { per_second: 1, burst: 3 })).await;
+    let system =
+        TestGateway::start_with(|gateway| gateway.rate = RateConfig { per_second: 1, burst: 3 }).await;
     let mut remaining = Vec::new();
     for _ in 0..3 {
         let response = system.client.get(system.url("/echo")).send().await.expect("request");
@@ -121,25 +86,36 @@ async fn each_client_is_rate_limited_with_ratelimit_headers() {
 
 #[tokio::test]
 async fn oversized_bodies_are_refused_at_the_gateway() {
-    let system = TestSystem::start_with(|_, gateway| gateway.body_limit = 1024).await;
-    let token = system.admin_token().await;
-    let body = json!({ "givenName": "x".repeat(2000), "familyName": "Big", "birthDate": "1980-01-01", "sex": "male" });
-    let response = system
-        .client
-        .post(system.url("/api/patients"))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .expect("request");
+    let system = TestGateway::start_with(|gateway| gateway.body_limit = 1024).await;
+    let body = json!({ "givenName": "x".repeat(2000), "familyName": "Big" });
+    let response = system.client.post(system.url("/echo")).json(&body).send().await.expect("request");
     expect_problem(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+    let small =
+        system.client.post(system.url("/echo")).json(&json!({ "a": 1 })).send().await.expect("request");
+    assert_eq!(small.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn routes_that_need_a_token_are_refused_without_a_valid_one() {
+    let system = TestGateway::start().await;
+    let response = system.client.get(system.url("/private")).send().await.expect("request");
+    let problem = expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    assert!(problem["detail"].as_str().is_some());
+    let foreign = kit::testing::TestTokens::new().token("someone", &[Role::Admin]);
+    let response =
+        system.client.get(system.url("/private")).bearer_auth(foreign).send().await.expect("request");
+    expect_problem(response, StatusCode::UNAUTHORIZED).await;
+    let token = system.tokens.token("clin-1", &[Role::Clinician]);
+    let response =
+        system.client.get(system.url("/private")).bearer_auth(token).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn readiness_reflects_the_services_behind_the_gateway() {
-    let system = TestSystem::start().await;
+    let system = TestGateway::start().await;
     let response = system.client.get(system.url("/health/ready")).send().await.expect("request");
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "one service behind it is down");
     let body: Value = response.json().await.expect("json");
-    assert_eq!(body["checks"], json!({ "auth": "ok", "patients": "ok" }));
+    assert_eq!(body["checks"], json!({ "echo": "ok", "down": "failing" }));
 }

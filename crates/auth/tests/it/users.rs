@@ -1,14 +1,14 @@
-//! User administration, through the gateway.
+//! User administration.
 
 use kit::auth::Role;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::system::{TestSystem, expect_problem};
+use crate::helpers::{TestAuth, expect_problem};
 
 #[tokio::test]
 async fn admins_create_list_and_change_users() {
-    let system = TestSystem::start().await;
+    let system = TestAuth::start().await;
     let admin = system.admin_token().await;
     let (id, email, password) = system.create_user("nurse", &[Role::Clinician]).await;
 
@@ -69,7 +69,7 @@ async fn admins_create_list_and_change_users() {
 
 #[tokio::test]
 async fn only_admins_manage_users() {
-    let system = TestSystem::start().await;
+    let system = TestAuth::start().await;
     let receptionist = system.token_for("front", &[Role::Receptionist]).await;
     expect_problem(system.get("/api/users", &receptionist).await, StatusCode::FORBIDDEN).await;
     let body = json!({ "email": "x@test.example", "displayName": "X", "password": "long-enough-pass", "roles": ["admin"] });
@@ -86,7 +86,7 @@ async fn only_admins_manage_users() {
 
 #[tokio::test]
 async fn a_disabled_user_can_neither_log_in_nor_refresh() {
-    let system = TestSystem::start().await;
+    let system = TestAuth::start().await;
     let (id, email, password) = system.create_user("leaver", &[Role::Receptionist]).await;
     let pair = system.tokens(&email, &password).await;
     let admin = system.admin_token().await;
@@ -108,7 +108,7 @@ async fn a_disabled_user_can_neither_log_in_nor_refresh() {
 
 #[tokio::test]
 async fn users_change_their_own_password() {
-    let system = TestSystem::start().await;
+    let system = TestAuth::start().await;
     let (_, email, password) = system.create_user("changer", &[Role::Clinician]).await;
     let token = system.tokens(&email, &password).await["accessToken"].as_str().expect("token").to_owned();
     let change = |current: &str, new: &str| {
