@@ -8,7 +8,7 @@
 //! two concurrent updates from the same version exactly one succeeds; the other sees a
 //! mismatch and answers 412.
 
-use kit::db::ResultExt;
+use kit::{db::ResultExt, email::Email};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, types::Json};
@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditEvent},
-    domain::{Address, Patient, PatientDraft, Sex, format_date},
+    domain::{Address, Patient, PatientDraft, Phone, Sex, format_date},
     error::{Error, Result},
     mrn::Mrn,
     names,
@@ -108,15 +108,16 @@ impl PatientRepository {
     pub async fn register(&self, id: Uuid, draft: PatientDraft, audit: &AuditEvent) -> Result<Patient> {
         let sequence: i64 = sqlx::query_scalar("SELECT nextval('mrn_seq')").fetch_one(&self.pool).await?;
         let at = now();
+        let email_key = draft.email.as_ref().map(|e| e.key().to_owned());
         let patient = Patient {
             id,
             mrn: Mrn::from_sequence(sequence).to_string(),
-            given_name: draft.given_name,
-            family_name: draft.family_name,
+            given_name: draft.given_name.into_string(),
+            family_name: draft.family_name.into_string(),
             birth_date: format_date(draft.birth_date),
             sex: draft.sex,
-            email: draft.email,
-            phone: draft.phone,
+            email: draft.email.map(Email::into_string),
+            phone: draft.phone.map(Phone::into_string),
             address: draft.address,
             active: true,
             registered_at: at,
@@ -130,11 +131,11 @@ impl PatientRepository {
                       INSERT INTO patients (id, mrn, given_name, family_name, birth_date, sex, email, email_key,
                                             phone, address, active, version, registered_at, updated_at,
                                             family_sort, given_sort, name_keys)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, lower($7), $8, $9, true, 1, $10, $10, $11, $12, $13)
+                      VALUES ($1, $2, $3, $4, $5, $6, $7, $17, $8, $9, true, 1, $10, $10, $11, $12, $13)
                       RETURNING id),
                   version AS ({KEEP_VERSION} SELECT id, 1, $10, $16 FROM patient)
              {}",
-            audit::insert_sql(17)
+            audit::insert_sql(18)
         );
         let query = sqlx::query(&sql)
             .bind(patient.id)
@@ -152,7 +153,8 @@ impl PatientRepository {
             .bind(names::index_keys(&patient.given_name, &patient.family_name))
             .bind(names::name_keys(&patient.family_name))
             .bind(names::name_keys(&patient.given_name))
-            .bind(Json(&patient));
+            .bind(Json(&patient))
+            .bind(email_key);
         audit::bind_rows(query, &[audit])
             .execute(&self.pool)
             .await
@@ -183,7 +185,7 @@ impl PatientRepository {
             "WITH names AS (INSERT INTO name_dictionary (name, keys) VALUES ($11, $14), ($12, $15)
                             ON CONFLICT (name) DO NOTHING)
              UPDATE patients
-             SET given_name = $3, family_name = $4, birth_date = $5, sex = $6, email = $7, email_key = lower($7),
+             SET given_name = $3, family_name = $4, birth_date = $5, sex = $6, email = $7, email_key = $16,
                  phone = $8, address = $9, updated_at = $10, version = version + 1,
                  family_sort = $11, given_sort = $12, name_keys = $13
              WHERE id = $1 AND active AND ($2::integer IS NULL OR version = $2)
@@ -191,19 +193,20 @@ impl PatientRepository {
         ))
         .bind(id)
         .bind(expected_version)
-        .bind(&draft.given_name)
-        .bind(&draft.family_name)
+        .bind(draft.given_name.as_str())
+        .bind(draft.family_name.as_str())
         .bind(draft.birth_date)
         .bind(draft.sex.as_str())
-        .bind(&draft.email)
-        .bind(&draft.phone)
+        .bind(draft.email.as_ref().map(Email::as_str))
+        .bind(draft.phone.as_ref().map(Phone::as_str))
         .bind(draft.address.as_ref().map(Json))
         .bind(now())
-        .bind(names::sort_key(&draft.family_name))
-        .bind(names::sort_key(&draft.given_name))
-        .bind(names::index_keys(&draft.given_name, &draft.family_name))
-        .bind(names::name_keys(&draft.family_name))
-        .bind(names::name_keys(&draft.given_name))
+        .bind(names::sort_key(draft.family_name.as_str()))
+        .bind(names::sort_key(draft.given_name.as_str()))
+        .bind(names::index_keys(draft.given_name.as_str(), draft.family_name.as_str()))
+        .bind(names::name_keys(draft.family_name.as_str()))
+        .bind(names::name_keys(draft.given_name.as_str()))
+        .bind(draft.email.as_ref().map(Email::key))
         .fetch_optional(&mut *tx)
         .await
         .on_constraint(ACTIVE_EMAIL_CONSTRAINT, || Error::DuplicateEmail)?;

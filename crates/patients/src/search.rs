@@ -7,7 +7,7 @@ use time::Date;
 use uuid::Uuid;
 
 use crate::{
-    domain::Patient,
+    domain::{Patient, Phone},
     error::Result,
     mrn::Mrn,
     names::{NameQuery, WordQuery, WordTier},
@@ -23,7 +23,7 @@ pub struct SearchFilter {
     /// Lower-cased.
     pub email: Option<String>,
     /// E.164.
-    pub phone: Option<String>,
+    pub phone: Option<Phone>,
 }
 
 impl SearchFilter {
@@ -141,7 +141,7 @@ fn push_filters<'a>(sql: &mut QueryBuilder<'a, Postgres>, filter: &'a SearchFilt
         sql.push(" AND email_key = ").push_bind(email);
     }
     if let Some(phone) = &filter.phone {
-        sql.push(" AND phone = ").push_bind(phone);
+        sql.push(" AND phone = ").push_bind(phone.as_str());
     }
 }
 

@@ -9,6 +9,7 @@ use axum::{
 };
 use kit::{
     FieldError, Problem, RequestContext,
+    email::Email,
     extract::{PathId, etag, if_match},
     json::{Cursor, QueryParams},
     openapi::{BodyRefused, Forbidden, InvalidParameters, MalformedId, Unauthorized},
@@ -19,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{draft, location, present, with_etag};
 use crate::{
     access::PatientAccess,
-    domain::{Patient, PatientInput, parse_date, parse_phone},
+    domain::{Patient, PatientInput, Phone, parse_date},
     error::{Error, Result},
     mrn::Mrn,
     names::NameQuery,
@@ -116,9 +117,9 @@ fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Posit
             Err(err) => errors.push(FieldError::parameter("mrn", err.to_string())),
         }
     }
-    filter.email = present(params.email).map(|e| e.to_lowercase());
+    filter.email = present(params.email).map(|e| Email::key_of(&e));
     if let Some(phone) = present(params.phone) {
-        match parse_phone(&phone) {
+        match Phone::parse(&phone) {
             Ok(phone) => filter.phone = Some(phone),
             Err(detail) => errors.push(FieldError::parameter("phone", detail)),
         }
