@@ -1,31 +1,12 @@
-//! The OpenAPI description of the patients API, generated from the handlers.
+//! The OpenAPI description of the patients API: its tags and shared schemas here; the
+//! operations come from the handlers as they are routed ([`crate::http::api`]).
 
 use kit::{FieldError, Problem};
 use utoipa::OpenApi;
 
-use crate::{
-    audit::AuditRecord,
-    domain::{Address, Patient, PatientInput, Sex},
-    http::{
-        audit::AuditPage,
-        patients::{PatientHistory, PatientPage},
-    },
-    records::PatientVersion,
-};
-
 #[derive(OpenApi)]
 #[openapi(
-    paths(
-        crate::http::patients::register,
-        crate::http::patients::search,
-        crate::http::patients::read,
-        crate::http::patients::update,
-        crate::http::patients::deactivate,
-        crate::http::patients::history,
-        crate::http::audit::audit_events,
-    ),
-    components(schemas(Patient, PatientInput, Address, Sex, PatientPage, PatientHistory, PatientVersion, Problem,
-                       FieldError, AuditPage, AuditRecord)),
+    components(schemas(Problem, FieldError)),
     tags((name = "patients", description = "Patient records: registration, search, updates, history"),
          (name = "audit", description = "Who saw or changed which patient record"))
 )]
@@ -33,5 +14,5 @@ pub struct PatientsApi;
 
 /// The service's part of the public OpenAPI document.
 pub fn document() -> utoipa::openapi::OpenApi {
-    PatientsApi::openapi()
+    crate::http::api().split_for_parts().1
 }

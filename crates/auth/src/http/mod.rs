@@ -3,22 +3,28 @@
 pub mod sessions;
 pub mod users;
 
-use axum::{
-    Router,
-    routing::{get, post},
-};
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AuthState;
 
+/// The routes of the auth API with their OpenAPI description: each handler's
+/// `#[utoipa::path]` says where it is routed, so the document cannot drift from the router.
+pub fn api() -> OpenApiRouter<AuthState> {
+    OpenApiRouter::with_openapi(crate::openapi::AuthApi::openapi())
+        .routes(routes!(sessions::login))
+        .routes(routes!(sessions::refresh))
+        .routes(routes!(sessions::logout))
+        .routes(routes!(sessions::validate))
+        .routes(routes!(sessions::jwks))
+        .routes(routes!(users::list_users, users::create_user))
+        .routes(routes!(users::change_password))
+        .routes(routes!(users::get_user, users::update_user))
+}
+
+/// The routes of the auth API, serving `state`.
 pub fn routes(state: AuthState) -> Router {
-    Router::new()
-        .route("/auth/login", post(sessions::login))
-        .route("/auth/refresh", post(sessions::refresh))
-        .route("/auth/logout", post(sessions::logout))
-        .route("/auth/validate", get(sessions::validate))
-        .route("/.well-known/jwks.json", get(sessions::jwks))
-        .route("/api/users", get(users::list_users).post(users::create_user))
-        .route("/api/users/me/password", post(users::change_password))
-        .route("/api/users/{id}", get(users::get_user).patch(users::update_user))
-        .with_state(state)
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
 }

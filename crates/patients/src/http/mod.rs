@@ -9,10 +9,11 @@ use axum::{
     extract::{FromRef, Request},
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
-    routing::get,
 };
 use kit::{auth::Verifier, json::JsonBody};
 use time::{Date, Duration, OffsetDateTime};
+use utoipa::OpenApi;
+use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use crate::{
@@ -40,14 +41,20 @@ impl FromRef<PatientsState> for Verifier {
     }
 }
 
-/// The routes of the patients API.
+/// The routes of the patients API with their OpenAPI description: each handler's
+/// `#[utoipa::path]` says where it is routed, so the document cannot drift from the router.
+pub fn api() -> OpenApiRouter<PatientsState> {
+    OpenApiRouter::with_openapi(crate::openapi::PatientsApi::openapi())
+        .routes(routes!(patients::search, patients::register))
+        .routes(routes!(patients::read, patients::update, patients::deactivate))
+        .routes(routes!(patients::history))
+        .routes(routes!(audit::audit_events))
+}
+
+/// The routes of the patients API, serving `state`.
 pub fn routes(state: PatientsState) -> Router {
-    Router::new()
-        .route("/api/patients", get(patients::search).post(patients::register))
-        .route("/api/patients/{id}", get(patients::read).put(patients::update).delete(patients::deactivate))
-        .route("/api/patients/{id}/history", get(patients::history))
-        .route("/api/audit-events", get(audit::audit_events))
-        .with_state(state)
+    let (router, _) = api().split_for_parts();
+    router.with_state(state)
 }
 
 /// The validated patient in the request body, read only after the caller is known to be
