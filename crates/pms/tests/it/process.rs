@@ -1,9 +1,9 @@
-//! The `pms` binary itself: `pms up` starts every service of the list, and SIGTERM stops the
-//! process cleanly with exit status 0.
+//! The `pms` binary itself: `pms up` starts every service of the list, `pms <service>` runs
+//! one and migrates only its schema, and SIGTERM stops the process cleanly with exit status 0.
 
 use std::{
     io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    process::{Child, Command, Stdio},
     sync::mpsc,
     time::Duration,
 };
@@ -12,33 +12,51 @@ use kit::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-#[tokio::test]
-async fn pms_up_serves_every_service_and_exits_0_on_sigterm() {
-    let db = TestDatabase::create().await;
+/// Starts `pms <command>` with `env` (every service on a free port, JSON logs) and waits for
+/// the log line whose message is `message`; returns the process and that line.
+fn start(command: &str, env: &[(&str, String)], message: &str) -> (Child, Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pms"))
-        .arg("up")
-        .env("PMS_DATABASE_URL", db.url())
+        .arg(command)
+        .env_remove("PMS_DATABASE_URL")
         .env("PMS_BIND", "127.0.0.1:0")
         .env("PMS_AUTH_BIND", "127.0.0.1:0")
         .env("PMS_PATIENTS_BIND", "127.0.0.1:0")
         .env("PMS_LOG", "info")
         .env_remove("PMS_LOG_FORMAT")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("pms starts");
-    // Read the JSON log lines on a thread until "pms is up" names the gateway's address.
+    // Read the JSON log lines on a thread until the awaited one comes.
     let stdout = child.stdout.take().expect("stdout");
-    let (found, api) = mpsc::channel();
+    let (found, line) = mpsc::channel();
+    let message = message.to_owned();
     std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let Ok(entry) = serde_json::from_str::<Value>(&line) else { continue };
-            if entry["message"] == "pms is up" {
-                let _ = found.send(entry["api"].as_str().unwrap_or_default().to_owned());
+        for text in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let Ok(entry) = serde_json::from_str::<Value>(&text) else { continue };
+            if entry["message"] == message.as_str() {
+                let _ = found.send(entry);
             }
         }
     });
-    let api = api.recv_timeout(Duration::from_secs(60)).expect("pms says it is up");
+    let line = line.recv_timeout(Duration::from_secs(60)).expect("the awaited log line");
+    (child, line)
+}
+
+/// Sends SIGTERM and returns how the process ended.
+async fn terminate(child: Child) -> std::process::ExitStatus {
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let mut child = child;
+    tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait")
+}
+
+#[tokio::test]
+async fn pms_up_serves_every_service_and_exits_0_on_sigterm() {
+    let db = TestDatabase::create().await;
+    let (child, up) = start("up", &[("PMS_DATABASE_URL", db.url())], "pms is up");
+    let api = up["api"].as_str().expect("the gateway's address").to_owned();
 
     let client = reqwest::Client::new();
     let ready = client.get(format!("{api}/health/ready")).send().await.expect("ready");
@@ -55,8 +73,21 @@ async fn pms_up_serves_every_service_and_exits_0_on_sigterm() {
         client.get(format!("{api}/api/patients")).bearer_auth(&token).send().await.expect("search");
     assert_eq!(patients.status(), StatusCode::OK);
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.expect("join").expect("wait");
+    let status = terminate(child).await;
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
+}
+
+#[tokio::test]
+async fn a_service_alone_migrates_only_its_own_schema_in_its_own_database() {
+    let db = TestDatabase::create().await;
+    let (child, _) = start("patients", &[("PMS_PATIENTS_DATABASE_URL", db.url())], "listening");
+    let pool = sqlx::PgPool::connect_with(db.options.clone()).await.expect("connect");
+    let schemas: Vec<String> =
+        sqlx::query_scalar("SELECT nspname::text FROM pg_namespace WHERE nspname IN ('auth', 'patients')")
+            .fetch_all(&pool)
+            .await
+            .expect("schemas");
+    assert_eq!(schemas, ["patients"], "`pms patients` creates no auth tables");
+    pool.close().await;
+    assert!(terminate(child).await.success());
 }
