@@ -18,7 +18,7 @@ use uuid::Uuid;
 use crate::{
     AuthState,
     error::{Error, Result},
-    users::User,
+    users::{User, UserId},
 };
 
 /// What login and refresh answer.
@@ -92,7 +92,7 @@ pub async fn refresh(state: &AuthState, token: &str) -> Result<TokenPair> {
     #[derive(sqlx::FromRow)]
     struct RefreshRow {
         family_id: Uuid,
-        user_id: Uuid,
+        user_id: UserId,
         expires_at: OffsetDateTime,
         used_at: Option<OffsetDateTime>,
         revoked_at: Option<OffsetDateTime>,

@@ -17,11 +17,37 @@ const COLUMNS: &str = "id, email, display_name, roles, enabled, created_at, upda
 /// The unique constraint on `users.email_key` (PostgreSQL's default name for it).
 const UNIQUE_EMAIL: &str = "users_email_key_key";
 
+/// A user's id (a UUIDv7); the `sub` of the user's access tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct UserId(Uuid);
+
+impl UserId {
+    /// The user a token's subject names, if it names one at all.
+    pub fn parse(text: &str) -> Option<Self> {
+        Uuid::parse_str(text).ok().map(Self)
+    }
+}
+
+impl From<Uuid> for UserId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for UserId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A user as the API shows it (never with its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct User {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
     pub email: String,
     pub display_name: String,
     pub roles: Vec<Role>,
@@ -36,7 +62,7 @@ pub struct User {
 
 #[derive(sqlx::FromRow)]
 struct UserRow {
-    id: Uuid,
+    id: UserId,
     email: String,
     display_name: String,
     roles: Vec<String>,
@@ -161,7 +187,7 @@ impl UserRepository {
         insert(&self.pool, user, password_hash).await
     }
 
-    pub async fn get(&self, id: Uuid) -> Result<User> {
+    pub async fn get(&self, id: UserId) -> Result<User> {
         let row: Option<UserRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
@@ -185,7 +211,7 @@ impl UserRepository {
         Ok(row.map(|r| (r.user.into(), r.password_hash)))
     }
 
-    pub async fn password_hash(&self, id: Uuid) -> Result<String> {
+    pub async fn password_hash(&self, id: UserId) -> Result<String> {
         sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)
@@ -207,7 +233,7 @@ impl UserRepository {
 
     /// Applies `patch`; disabling a user also revokes all its refresh tokens, in the same
     /// transaction.
-    pub async fn update(&self, id: Uuid, patch: &UserPatch) -> Result<User> {
+    pub async fn update(&self, id: UserId, patch: &UserPatch) -> Result<User> {
         let mut tx = self.pool.begin().await?;
         let row: Option<UserRow> = sqlx::query_as(&format!(
             "UPDATE users SET display_name = coalesce($2, display_name), roles = coalesce($3, roles),
@@ -230,7 +256,7 @@ impl UserRepository {
 
     /// Sets a new password hash and revokes the user's refresh tokens (every session must log
     /// in again with the new password).
-    pub async fn set_password(&self, id: Uuid, password_hash: &str) -> Result<()> {
+    pub async fn set_password(&self, id: UserId, password_hash: &str) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
             .bind(id)
@@ -274,7 +300,7 @@ async fn insert<'e>(
         "INSERT INTO users (id, email, email_key, display_name, password_hash, roles, enabled, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, true, now(), now()) RETURNING {COLUMNS}"
     ))
-    .bind(Uuid::now_v7())
+    .bind(UserId(Uuid::now_v7()))
     .bind(user.email.as_str())
     .bind(user.email.key())
     .bind(&user.display_name)
@@ -288,7 +314,7 @@ async fn insert<'e>(
 
 /// Revokes every refresh token of a user (disabled, or password changed), in the caller's
 /// transaction.
-async fn revoke_refresh_tokens(tx: &mut sqlx::PgConnection, user: Uuid) -> Result<()> {
+async fn revoke_refresh_tokens(tx: &mut sqlx::PgConnection, user: UserId) -> Result<()> {
     sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE user_id = $1 AND revoked_at IS NULL")
         .bind(user)
         .execute(tx)

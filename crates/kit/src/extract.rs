@@ -9,18 +9,18 @@ use uuid::Uuid;
 
 use crate::problem::{Problem, kinds};
 
-/// A resource id in the path (`/{id}`): a UUID, or 400 naming the parameter `id`.
+/// A resource id in the path (`/{id}`): a UUID, as the resource's own id type (`PatientId`,
+/// `UserId`), or 400 naming the parameter `id`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PathId(pub Uuid);
+pub struct PathId<T = Uuid>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for PathId {
+impl<S: Send + Sync, T: From<Uuid>> FromRequestParts<S> for PathId<T> {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Problem> {
-        let Path(raw) = Path::<String>::from_request_parts(parts, state)
-            .await
-            .map_err(|_| Problem::malformed_parameter("id", "must be a UUID"))?;
-        Uuid::parse_str(&raw).map(PathId).map_err(|_| Problem::malformed_parameter("id", "must be a UUID"))
+        let malformed = || Problem::malformed_parameter("id", "must be a UUID");
+        let Path(raw) = Path::<String>::from_request_parts(parts, state).await.map_err(|_| malformed())?;
+        Uuid::parse_str(&raw).map(|id| PathId(T::from(id))).map_err(|_| malformed())
     }
 }
 

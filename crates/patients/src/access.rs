@@ -7,11 +7,10 @@
 
 use kit::{RequestContext, auth::Action as _};
 use serde_json::json;
-use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditEvent, AuditLog, AuditQuery, AuditRecord},
-    domain::{Patient, PatientDraft},
+    domain::{Patient, PatientDraft, PatientId},
     error::{Error, Result},
     policy::Action,
     records::{PatientRepository, PatientVersion},
@@ -34,7 +33,7 @@ impl PatientAccess {
         &self,
         ctx: &RequestContext,
         action: Action,
-        patient_id: Option<Uuid>,
+        patient_id: Option<PatientId>,
     ) -> Result<()> {
         if ctx.may(action) {
             return Ok(());
@@ -46,7 +45,7 @@ impl PatientAccess {
 
     /// Registers a patient.
     pub async fn register(&self, ctx: &RequestContext, draft: PatientDraft) -> Result<Patient> {
-        let id = Uuid::now_v7();
+        let id = PatientId::new();
         self.records.register(id, draft, &AuditEvent::new(ctx, Action::Create, Some(id), "ok")).await
     }
 
@@ -54,7 +53,7 @@ impl PatientAccess {
     pub async fn update(
         &self,
         ctx: &RequestContext,
-        id: Uuid,
+        id: PatientId,
         expected_version: Option<i32>,
         draft: PatientDraft,
     ) -> Result<Patient> {
@@ -66,7 +65,7 @@ impl PatientAccess {
     pub async fn deactivate(
         &self,
         ctx: &RequestContext,
-        id: Uuid,
+        id: PatientId,
         expected_version: Option<i32>,
     ) -> Result<Patient> {
         let audit = AuditEvent::new(ctx, Action::Deactivate, Some(id), "ok");
@@ -74,7 +73,7 @@ impl PatientAccess {
     }
 
     /// Reads a patient; the read is audited whatever the outcome, before anything is answered.
-    pub async fn read(&self, ctx: &RequestContext, id: Uuid) -> Result<Patient> {
+    pub async fn read(&self, ctx: &RequestContext, id: PatientId) -> Result<Patient> {
         let (outcome, result) = match self.records.get(id).await? {
             None => ("not_found", Err(Error::NotFound)),
             Some(patient) if !patient.active => ("gone", Err(Error::Gone)),
@@ -85,7 +84,7 @@ impl PatientAccess {
     }
 
     /// Every version of a patient record, newest first; audited whatever the outcome.
-    pub async fn history(&self, ctx: &RequestContext, id: Uuid) -> Result<Vec<PatientVersion>> {
+    pub async fn history(&self, ctx: &RequestContext, id: PatientId) -> Result<Vec<PatientVersion>> {
         let versions = self.records.history(id).await?;
         let outcome = if versions.is_empty() { "not_found" } else { "ok" };
         self.audit.record(AuditEvent::new(ctx, Action::History, Some(id), outcome)).await?;

@@ -97,6 +97,41 @@ pub struct PatientInput {
     pub address: Option<Address>,
 }
 
+/// A patient's id (a UUIDv7, so ids sort by registration time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+#[serde(transparent)]
+#[sqlx(transparent)]
+pub struct PatientId(Uuid);
+
+impl PatientId {
+    /// A new id for a registration.
+    pub fn new() -> Self {
+        Self(Uuid::now_v7())
+    }
+
+    pub fn as_uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl Default for PatientId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl From<Uuid> for PatientId {
+    fn from(id: Uuid) -> Self {
+        Self(id)
+    }
+}
+
+impl std::fmt::Display for PatientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// A validated patient, ready to store: every field can only hold a valid value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatientDraft {
@@ -284,7 +319,8 @@ fn parse_address(input: Address, errors: &mut Vec<FieldError>) -> Option<Address
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Patient {
-    pub id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub id: PatientId,
     /// Medical record number: 9 digits, the last a check digit.
     #[schema(example = "100000011")]
     pub mrn: String,

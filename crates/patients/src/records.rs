@@ -13,11 +13,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, types::Json};
 use time::{Date, OffsetDateTime};
-use uuid::Uuid;
 
 use crate::{
     audit::{self, AuditEvent},
-    domain::{Address, Patient, PatientDraft, Phone, Sex, format_date},
+    domain::{Address, Patient, PatientDraft, PatientId, Phone, Sex, format_date},
     error::{Error, Result},
     mrn::Mrn,
     names,
@@ -33,7 +32,7 @@ const ACTIVE_EMAIL_CONSTRAINT: &str = "patients_active_email_key";
 
 #[derive(sqlx::FromRow)]
 pub(crate) struct PatientRow {
-    pub(crate) id: Uuid,
+    pub(crate) id: PatientId,
     mrn: String,
     given_name: String,
     family_name: String,
@@ -105,7 +104,7 @@ impl PatientRepository {
     /// Two round trips: the MRN's sequence number (sequences are outside transactions anyway;
     /// a failed registration leaves a gap, never a duplicate), then one statement that writes
     /// the patient, its names to the dictionary, version 1 and the audit row, atomically.
-    pub async fn register(&self, id: Uuid, draft: PatientDraft, audit: &AuditEvent) -> Result<Patient> {
+    pub async fn register(&self, id: PatientId, draft: PatientDraft, audit: &AuditEvent) -> Result<Patient> {
         let sequence: i64 = sqlx::query_scalar("SELECT nextval('mrn_seq')").fetch_one(&self.pool).await?;
         let at = now();
         let email_key = draft.email.as_ref().map(|e| e.key().to_owned());
@@ -163,7 +162,7 @@ impl PatientRepository {
     }
 
     /// The record with this id, active or not.
-    pub async fn get(&self, id: Uuid) -> Result<Option<Patient>> {
+    pub async fn get(&self, id: PatientId) -> Result<Option<Patient>> {
         let row: Option<PatientRow> =
             sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
                 .bind(id)
@@ -175,7 +174,7 @@ impl PatientRepository {
     /// Replaces a patient's data if it is still at `expected_version`, with `audit`.
     pub async fn update(
         &self,
-        id: Uuid,
+        id: PatientId,
         expected_version: Option<i32>,
         draft: PatientDraft,
         audit: AuditEvent,
@@ -223,7 +222,7 @@ impl PatientRepository {
     /// searches and reads.
     pub async fn deactivate(
         &self,
-        id: Uuid,
+        id: PatientId,
         expected_version: Option<i32>,
         audit: AuditEvent,
     ) -> Result<Patient> {
@@ -249,7 +248,7 @@ impl PatientRepository {
 
     /// Every version of a patient record, newest first (also for deactivated records); empty
     /// when there is no such patient.
-    pub async fn history(&self, id: Uuid) -> Result<Vec<PatientVersion>> {
+    pub async fn history(&self, id: PatientId) -> Result<Vec<PatientVersion>> {
         let rows: Vec<(i32, OffsetDateTime, Json<Patient>)> = sqlx::query_as(
             "SELECT version, recorded_at, snapshot FROM patient_versions WHERE patient_id = $1 ORDER BY version DESC",
         )
@@ -280,7 +279,7 @@ async fn record_change(tx: &mut PgConnection, patient: &Patient, audit: AuditEve
 }
 
 /// After a conditional update changed nothing: was the record missing, gone, or newer?
-async fn why_not_changed(conn: &mut PgConnection, id: Uuid) -> Error {
+async fn why_not_changed(conn: &mut PgConnection, id: PatientId) -> Error {
     let state: Result<Option<(bool, i32)>, _> =
         sqlx::query_as("SELECT active, version FROM patients WHERE id = $1")
             .bind(id)

@@ -4,10 +4,9 @@
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, QueryBuilder};
 use time::Date;
-use uuid::Uuid;
 
 use crate::{
-    domain::{Patient, Phone},
+    domain::{Patient, PatientId, Phone},
     error::Result,
     mrn::Mrn,
     names::{NameQuery, WordQuery, WordTier},
@@ -61,7 +60,7 @@ pub struct Position {
     #[serde(rename = "b")]
     second: String,
     #[serde(rename = "i")]
-    id: Uuid,
+    id: PatientId,
 }
 
 /// One page of search results.
@@ -289,7 +288,12 @@ mod tests {
         let sql = tier_query(&filter, word, WordTier::FamilyPrefix, 21, None).into_sql();
         assert!(sql.contains("family_sort >= $1 AND family_sort < $2"), "{sql}");
         assert!(sql.ends_with("ORDER BY family_sort, given_sort, id LIMIT $5"), "{sql}");
-        let cursor = Position { rank: 3, first: "smith".into(), second: "a".into(), id: Uuid::nil() };
+        let cursor = Position {
+            rank: 3,
+            first: "smith".into(),
+            second: "a".into(),
+            id: PatientId::from(uuid::Uuid::nil()),
+        };
         let sql = tier_query(&filter, word, WordTier::GivenPrefix, 21, Some(&cursor)).into_sql();
         assert!(sql.contains("(given_sort, family_sort, id) > ("), "{sql}");
         assert!(sql.contains("NOT (family_sort >= "), "{sql}");
@@ -306,7 +310,12 @@ mod tests {
     fn searches_without_a_name_page_on_the_indexed_order() {
         let by_date =
             SearchFilter { birth_date: Some(time::macros::date!(1980 - 01 - 01)), ..Default::default() };
-        let cursor = Position { rank: 0, first: "a".into(), second: "b".into(), id: Uuid::nil() };
+        let cursor = Position {
+            rank: 0,
+            first: "a".into(),
+            second: "b".into(),
+            id: PatientId::from(uuid::Uuid::nil()),
+        };
         let sql = ranked_query(&by_date, 20, Some(&cursor)).into_sql();
         assert!(sql.contains("AND (k1, k2, id) > ("), "{sql}");
         assert!(sql.contains("ORDER BY k1, k2, id"), "{sql}");

@@ -15,14 +15,13 @@ use kit::{
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
 use crate::{
     AuthState,
     error::{Error, Result},
     passwords,
     policy::Action,
-    users::{NewUser, User, UserPatch},
+    users::{NewUser, User, UserId, UserPatch},
 };
 
 /// Create a user (admins).
@@ -97,7 +96,7 @@ pub async fn list_users(
 pub async fn get_user(
     State(state): State<AuthState>,
     ctx: RequestContext,
-    PathId(id): PathId,
+    PathId(id): PathId<UserId>,
 ) -> Result<Json<User>> {
     ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
     Ok(Json(state.users.get(id).await?))
@@ -112,7 +111,7 @@ pub async fn get_user(
 pub async fn update_user(
     State(state): State<AuthState>,
     ctx: RequestContext,
-    PathId(id): PathId,
+    PathId(id): PathId<UserId>,
     JsonBody(patch): JsonBody<UserPatch>,
 ) -> Result<Json<User>> {
     ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
@@ -142,7 +141,7 @@ pub async fn change_password(
 ) -> Result<StatusCode> {
     ctx.require(Action::ChangeOwnPassword).map_err(|_| Error::Forbidden)?;
     // Tokens name users by their UUID; one that does not is no user of this service.
-    let id = Uuid::parse_str(&ctx.user_id).map_err(|_| Error::NotFound)?;
+    let id = UserId::parse(&ctx.user_id).ok_or(Error::NotFound)?;
     let mut errors: Vec<FieldError> =
         passwords::check_policy(&body.new_password, "/newPassword").into_iter().collect();
     let current = state.users.password_hash(id).await?;

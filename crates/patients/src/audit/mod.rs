@@ -14,14 +14,14 @@ use sqlx::{PgExecutor, PgPool, Postgres, postgres::PgArguments, query::Query};
 use uuid::Uuid;
 pub use writer::{AuditLog, AuditUnavailable};
 
-use crate::policy::Action;
+use crate::{domain::PatientId, policy::Action};
 
 /// One audit row. `details` must never hold values that identify a patient (no names, no
 /// contacts, no search terms): only which filters were used, counts, versions.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
     pub action: Action,
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
     pub outcome: &'static str,
     pub details: Value,
     pub request_id: Option<String>,
@@ -33,7 +33,7 @@ impl AuditEvent {
     pub fn new(
         ctx: &RequestContext,
         action: Action,
-        patient_id: Option<Uuid>,
+        patient_id: Option<PatientId>,
         outcome: &'static str,
     ) -> Self {
         Self {
@@ -80,7 +80,7 @@ pub fn bind_rows<'q>(
 ) -> Query<'q, Postgres, PgArguments> {
     use kit::auth::Action as _;
     let actions: Vec<&'static str> = events.iter().map(|e| e.action.as_str()).collect();
-    let patients: Vec<Option<Uuid>> = events.iter().map(|e| e.patient_id).collect();
+    let patients: Vec<Option<Uuid>> = events.iter().map(|e| e.patient_id.map(|p| p.as_uuid())).collect();
     let outcomes: Vec<&'static str> = events.iter().map(|e| e.outcome).collect();
     let details: Vec<String> = events.iter().map(|e| e.details.to_string()).collect();
     let requests: Vec<Option<String>> = events.iter().map(|e| e.request_id.clone()).collect();
@@ -107,7 +107,8 @@ pub struct AuditRecord {
     pub occurred_at: time::OffsetDateTime,
     /// create, read, update, deactivate, history or search.
     pub action: String,
-    pub patient_id: Option<Uuid>,
+    #[schema(value_type = Option<Uuid>)]
+    pub patient_id: Option<PatientId>,
     /// The user id of the caller.
     pub actor_id: Option<String>,
     pub actor_roles: Vec<String>,
@@ -123,7 +124,7 @@ pub struct AuditRecord {
 /// Which audit rows to list; all given filters must match.
 #[derive(Debug, Clone, Default)]
 pub struct AuditQuery {
-    pub patient_id: Option<Uuid>,
+    pub patient_id: Option<PatientId>,
     pub actor_id: Option<String>,
     pub from: Option<time::OffsetDateTime>,
     pub to: Option<time::OffsetDateTime>,

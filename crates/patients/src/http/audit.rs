@@ -15,6 +15,7 @@ use super::present;
 use crate::{
     access::PatientAccess,
     audit::{AuditQuery, AuditRecord},
+    domain::PatientId,
     error::{Error, Result},
     policy::Action,
 };
@@ -69,7 +70,7 @@ fn parse_audit_params(params: AuditParams) -> Result<(AuditQuery, u32)> {
     let mut query = AuditQuery::default();
     if let Some(raw) = present(params.patient_id) {
         match Uuid::parse_str(&raw) {
-            Ok(id) => query.patient_id = Some(id),
+            Ok(id) => query.patient_id = Some(PatientId::from(id)),
             Err(_) => errors.push(FieldError::parameter("patientId", "must be a UUID")),
         }
     }

@@ -14,11 +14,10 @@ use kit::{auth::Verifier, json::JsonBody};
 use time::{Date, Duration, OffsetDateTime};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use uuid::Uuid;
 
 use crate::{
     access::PatientAccess,
-    domain::{Patient, PatientDraft, PatientInput},
+    domain::{Patient, PatientDraft, PatientId, PatientInput},
     error::{Error, Result},
 };
 
@@ -70,7 +69,7 @@ fn latest_today() -> Date {
     (OffsetDateTime::now_utc() + Duration::hours(14)).date()
 }
 
-fn location(id: Uuid) -> HeaderValue {
+fn location(id: PatientId) -> HeaderValue {
     HeaderValue::from_str(&format!("/api/patients/{id}")).unwrap_or(HeaderValue::from_static("/api/patients"))
 }
 

@@ -20,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::{draft, location, present, with_etag};
 use crate::{
     access::PatientAccess,
-    domain::{Patient, PatientInput, Phone, parse_date},
+    domain::{Patient, PatientId, PatientInput, Phone, parse_date},
     error::{Error, Result},
     mrn::Mrn,
     names::NameQuery,
@@ -168,7 +168,7 @@ pub async fn search(
 pub async fn read(
     State(access): State<PatientAccess>,
     ctx: RequestContext,
-    PathId(id): PathId,
+    PathId(id): PathId<PatientId>,
 ) -> Result<Response> {
     access.authorize(&ctx, Action::Read, Some(id)).await?;
     Ok(with_etag(access.read(&ctx, id).await?))
@@ -196,7 +196,7 @@ pub async fn read(
 pub async fn update(
     State(access): State<PatientAccess>,
     ctx: RequestContext,
-    PathId(id): PathId,
+    PathId(id): PathId<PatientId>,
     request: Request,
 ) -> Result<Response> {
     access.authorize(&ctx, Action::Update, Some(id)).await?;
@@ -224,7 +224,7 @@ pub async fn update(
 pub async fn deactivate(
     State(access): State<PatientAccess>,
     ctx: RequestContext,
-    PathId(id): PathId,
+    PathId(id): PathId<PatientId>,
     headers: HeaderMap,
 ) -> Result<StatusCode> {
     access.authorize(&ctx, Action::Deactivate, Some(id)).await?;
@@ -253,7 +253,7 @@ pub struct PatientHistory {
 pub async fn history(
     State(access): State<PatientAccess>,
     ctx: RequestContext,
-    PathId(id): PathId,
+    PathId(id): PathId<PatientId>,
 ) -> Result<Json<PatientHistory>> {
     access.authorize(&ctx, Action::History, Some(id)).await?;
     Ok(Json(PatientHistory { items: access.history(&ctx, id).await? }))
