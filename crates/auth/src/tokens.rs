@@ -27,6 +27,8 @@ use crate::{
 pub struct TokenPair {
     /// A JWT to send as `Authorization: Bearer <accessToken>`.
     pub access_token: String,
+    /// The same access token, under the name clients of the system pms replaces read.
+    pub token: String,
     /// Single use: exchange it at `/auth/refresh` for a new pair.
     pub refresh_token: String,
     #[schema(example = "Bearer")]
@@ -75,7 +77,13 @@ pub async fn issue(
     .bind(now + state.config.refresh_ttl)
     .execute(conn)
     .await?;
-    Ok(TokenPair { access_token, refresh_token, token_type: "Bearer".into(), expires_in: ttl.as_secs() })
+    Ok(TokenPair {
+        token: access_token.clone(),
+        access_token,
+        refresh_token,
+        token_type: "Bearer".into(),
+        expires_in: ttl.as_secs(),
+    })
 }
 
 async fn revoke_family(conn: &mut PgConnection, family: Uuid) -> Result<()> {

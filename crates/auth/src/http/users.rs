@@ -61,7 +61,8 @@ pub struct ListParams {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct UserPage {
-    pub items: Vec<User>,
+    /// Ordered by email.
+    pub users: Vec<User>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
@@ -85,7 +86,7 @@ pub async fn list_users(
     let mut items = state.users.list(limit + 1, after.as_deref()).await?;
     let next_cursor =
         kit::json::next_page(&mut items, limit, |last| Cursor::encode(&Email::key_of(&last.email)));
-    Ok(Json(UserPage { items, next_cursor }))
+    Ok(Json(UserPage { users: items, next_cursor }))
 }
 
 /// Read a user (admins).

@@ -14,6 +14,9 @@ async fn login_answers_a_token_pair_and_failures_look_alike() {
     let system = TestAuth::start().await;
     let pair = system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     assert_eq!(pair["tokenType"], "Bearer");
+    // Clients of the system pms replaces read `token`: the same access token.
+    assert!(pair["token"].as_str().is_some_and(|t| !t.is_empty()));
+    assert_eq!(pair["token"], pair["accessToken"]);
     assert_eq!(pair["expiresIn"], 900);
     assert!(pair["refreshToken"].as_str().is_some_and(|t| t.len() >= 43));
     // Email case does not matter.

@@ -45,12 +45,12 @@ async fn admins_create_list_and_change_users() {
     expect_problem(response, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     let page: Value = system.get("/api/users?limit=1", &admin).await.json().await.expect("json");
-    assert_eq!(page["items"].as_array().expect("items").len(), 1);
+    assert_eq!(page["users"].as_array().expect("items").len(), 1);
     let next = page["nextCursor"].as_str().expect("cursor");
     let rest: Value =
         system.get(&format!("/api/users?limit=10&cursor={next}"), &admin).await.json().await.expect("json");
-    assert_eq!(rest["items"].as_array().expect("items").len(), 1);
-    assert!(page["items"][0].get("passwordHash").is_none());
+    assert_eq!(rest["users"].as_array().expect("items").len(), 1);
+    assert!(page["users"][0].get("passwordHash").is_none());
 
     let response = system
         .client

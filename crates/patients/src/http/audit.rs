@@ -47,7 +47,8 @@ pub struct AuditParams {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AuditPage {
-    pub items: Vec<AuditRecord>,
+    /// Newest first.
+    pub events: Vec<AuditRecord>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
@@ -102,5 +103,5 @@ pub async fn audit_events(
     let (query, limit) = parse_audit_params(params)?;
     let mut items = access.audit_trail(&ctx, &query, limit + 1).await?;
     let next_cursor = kit::json::next_page(&mut items, limit, |last| Cursor::encode(&last.id));
-    Ok(Json(AuditPage { items, next_cursor }))
+    Ok(Json(AuditPage { events: items, next_cursor }))
 }

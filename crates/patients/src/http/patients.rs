@@ -83,7 +83,8 @@ pub struct SearchParams {
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PatientPage {
-    pub items: Vec<Patient>,
+    /// The matches, best first.
+    pub patients: Vec<Patient>,
     /// Pass as `cursor` for the next page; absent on the last page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
@@ -151,7 +152,7 @@ pub async fn search(
     access.authorize(&ctx, Action::Search, None).await?;
     let (filter, limit, after) = parse_search(params)?;
     let page = access.search(&ctx, &filter, limit, after.as_ref()).await?;
-    Ok(Json(PatientPage { items: page.items, next_cursor: page.next.as_ref().map(Cursor::encode) }))
+    Ok(Json(PatientPage { patients: page.items, next_cursor: page.next.as_ref().map(Cursor::encode) }))
 }
 
 /// Read a patient record.
@@ -237,7 +238,7 @@ pub async fn deactivate(
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct PatientHistory {
     /// Newest first.
-    pub items: Vec<PatientVersion>,
+    pub versions: Vec<PatientVersion>,
 }
 
 /// A patient record's history, newest version first (deactivated records included).
@@ -256,7 +257,7 @@ pub async fn history(
     PathId(id): PathId<PatientId>,
 ) -> Result<Json<PatientHistory>> {
     access.authorize(&ctx, Action::History, Some(id)).await?;
-    Ok(Json(PatientHistory { items: access.history(&ctx, id).await? }))
+    Ok(Json(PatientHistory { versions: access.history(&ctx, id).await? }))
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ async fn admins_read_the_audit_trail_filtered_and_paged() {
 
     let page: Value =
         app.get(&format!("/api/audit-events?patientId={a}&limit=2")).await.json().await.expect("json");
-    let items = page["items"].as_array().expect("items");
+    let items = page["events"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     assert!(items.iter().all(|r| r["patientId"] == a.as_str()));
     assert_eq!(items[0]["action"], "read");
@@ -114,15 +114,15 @@ async fn admins_read_the_audit_trail_filtered_and_paged() {
         .json()
         .await
         .expect("json");
-    let rest = rest["items"].as_array().expect("items");
+    let rest = rest["events"].as_array().expect("items");
     assert_eq!(rest.len(), 2, "3 reads + 1 create about patient a, 2 per page");
     assert_eq!(rest[1]["action"], "create");
 
     let by_user: Value = app.get("/api/audit-events?userId=recep-1").await.json().await.expect("json");
-    assert_eq!(by_user["items"].as_array().expect("items").len(), 1);
+    assert_eq!(by_user["events"].as_array().expect("items").len(), 1);
     let future: Value =
         app.get("/api/audit-events?from=2999-01-01T00:00:00Z").await.json().await.expect("json");
-    assert!(future["items"].as_array().expect("items").is_empty());
+    assert!(future["events"].as_array().expect("items").is_empty());
     expect_problem(app.get("/api/audit-events?from=yesterday").await, StatusCode::UNPROCESSABLE_ENTITY).await;
 
     let clinician = app.client_as("clin-1", &[Role::Clinician]);

@@ -99,7 +99,7 @@ impl TestApp {
     /// Family names of a search page, in order.
     pub async fn search_families(&self, query: &str) -> Vec<String> {
         let page = self.search(query).await;
-        page["items"]
+        page["patients"]
             .as_array()
             .expect("items")
             .iter()

@@ -100,7 +100,7 @@ async fn updates_need_the_current_version_and_keep_the_previous_one() {
     expect_problem(app.put(&path, Some("\"1\""), &changed).await, StatusCode::PRECONDITION_FAILED).await;
 
     let history: Value = app.get(&format!("{path}/history")).await.json().await.expect("json");
-    let items = history["items"].as_array().expect("items");
+    let items = history["versions"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["version"], 2);
     assert_eq!(items[0]["patient"], updated);
@@ -121,7 +121,7 @@ async fn of_two_concurrent_updates_from_one_version_exactly_one_wins() {
         statuses.sort();
         assert_eq!(statuses, [StatusCode::OK, StatusCode::PRECONDITION_FAILED], "round {round}");
         let history: Value = app.get(&format!("{path}/history")).await.json().await.expect("json");
-        assert_eq!(history["items"].as_array().expect("items").len(), 2, "one new version, not two");
+        assert_eq!(history["versions"].as_array().expect("items").len(), 2, "one new version, not two");
     }
 }
 
@@ -143,11 +143,11 @@ async fn a_deactivated_record_is_gone_but_its_history_stays() {
     expect_problem(app.put(&path, Some("\"2\""), &patient("Gone", "Girl")).await, StatusCode::GONE).await;
     for query in ["name=girl", "name=gril", "name=gone"] {
         let page = app.search(query).await;
-        assert_eq!(page["items"].as_array().expect("items").len(), 0, "{query}");
+        assert_eq!(page["patients"].as_array().expect("items").len(), 0, "{query}");
     }
 
     let history: Value = app.get(&format!("{path}/history")).await.json().await.expect("json");
-    let items = history["items"].as_array().expect("items");
+    let items = history["versions"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["patient"]["active"], false);
     assert_eq!(items[1]["patient"]["active"], true);

@@ -98,12 +98,15 @@ async fn exact_filters_find_one_patient() {
         "name=target&birthDate=1961-07-04".to_owned(),
     ] {
         let page = app.search(&query).await;
-        let items = page["items"].as_array().expect("items");
+        let items = page["patients"].as_array().expect("items");
         assert_eq!(items.len(), 1, "{query}");
         assert_eq!(items[0]["id"], target["id"], "{query}");
     }
     assert!(
-        app.search("name=target&birthDate=1961-07-05").await["items"].as_array().expect("items").is_empty()
+        app.search("name=target&birthDate=1961-07-05").await["patients"]
+            .as_array()
+            .expect("items")
+            .is_empty()
     );
 }
 
@@ -134,7 +137,7 @@ async fn all_pages(app: &TestApp, query: &str, limit: u32) -> Vec<String> {
             q.push_str(&format!("&cursor={c}"));
         }
         let page: Value = app.search(&q).await;
-        let items = page["items"].as_array().expect("items");
+        let items = page["patients"].as_array().expect("items");
         assert!(items.len() <= limit as usize);
         ids.extend(items.iter().map(|p| p["id"].as_str().expect("id").to_owned()));
         match page["nextCursor"].as_str() {
@@ -191,11 +194,11 @@ async fn pages_respect_the_limit_and_the_last_page_has_no_cursor() {
         app.register_named(&format!("N{i}"), "Limit").await;
     }
     let page = app.search("name=limit&limit=2").await;
-    assert_eq!(page["items"].as_array().expect("items").len(), 2);
+    assert_eq!(page["patients"].as_array().expect("items").len(), 2);
     assert!(page["nextCursor"].is_string());
     let page = app.search("name=limit&limit=5").await;
-    assert_eq!(page["items"].as_array().expect("items").len(), 5);
+    assert_eq!(page["patients"].as_array().expect("items").len(), 5);
     assert!(page.get("nextCursor").is_none());
     let default_page = app.search("").await;
-    assert_eq!(default_page["items"].as_array().expect("items").len(), 5);
+    assert_eq!(default_page["patients"].as_array().expect("items").len(), 5);
 }

@@ -112,7 +112,7 @@ async fn patient_operations_are_audited_with_the_user_and_denials_too() {
 
     let page: Value =
         system.get(&format!("/api/audit-events?patientId={id}"), &admin).await.json().await.expect("json");
-    let rows = page["items"].as_array().expect("items");
+    let rows = page["events"].as_array().expect("events");
     let seen: Vec<(&str, &str, &str)> = rows
         .iter()
         .map(|r| {
