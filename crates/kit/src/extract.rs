@@ -27,8 +27,10 @@ impl<S: Send + Sync, T: From<Uuid>> FromRequestParts<S> for PathId<T> {
 /// Why `If-Match` does not allow the change to be tried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PreconditionError {
-    #[error("If-Match is required")]
+    /// No `If-Match`, or `If-Match: *`, which names no version.
+    #[error("If-Match naming the version read is required")]
     Required,
+    /// Not a strong ETag this API returned (weak tags never match: RFC 9110 §13.1.1).
     #[error("If-Match is not an ETag this API returned")]
     Malformed,
 }
@@ -42,33 +44,34 @@ impl From<PreconditionError> for Problem {
                 "If-Match required",
             )
             .with_detail(
-                "send the ETag of the version you read as If-Match, so that concurrent edits are not lost",
+                "send the ETag of the version you read as If-Match (such as \"3\"; `*` names no version), \
+                 so that concurrent edits are not lost",
             ),
             PreconditionError::Malformed => Problem::new(
                 StatusCode::PRECONDITION_FAILED,
                 kinds::PRECONDITION_FAILED,
                 "The record has changed",
             )
-            .with_detail("If-Match must be an ETag this API returned, such as \"3\""),
+            .with_detail(
+                "If-Match must be a strong ETag this API returned, such as \"3\" (weak tags never match)",
+            ),
         }
     }
 }
 
-/// The version named by `If-Match`: `Ok(None)` for `*` (any version) or, when not
-/// `required`, for no header.
-pub fn if_match(headers: &HeaderMap, required: bool) -> Result<Option<i32>, PreconditionError> {
-    let Some(value) = headers.get(header::IF_MATCH) else {
-        return if required { Err(PreconditionError::Required) } else { Ok(None) };
-    };
+/// The version named by `If-Match`, which every update and delete must send: the change is
+/// made only if the record is still at that version. `*` (any version) and weak tags do not
+/// skip that check: they are refused.
+pub fn if_match(headers: &HeaderMap) -> Result<i32, PreconditionError> {
+    let value = headers.get(header::IF_MATCH).ok_or(PreconditionError::Required)?;
     let text = value.to_str().unwrap_or("").trim();
     if text == "*" {
-        return Ok(None);
+        return Err(PreconditionError::Required);
     }
-    let tag = text.strip_prefix("W/").unwrap_or(text);
-    tag.strip_prefix('"')
+    text.strip_prefix('"')
         .and_then(|t| t.strip_suffix('"'))
         .and_then(|t| t.parse::<i32>().ok())
-        .map(Some)
+        .filter(|version| *version >= 1)
         .ok_or(PreconditionError::Malformed)
 }
 
@@ -88,13 +91,14 @@ mod tests {
     }
 
     #[test]
-    fn if_match_reads_strong_weak_and_star() {
-        assert_eq!(if_match(&headers("\"3\""), true), Ok(Some(3)));
-        assert_eq!(if_match(&headers("W/\"4\""), true), Ok(Some(4)));
-        assert_eq!(if_match(&headers("*"), true), Ok(None));
-        assert_eq!(if_match(&HeaderMap::new(), true), Err(PreconditionError::Required));
-        assert_eq!(if_match(&HeaderMap::new(), false), Ok(None));
-        assert_eq!(if_match(&headers("3"), true), Err(PreconditionError::Malformed));
+    fn if_match_must_name_a_version_with_a_strong_tag() {
+        assert_eq!(if_match(&headers("\"3\"")), Ok(3));
+        assert_eq!(if_match(&headers(" \"3\" ")), Ok(3));
+        assert_eq!(if_match(&headers("W/\"4\"")), Err(PreconditionError::Malformed));
+        assert_eq!(if_match(&headers("*")), Err(PreconditionError::Required));
+        assert_eq!(if_match(&HeaderMap::new()), Err(PreconditionError::Required));
+        assert_eq!(if_match(&headers("3")), Err(PreconditionError::Malformed));
+        assert_eq!(if_match(&headers("\"0\"")), Err(PreconditionError::Malformed));
         assert_eq!(Problem::from(PreconditionError::Malformed).status, 412);
         assert_eq!(etag(7), "\"7\"");
     }

@@ -54,7 +54,7 @@ impl PatientAccess {
         &self,
         ctx: &RequestContext,
         id: PatientId,
-        expected_version: Option<i32>,
+        expected_version: i32,
         draft: PatientDraft,
     ) -> Result<Patient> {
         let audit = AuditEvent::new(ctx, Action::Update, Some(id), "ok");
@@ -66,7 +66,7 @@ impl PatientAccess {
         &self,
         ctx: &RequestContext,
         id: PatientId,
-        expected_version: Option<i32>,
+        expected_version: i32,
     ) -> Result<Patient> {
         let audit = AuditEvent::new(ctx, Action::Deactivate, Some(id), "ok");
         self.records.deactivate(id, expected_version, audit).await

@@ -175,7 +175,7 @@ impl PatientRepository {
     pub async fn update(
         &self,
         id: PatientId,
-        expected_version: Option<i32>,
+        expected_version: i32,
         draft: PatientDraft,
         audit: AuditEvent,
     ) -> Result<Patient> {
@@ -187,7 +187,7 @@ impl PatientRepository {
              SET given_name = $3, family_name = $4, birth_date = $5, sex = $6, email = $7, email_key = $16,
                  phone = $8, address = $9, updated_at = $10, version = version + 1,
                  family_sort = $11, given_sort = $12, name_keys = $13
-             WHERE id = $1 AND active AND ($2::integer IS NULL OR version = $2)
+             WHERE id = $1 AND active AND version = $2
              RETURNING {COLUMNS}"
         ))
         .bind(id)
@@ -223,13 +223,13 @@ impl PatientRepository {
     pub async fn deactivate(
         &self,
         id: PatientId,
-        expected_version: Option<i32>,
+        expected_version: i32,
         audit: AuditEvent,
     ) -> Result<Patient> {
         let mut tx = self.pool.begin().await?;
         let row: Option<PatientRow> = sqlx::query_as(&format!(
             "UPDATE patients SET active = false, updated_at = $3, version = version + 1
-             WHERE id = $1 AND active AND ($2::integer IS NULL OR version = $2)
+             WHERE id = $1 AND active AND version = $2
              RETURNING {COLUMNS}"
         ))
         .bind(id)

@@ -191,7 +191,7 @@ pub async fn read(
         (status = 410, description = "The record is deactivated", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
         BodyRefused, MalformedId, Unauthorized, Forbidden,
-        (status = 428, description = "If-Match is missing", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing or `*`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
@@ -201,7 +201,7 @@ pub async fn update(
     request: Request,
 ) -> Result<Response> {
     access.authorize(&ctx, Action::Update, Some(id)).await?;
-    let expected = if_match(request.headers(), true)?;
+    let expected = if_match(request.headers())?;
     let draft = draft(request).await?;
     Ok(with_etag(access.update(&ctx, id, expected, draft).await?))
 }
@@ -209,17 +209,18 @@ pub async fn update(
 /// Deactivate a patient.
 ///
 /// The record and its history stay; reads answer 410 and searches no longer find it.
-/// `If-Match` is optional here; when sent, a stale version answers 412.
+/// `If-Match` must name the version read, as for updates: a stale version answers 412.
 #[utoipa::path(
     delete, path = "/api/patients/{id}", tag = "patients",
     params(("id" = Uuid, Path, description = "Patient id"),
-           ("If-Match" = Option<String>, Header, description = "Only deactivate this version")),
+           ("If-Match" = String, Header, description = "The ETag of the version being deactivated, e.g. \"3\"")),
     responses(
         (status = 204, description = "Deactivated"),
         MalformedId, Unauthorized, Forbidden,
         (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "Already deactivated", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing or `*`", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn deactivate(
@@ -229,7 +230,7 @@ pub async fn deactivate(
     headers: HeaderMap,
 ) -> Result<StatusCode> {
     access.authorize(&ctx, Action::Deactivate, Some(id)).await?;
-    let expected = if_match(&headers, false)?;
+    let expected = if_match(&headers)?;
     access.deactivate(&ctx, id, expected).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -76,8 +76,12 @@ impl TestApp {
         request.send().await.expect("request")
     }
 
-    pub async fn delete(&self, path: &str) -> Response {
-        self.client.delete(self.url(path)).send().await.expect("request")
+    pub async fn delete(&self, path: &str, if_match: Option<&str>) -> Response {
+        let mut request = self.client.delete(self.url(path));
+        if let Some(tag) = if_match {
+            request = request.header("if-match", tag);
+        }
+        request.send().await.expect("request")
     }
 
     /// Registers a patient and returns its JSON, asserting 201.

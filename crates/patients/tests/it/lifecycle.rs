@@ -71,7 +71,10 @@ async fn an_email_belongs_to_one_active_patient_ignoring_case() {
 
     // Once the first record is deactivated the address is free again.
     let id = first["id"].as_str().expect("id");
-    assert_eq!(app.delete(&format!("/api/patients/{id}")).await.status(), StatusCode::NO_CONTENT);
+    assert_eq!(
+        app.delete(&format!("/api/patients/{id}"), Some("\"1\"")).await.status(),
+        StatusCode::NO_CONTENT
+    );
     assert_eq!(app.post("/api/patients", &second).await.status(), StatusCode::CREATED);
 }
 
@@ -85,6 +88,8 @@ async fn updates_need_the_current_version_and_keep_the_previous_one() {
     changed["phone"] = json!("+34 600 000 000");
 
     expect_problem(app.put(&path, None, &changed).await, StatusCode::PRECONDITION_REQUIRED).await;
+    expect_problem(app.put(&path, Some("*"), &changed).await, StatusCode::PRECONDITION_REQUIRED).await;
+    expect_problem(app.put(&path, Some("W/\"1\""), &changed).await, StatusCode::PRECONDITION_FAILED).await;
     expect_problem(app.put(&path, Some("\"7\""), &changed).await, StatusCode::PRECONDITION_FAILED).await;
 
     let updated = app.put(&path, Some("\"1\""), &changed).await;
@@ -136,10 +141,14 @@ async fn a_deactivated_record_is_gone_but_its_history_stays() {
         StatusCode::PRECONDITION_FAILED,
     )
     .await;
-    assert_eq!(app.delete(&path).await.status(), StatusCode::NO_CONTENT);
+    // Deleting needs the version read, like updating: `*`, weak tags and no header do not do.
+    expect_problem(app.delete(&path, None).await, StatusCode::PRECONDITION_REQUIRED).await;
+    expect_problem(app.delete(&path, Some("*")).await, StatusCode::PRECONDITION_REQUIRED).await;
+    expect_problem(app.delete(&path, Some("W/\"1\"")).await, StatusCode::PRECONDITION_FAILED).await;
+    assert_eq!(app.delete(&path, Some("\"1\"")).await.status(), StatusCode::NO_CONTENT);
 
     expect_problem(app.get(&path).await, StatusCode::GONE).await;
-    expect_problem(app.delete(&path).await, StatusCode::GONE).await;
+    expect_problem(app.delete(&path, Some("\"2\"")).await, StatusCode::GONE).await;
     expect_problem(app.put(&path, Some("\"2\""), &patient("Gone", "Girl")).await, StatusCode::GONE).await;
     for query in ["name=girl", "name=gril", "name=gone"] {
         let page = app.search(query).await;
@@ -160,7 +169,7 @@ async fn unknown_ids_answer_404_everywhere() {
     expect_problem(app.get(path).await, StatusCode::NOT_FOUND).await;
     expect_problem(app.get(&format!("{path}/history")).await, StatusCode::NOT_FOUND).await;
     expect_problem(app.put(path, Some("\"1\""), &patient("No", "Body")).await, StatusCode::NOT_FOUND).await;
-    expect_problem(app.delete(path).await, StatusCode::NOT_FOUND).await;
+    expect_problem(app.delete(path, Some("\"1\"")).await, StatusCode::NOT_FOUND).await;
 }
 
 /// action, patient id, outcome, details, request id
@@ -183,7 +192,7 @@ async fn every_access_is_audited_without_identifying_data() {
     app.put(&path, Some("\"1\""), &patient("Audrey", "Trails")).await;
     app.get(&format!("{path}/history")).await;
     app.search("name=audrey&birthDate=1980-01-01").await;
-    app.delete(&path).await;
+    app.delete(&path, Some("\"2\"")).await;
     app.get(&path).await;
 
     let rows: Vec<AuditRow> = sqlx::query_as(

@@ -102,7 +102,7 @@ async fn a_malformed_id_is_400_naming_the_parameter() {
         StatusCode::BAD_REQUEST,
     )
     .await;
-    expect_problem(app.delete("/api/patients/xyz").await, StatusCode::BAD_REQUEST).await;
+    expect_problem(app.delete("/api/patients/xyz", Some("\"1\"")).await, StatusCode::BAD_REQUEST).await;
 }
 
 #[tokio::test]

@@ -58,6 +58,9 @@ async fn the_role_matrix_holds_for_every_patient_endpoint() {
             if method == Method::PUT {
                 request = request.header("if-match", "\"1\"");
             }
+            if method == Method::DELETE {
+                request = request.header("if-match", "\"2\"");
+            }
             if let Some(body) = body {
                 request = request.json(&body);
             }
