@@ -12,7 +12,7 @@ pub mod openapi;
 pub mod proxy;
 pub mod routes;
 
-use std::{sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::Router;
 use kit::{
@@ -42,6 +42,9 @@ pub const SERVICE: Service = Service {
     launch,
 };
 
+/// How long the gateway reuses a readiness answer.
+const READINESS_REUSE: Duration = Duration::from_secs(1);
+
 /// How often idle clients are forgotten by the rate limiter.
 const RATE_CLEANUP_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -58,6 +61,8 @@ pub struct Config {
     pub verifier: VerifierConfig,
     /// The services behind the gateway (readiness, and the OpenAPI document).
     pub peers: Peers,
+    /// Where `/metrics` (and liveness) are served for operators: never on the public address.
+    pub admin_bind: Option<SocketAddr>,
 }
 
 impl Config {
@@ -69,8 +74,14 @@ impl Config {
                 .map_err(|reason| ConfigError::Invalid { name: "PMS_GATEWAY_ROUTES".into(), reason })?,
             None => Vec::new(),
         };
+        let mut http = HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?;
+        http.metrics = false;
+        let admin_bind = match config::var("PMS_GATEWAY_ADMIN_BIND").as_deref() {
+            Some("off") => None,
+            _ => Some(config::parse_or("PMS_GATEWAY_ADMIN_BIND", SocketAddr::from(([127, 0, 0, 1], 9080)))?),
+        };
         Ok(Self {
-            http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
+            http,
             routes: routes::merge(routes::defaults(peers), extra),
             upstream_timeout: config::millis_or("PMS_GATEWAY_UPSTREAM_TIMEOUT_MS", Duration::from_secs(8))?,
             rate: RateConfig {
@@ -80,6 +91,7 @@ impl Config {
             body_limit: config::parse_or("PMS_GATEWAY_BODY_LIMIT", 1024 * 1024)?,
             verifier: VerifierConfig::from_env(&peers.auth_url()),
             peers: peers.clone(),
+            admin_bind,
         })
     }
 }
@@ -110,11 +122,14 @@ pub struct State {
     pub config: Config,
 }
 
-/// The gateway as a router: docs, health and metrics of its own, the proxy for the rest.
+/// The gateway as a router: docs and health of its own, the proxy for the rest. Its metrics
+/// are served on the admin address ([`run`]), not here.
 pub fn router(state: State) -> Router {
     let State { gateway, config } = state;
+    // Readiness asks every service behind the gateway: answers are reused for a second so
+    // that probes (or anyone: it is public) cannot make every call fan out.
     let readiness = config.peers.iter().filter(|peer| peer.service.name != SERVICE.name).fold(
-        Readiness::default(),
+        Readiness::default().cached(READINESS_REUSE),
         |r, peer| {
             r.with(Upstream {
                 name: peer.service.name,
@@ -127,17 +142,31 @@ pub fn router(state: State) -> Router {
     // The proxy is the fallback: the gateway's own routes (docs, health, metrics) come first.
     let api = docs.fallback(proxy::proxy).with_state(gateway);
     let mut http = config.http.clone();
+    http.metrics = false;
     // The gateway's own deadline must outlast the upstream timeout, which answers 504 itself.
     http.request_timeout = http.request_timeout.max(config.upstream_timeout + Duration::from_secs(2));
     http.body_limit = config.body_limit;
     kit::http::layered(SERVICE.name, api, readiness, &http)
 }
 
-/// Runs the gateway on `listener` until `shutdown`.
+/// Runs the gateway on `listener` until `shutdown`, and its metrics on the admin address.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), BoxError> {
+    let admin = match config.admin_bind {
+        Some(addr) => Some(kit::http::bind(addr).await?),
+        None => None,
+    };
     let background = Background::new();
     let state = build(config, &background);
-    kit::http::run(listener, router(state), background, shutdown).await?;
+    let admin = async {
+        match admin {
+            Some(listener) => kit::http::serve(listener, kit::health::admin_router(), shutdown.clone()).await,
+            None => Ok(()),
+        }
+    };
+    let (public, admin) =
+        tokio::join!(kit::http::run(listener, router(state), background, shutdown.clone()), admin);
+    public?;
+    admin?;
     Ok(())
 }
 

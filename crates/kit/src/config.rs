@@ -61,6 +61,8 @@ pub struct HttpConfig {
     pub queue_timeout: Duration,
     /// Largest accepted request body in bytes; larger ones answer 413.
     pub body_limit: usize,
+    /// Whether `/metrics` is served on this listener (not on a public one).
+    pub metrics: bool,
 }
 
 impl HttpConfig {
@@ -73,6 +75,7 @@ impl HttpConfig {
             max_concurrency: parse_or("PMS_HTTP_MAX_CONCURRENCY", 512)?,
             queue_timeout: millis_or("PMS_HTTP_QUEUE_TIMEOUT_MS", Duration::from_millis(500))?,
             body_limit: parse_or("PMS_HTTP_BODY_LIMIT", Self::DEFAULT_BODY_LIMIT)?,
+            metrics: true,
         })
     }
 
@@ -84,6 +87,7 @@ impl HttpConfig {
             max_concurrency: 512,
             queue_timeout: Duration::from_millis(500),
             body_limit: Self::DEFAULT_BODY_LIMIT,
+            metrics: true,
         }
     }
 }

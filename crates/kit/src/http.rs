@@ -1,7 +1,9 @@
 //! Serving a service: the middleware every service shares, fallbacks, graceful shutdown.
 //!
 //! Layers, outermost first: panics become a 500 problem; a request id is taken from
-//! `x-request-id` or created, and echoed back; a tracing span per request; metrics; admission
+//! `x-request-id` or created, and echoed back; `Cache-Control: no-store` unless the handler
+//! chose otherwise (answers carry patient data and tokens: no proxy or browser may keep
+//! them); a tracing span per request; metrics; admission
 //! (a bounded number of requests in flight, a short queue, then 503) and a deadline (503 when
 //! exceeded, and the handler's future is dropped, which rolls back any open transaction); the
 //! body size limit (413).
@@ -11,7 +13,7 @@ use std::{any::Any, sync::Arc, time::Duration};
 use axum::{
     Router,
     extract::{DefaultBodyLimit, Request, State},
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
@@ -21,6 +23,7 @@ use tower_http::{
     LatencyUnit,
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     trace::{DefaultOnResponse, TraceLayer},
 };
 use tracing::Level;
@@ -55,25 +58,31 @@ pub fn layered(service: &'static str, api: Router, readiness: Readiness, config:
         queue_timeout: config.queue_timeout,
         request_timeout: config.request_timeout,
     };
-    api.merge(health::router(readiness)).method_not_allowed_fallback(method_not_allowed).layer(
-        ServiceBuilder::new()
-            .layer(CatchPanicLayer::custom(panic_response))
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(telemetry::request_span)
-                    .on_request(())
-                    .on_response(
-                        DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
-                    ),
-            )
-            .layer(middleware::from_fn(move |req: Request, next: Next| {
-                crate::metrics::track(service, req, next)
-            }))
-            .layer(middleware::from_fn_with_state(admission, admit))
-            .layer(DefaultBodyLimit::max(config.body_limit)),
-    )
+    api.merge(health::router(readiness, config.metrics))
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(panic_response))
+                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+                .layer(PropagateRequestIdLayer::x_request_id())
+                .layer(SetResponseHeaderLayer::if_not_present(
+                    header::CACHE_CONTROL,
+                    HeaderValue::from_static("no-store"),
+                ))
+                .layer(
+                    TraceLayer::new_for_http()
+                        .make_span_with(telemetry::request_span)
+                        .on_request(())
+                        .on_response(
+                            DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
+                        ),
+                )
+                .layer(middleware::from_fn(move |req: Request, next: Next| {
+                    crate::metrics::track(service, req, next)
+                }))
+                .layer(middleware::from_fn_with_state(admission, admit))
+                .layer(DefaultBodyLimit::max(config.body_limit)),
+        )
 }
 
 async fn admit(State(admission): State<Admission>, req: Request, next: Next) -> Response {
@@ -232,6 +241,25 @@ mod tests {
         let response = call(test_app(&HttpConfig::ephemeral()), "/panic").await;
         assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(response.headers()["content-type"], crate::problem::CONTENT_TYPE);
+    }
+
+    #[tokio::test]
+    async fn answers_are_not_stored_by_caches_unless_the_handler_says_so() {
+        let api = Router::new()
+            .route("/public", get(|| async { ([(header::CACHE_CONTROL, "public, max-age=60")], "keys") }));
+        let app = app("test", api, Readiness::default(), &HttpConfig::ephemeral());
+        let response = call(app.clone(), "/health/live").await;
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
+        let response = call(app, "/public").await;
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "public, max-age=60");
+    }
+
+    #[tokio::test]
+    async fn metrics_are_served_only_where_configured() {
+        let mut config = HttpConfig::ephemeral();
+        assert_eq!(call(test_app(&config), "/metrics").await.status(), StatusCode::OK);
+        config.metrics = false;
+        assert_eq!(call(test_app(&config), "/metrics").await.status(), StatusCode::NOT_FOUND);
     }
 
     #[tokio::test]

@@ -12,7 +12,9 @@ use crate::helpers::{ADMIN_EMAIL, ADMIN_PASSWORD, TestAuth, expect_problem};
 #[tokio::test]
 async fn login_answers_a_token_pair_and_failures_look_alike() {
     let system = TestAuth::start().await;
-    let pair = system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let response = system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    assert_eq!(response.headers()["cache-control"], "no-store", "no cache may keep tokens");
+    let pair = kit::testing::expect_json(response, StatusCode::OK).await;
     assert_eq!(pair["tokenType"], "Bearer");
     // Clients of the system pms replaces read `token`: the same access token.
     assert!(pair["token"].as_str().is_some_and(|t| !t.is_empty()));

@@ -55,6 +55,8 @@ async fn echo_upstream() -> String {
 /// The gateway on 127.0.0.1:<random> in front of [`ECHO`] and [`DOWN`].
 pub struct TestGateway {
     pub base: String,
+    /// The admin address: metrics.
+    pub admin: String,
     pub client: reqwest::Client,
     pub tokens: TestTokens,
     shutdown: Shutdown,
@@ -72,6 +74,9 @@ impl TestGateway {
             Peer { service: &DOWN, url: "http://127.0.0.1:9".into() },
         ]);
         let tokens = TestTokens::new();
+        // A free port for the admin address (the gateway binds it itself).
+        let admin_addr =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
         let mut config = gateway::Config {
             http: HttpConfig::ephemeral(),
             routes: routes::defaults(&peers),
@@ -80,12 +85,13 @@ impl TestGateway {
             body_limit: 1024 * 1024,
             verifier: tokens.verifier.clone(),
             peers,
+            admin_bind: Some(admin_addr),
         };
         tune(&mut config);
         let (listener, base) = kit::testing::listener().await;
         let shutdown = Shutdown::default();
         tokio::spawn(gateway::run(config, listener, shutdown.clone()));
-        Self { base, client: reqwest::Client::new(), tokens, shutdown }
+        Self { base, admin: format!("http://{admin_addr}"), client: reqwest::Client::new(), tokens, shutdown }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -36,8 +36,15 @@ async fn request_ids_and_trace_context_travel_to_the_service() {
     assert!(seen["traceparent"].as_str().is_some_and(|t| t.len() == 55));
 
     // Proxied requests are counted under their route, not as unmatched.
-    let metrics =
-        system.client.get(system.url("/metrics")).send().await.expect("request").text().await.expect("text");
+    let metrics = system
+        .client
+        .get(format!("{}/metrics", system.admin))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
     assert!(
         metrics.lines().any(|l| l.contains("service=\"gateway\"") && l.contains("route=\"/echo/*\"")),
         "{metrics}"
@@ -109,6 +116,34 @@ async fn routes_that_need_a_token_are_refused_without_a_valid_one() {
     let response =
         system.client.get(system.url("/private")).bearer_auth(token).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn metrics_are_served_on_the_admin_address_only_with_bounded_labels() {
+    let system = TestGateway::start().await;
+    let public = system.client.get(system.url("/metrics")).send().await.expect("request");
+    assert_eq!(public.status(), StatusCode::NOT_FOUND, "no metrics on the public address");
+    let foo = reqwest::Method::from_bytes(b"FOO").expect("method");
+    system.client.request(foo, system.url("/echo")).send().await.expect("request");
+    let metrics = system
+        .client
+        .get(format!("{}/metrics", system.admin))
+        .send()
+        .await
+        .expect("request")
+        .text()
+        .await
+        .expect("text");
+    assert!(metrics.contains("http_requests_total"), "{metrics}");
+    assert!(!metrics.contains("method=\"FOO\""), "invented verbs add no series: {metrics}");
+    assert!(metrics.contains("method=\"other\""), "{metrics}");
+}
+
+#[tokio::test]
+async fn answers_carry_no_store() {
+    let system = TestGateway::start().await;
+    let response = system.client.get(system.url("/echo")).send().await.expect("request");
+    assert_eq!(response.headers()["cache-control"], "no-store");
 }
 
 #[tokio::test]

@@ -37,6 +37,7 @@ async fn registering_answers_201_with_location_etag_and_a_checked_mrn() {
     let read = app.get(&location).await;
     assert_eq!(read.status(), StatusCode::OK);
     assert_eq!(read.headers()["etag"], "\"1\"");
+    assert_eq!(read.headers()["cache-control"], "no-store", "no cache may keep patient data");
     let read: Value = read.json().await.expect("json");
     assert_eq!(read, created);
 }

@@ -53,6 +53,7 @@ impl TestSystem {
             body_limit: 1024 * 1024,
             verifier: verifier.clone(),
             peers,
+            admin_bind: None,
         };
         let mut auth_config = auth::Config::new(db.config(), HttpConfig::ephemeral());
         auth_config.admin =
