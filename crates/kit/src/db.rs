@@ -141,12 +141,31 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// True when the database refused a value as given (a NUL or an unconvertible character in
+/// text, a value too long to store or index): the client's input, not a fault of ours.
+pub fn is_unacceptable_value(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Database(db) => {
+            // 22021 character_not_in_repertoire (NUL), 22P05 untranslatable_character,
+            // 22001 string_data_right_truncation, 54000 program_limit_exceeded (index row size).
+            db.code().is_some_and(|c| matches!(c.as_ref(), "22021" | "22P05" | "22001" | "54000"))
+        }
+        _ => false,
+    }
+}
+
 /// The answer for a database error that no caller handled: 503 (with `Retry-After`) when the
-/// database is unreachable or busy, else 500 with the cause logged, never sent.
+/// database is unreachable or busy; 422 when it refused a value of the request (a safety
+/// net: validation should have caught it first); else 500 with the cause logged, never sent.
 pub fn problem(err: sqlx::Error) -> crate::Problem {
     if is_unavailable(&err) {
         tracing::warn!(error = %err, "database unavailable");
         crate::Problem::unavailable("the database is unavailable or busy")
+    } else if is_unacceptable_value(&err) {
+        tracing::warn!(error = %err, "the database refused a value of the request");
+        let mut problem = crate::Problem::validation(Vec::new());
+        problem.detail = Some("a value of the request cannot be stored or searched as given".into());
+        problem
     } else {
         crate::Problem::internal(&err)
     }

@@ -89,10 +89,23 @@ fn has_json_content_type(req: &Request) -> bool {
 }
 
 /// Parses `bytes` as `T`, mapping every failure to a problem that names the field.
-/// Request bodies are JSON objects; serde would otherwise read a struct from an array.
+/// Request bodies are JSON objects; serde would otherwise read a struct from an array. No
+/// string may hold a control character (an escaped `\u0000` included: PostgreSQL cannot
+/// store it, and no field of this API needs one).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return Err(Problem::validation(vec![FieldError::body("/", "must be a JSON object")]));
+    }
+    // JSON forbids raw control characters in strings; only a `\u00XX` escape makes one. The
+    // scan is cheap; a body that has such an escape (`\u00e9` too) is looked at closely.
+    if bytes.windows(4).any(|w| w == b"\\u00")
+        && let Ok(value) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && let Some(pointer) = control_character_at(&value, String::new())
+    {
+        return Err(Problem::validation(vec![FieldError::body(
+            pointer,
+            "must not contain control characters",
+        )]));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
@@ -113,6 +126,30 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Problem> {
     };
     de.end().map_err(|e| Problem::malformed(format!("the body is not valid JSON: {e}")))?;
     Ok(value)
+}
+
+/// The JSON pointer of the first string (member name or value) in `value` that holds a
+/// control character.
+fn control_character_at(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    let escape = |key: &str| key.replace('~', "~0").replace('/', "~1");
+    match value {
+        Value::String(text) => {
+            text.chars().any(char::is_control).then(|| if at.is_empty() { "/".into() } else { at })
+        }
+        Value::Array(items) => {
+            items.iter().enumerate().find_map(|(i, item)| control_character_at(item, format!("{at}/{i}")))
+        }
+        Value::Object(members) => members.iter().find_map(|(key, item)| {
+            let pointer = format!("{at}/{}", escape(key));
+            if key.chars().any(char::is_control) {
+                Some(pointer)
+            } else {
+                control_character_at(item, pointer)
+            }
+        }),
+        _ => None,
+    }
 }
 
 fn pointer_of(path: &serde_path_to_error::Path) -> String {
@@ -159,9 +196,28 @@ fn describe_data_error(parent: String, err: &serde_json::Error) -> (String, Stri
 }
 
 /// Query parameters of type `T` (use `#[serde(deny_unknown_fields)]` and `Option<String>`
-/// fields, then validate); a parameter that cannot be read answers 422 naming it.
+/// fields, then validate); a parameter that cannot be read answers 422 naming it. Before `T`
+/// sees them, every parameter is checked: valid UTF-8 once decoded, no control characters
+/// (PostgreSQL cannot even store a NUL), at most [`MAX_PARAMETER_CHARS`] characters.
 #[derive(Debug, Clone)]
 pub struct QueryParams<T>(pub T);
+
+/// Longest query parameter value accepted by any operation (most accept far less).
+pub const MAX_PARAMETER_CHARS: usize = 1024;
+
+/// The first problem with the decoded query `pairs`, if any.
+fn check_parameters(pairs: &[(String, String)]) -> Option<FieldError> {
+    pairs.iter().find_map(|(name, value)| {
+        let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
+        if value.chars().any(char::is_control) {
+            Some(FieldError::parameter(name, "must not contain control characters"))
+        } else if value.chars().count() > MAX_PARAMETER_CHARS {
+            Some(FieldError::parameter(name, format!("must be at most {MAX_PARAMETER_CHARS} characters")))
+        } else {
+            None
+        }
+    })
+}
 
 impl<S, T> FromRequestParts<S> for QueryParams<T>
 where
@@ -171,6 +227,15 @@ where
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Problem> {
+        let pairs = Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|_| {
+            Problem::validation(vec![FieldError::parameter(
+                "query",
+                "is not valid UTF-8 once percent-decoded",
+            )])
+        })?;
+        if let Some(error) = check_parameters(&pairs.0) {
+            return Err(Problem::validation(vec![error]));
+        }
         match Query::<T>::try_from_uri(&parts.uri) {
             Ok(Query(value)) => Ok(QueryParams(value)),
             Err(rejection) => {
@@ -338,6 +403,28 @@ mod tests {
         let p = parse_json::<Person>(br#"{"address":{"line":[]}}"#).expect_err("fails");
         assert_eq!(only_error(&p).pointer.as_deref(), Some("/givenName"));
         assert_eq!(only_error(&p).detail, "is required");
+    }
+
+    #[test]
+    fn control_characters_in_any_string_are_refused_with_their_pointer() {
+        let p = parse_json::<Person>(br#"{"givenName":"a\u0000b"}"#).expect_err("NUL");
+        assert_eq!(p.status, 422);
+        assert_eq!(only_error(&p).pointer.as_deref(), Some("/givenName"));
+        let p = parse_json::<Person>(br#"{"givenName":"a","address":{"line":["ok","\u001b[2J"]}}"#)
+            .expect_err("escape");
+        assert_eq!(only_error(&p).pointer.as_deref(), Some("/address/line/1"));
+        // Escaped letters are fine, and so is a backslash followed by "u0000" as text.
+        let person = parse_json::<Person>(br#"{"givenName":"Ren\u00e9e \\u0000"}"#).expect("valid");
+        assert_eq!(person.given_name, "Ren\u{e9}e \\u0000");
+    }
+
+    #[test]
+    fn query_parameters_must_be_short_and_free_of_control_characters() {
+        let pair = |k: &str, v: &str| vec![(k.to_owned(), v.to_owned())];
+        assert!(check_parameters(&pair("name", "anna")).is_none());
+        let error = check_parameters(&pair("email", "a\0b")).expect("NUL");
+        assert_eq!(error.parameter.as_deref(), Some("email"));
+        assert!(check_parameters(&pair("name", &"x".repeat(10_000))).is_some());
     }
 
     #[test]

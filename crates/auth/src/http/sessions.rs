@@ -10,9 +10,9 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use kit::{
-    Problem,
+    FieldError, Problem,
     auth::{Role, TokenError},
-    email::Email,
+    email::{Email, MAX_EMAIL_CHARS},
     json::JsonBody,
     openapi::BodyRefused,
 };
@@ -71,6 +71,10 @@ pub async fn login(
     ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>> {
+    if body.email.chars().count() > MAX_EMAIL_CHARS {
+        // No account has such an address; refusing it here keeps it out of the lockout table.
+        return Err(Error::Invalid(vec![FieldError::body("/email", "must be at most 254 characters")]));
+    }
     let key = Email::key_of(&body.email);
     lockout::check(&state.pool, &state.config.limits, &state.config.clock, &key, &address).await?;
     let found = state.users.find_for_login(&body.email).await?;

@@ -29,6 +29,7 @@ pub struct AuditParams {
     #[param(value_type = Option<Uuid>)]
     patient_id: Option<String>,
     /// Only rows of this user (the `sub` of their token).
+    #[param(value_type = Option<Uuid>)]
     user_id: Option<String>,
     /// Only rows at or after this instant (RFC 3339).
     #[param(value_type = Option<String>, format = DateTime)]
@@ -75,7 +76,13 @@ fn parse_audit_params(params: AuditParams) -> Result<(AuditQuery, u32)> {
             Err(_) => errors.push(FieldError::parameter("patientId", "must be a UUID")),
         }
     }
-    query.actor_id = present(params.user_id);
+    if let Some(raw) = present(params.user_id) {
+        // Users are named by the UUID in their tokens' `sub`.
+        match Uuid::parse_str(&raw) {
+            Ok(id) => query.actor_id = Some(id.to_string()),
+            Err(_) => errors.push(FieldError::parameter("userId", "must be a UUID")),
+        }
+    }
     query.from = present(params.from).and_then(|raw| parse_instant(&raw, "from", &mut errors));
     query.to = present(params.to).and_then(|raw| parse_instant(&raw, "to", &mut errors));
     query.before_id = Cursor::param(params.cursor.as_deref(), &mut errors);

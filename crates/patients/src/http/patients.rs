@@ -118,7 +118,12 @@ fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Posit
             Err(err) => errors.push(FieldError::parameter("mrn", err.to_string())),
         }
     }
-    filter.email = present(params.email).map(|e| Email::key_of(&e));
+    if let Some(email) = present(params.email) {
+        match Email::parse(&email) {
+            Ok(email) => filter.email = Some(email.key().to_owned()),
+            Err(detail) => errors.push(FieldError::parameter("email", detail)),
+        }
+    }
     if let Some(phone) = present(params.phone) {
         match Phone::parse(&phone) {
             Ok(phone) => filter.phone = Some(phone),

@@ -3,6 +3,7 @@
 
 mod access;
 mod docs;
+mod hostile;
 mod process;
 mod system;
 mod tokens;
