@@ -46,7 +46,10 @@ pub struct Config {
     pub http: HttpConfig,
     pub tokens: TokenSettings,
     pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
+    /// A session (a login and its refresh tokens) ends after this long without a refresh.
+    pub session_idle: Duration,
+    /// A session ends this long after its login, however often it was refreshed.
+    pub session_lifetime: Duration,
     pub limits: Limits,
     pub admin: Option<AdminBootstrap>,
     /// What lockout windows are measured by (tests move it instead of sleeping).
@@ -54,15 +57,17 @@ pub struct Config {
 }
 
 impl Config {
-    /// The documented defaults (15-minute access tokens, 14-day refresh tokens, 5 failures per
-    /// account and 20 per address in 15 minutes), no first admin, on `db` and `http`.
+    /// The documented defaults (15-minute access tokens; sessions that end after 30 minutes
+    /// without a refresh or 12 hours after login; 5 failures per account and 20 per address in
+    /// 15 minutes), no first admin, on `db` and `http`.
     pub fn new(db: DbConfig, http: HttpConfig) -> Self {
         Self {
             db,
             http,
             tokens: TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() },
             access_ttl: Duration::from_secs(15 * 60),
-            refresh_ttl: Duration::from_secs(14 * 24 * 3600),
+            session_idle: Duration::from_secs(30 * 60),
+            session_lifetime: Duration::from_secs(12 * 3600),
             limits: Limits::default(),
             admin: None,
             clock: Clock::default(),
@@ -92,7 +97,8 @@ impl Config {
         Ok(Self {
             tokens: TokenSettings::from_env(),
             access_ttl: seconds("PMS_AUTH_ACCESS_TTL_SECONDS", defaults.access_ttl)?,
-            refresh_ttl: seconds("PMS_AUTH_REFRESH_TTL_SECONDS", defaults.refresh_ttl)?,
+            session_idle: seconds("PMS_AUTH_SESSION_IDLE_SECONDS", defaults.session_idle)?,
+            session_lifetime: seconds("PMS_AUTH_SESSION_LIFETIME_SECONDS", defaults.session_lifetime)?,
             limits: Limits {
                 window: seconds("PMS_AUTH_LOCKOUT_WINDOW_SECONDS", defaults.limits.window)?,
                 per_account: config::parse_or(

@@ -5,6 +5,8 @@
 //! [`RELOAD_INTERVAL`], and the JWKS keeps publishing a retired key until every token it
 //! signed has expired, so services verifying with a cached JWKS never see a gap: a token
 //! signed by the new key names a key id they do not know, which makes them refetch.
+//! Revoking (`pms revoke-signing-key KID`, for a key that may be compromised) stops publishing
+//! the key at once; verifiers refresh their keys every few seconds and then refuse its tokens.
 
 use std::{
     sync::{Arc, RwLock},
@@ -13,15 +15,22 @@ use std::{
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, jwk::JwkSet};
-use kit::auth::{Claims, TokenSettings, Verifier};
+use kit::{
+    auth::{Claims, TokenSettings, Verifier},
+    clock::Clock,
+};
 use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::{Value, json};
 use sqlx::{PgPool, Postgres, Transaction};
 use time::OffsetDateTime;
 
-use crate::error::{Error, Result};
+use crate::{
+    error::{Error, Result},
+    revocations,
+};
 
-pub const RELOAD_INTERVAL: Duration = Duration::from_secs(30);
+/// How often every auth replica re-reads the keys and the revocations its own verifier uses.
+pub const RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 
 /// An Ed25519 signing key with its key id.
 #[derive(Clone)]
@@ -83,6 +92,8 @@ pub struct KeyStore {
     /// Retired keys stay published this long (the access token lifetime plus leeway).
     publish_retired_for: Duration,
     settings: TokenSettings,
+    access_ttl: Duration,
+    clock: Clock,
     loaded: Arc<RwLock<Loaded>>,
 }
 
@@ -111,30 +122,72 @@ async fn insert_new_key(tx: &mut Transaction<'_, Postgres>) -> Result<String> {
 
 impl KeyStore {
     /// Loads the keys, creating the first one if there is none.
-    pub async fn load(pool: PgPool, settings: TokenSettings, access_ttl: Duration) -> Result<Self> {
+    pub async fn load(
+        pool: PgPool,
+        settings: TokenSettings,
+        access_ttl: Duration,
+        clock: Clock,
+    ) -> Result<Self> {
         let mut tx = pool.begin().await?;
         lock(&mut tx).await?;
-        let active: Option<String> =
-            sqlx::query_scalar("SELECT kid FROM signing_keys WHERE retired_at IS NULL LIMIT 1")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let active: Option<String> = sqlx::query_scalar(
+            "SELECT kid FROM signing_keys WHERE retired_at IS NULL AND revoked_at IS NULL LIMIT 1",
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
         if active.is_none() {
             let kid = insert_new_key(&mut tx).await?;
             tracing::info!(kid, "created the first token signing key");
         }
         tx.commit().await?;
-        let publish_retired_for = access_ttl + Duration::from_secs(kit::auth::LEEWAY_SECONDS + 60);
-        let loaded = Self::read(&pool, &settings, publish_retired_for).await?;
-        Ok(Self { pool, publish_retired_for, settings, loaded: Arc::new(RwLock::new(loaded)) })
+        let publish_retired_for = revocations::window(access_ttl);
+        let store = Self {
+            loaded: Arc::new(RwLock::new(Self::read(&pool, &settings, publish_retired_for).await?)),
+            pool,
+            publish_retired_for,
+            settings,
+            access_ttl,
+            clock,
+        };
+        store.reload().await?;
+        Ok(store)
+    }
+
+    /// Revokes key `kid` at once: it is no longer published, so the tokens it signed stop
+    /// verifying as soon as verifiers refresh their keys (seconds). If it was the signing key,
+    /// a new one takes over. Returns whether there was such a key.
+    pub async fn revoke(pool: &PgPool, kid: &str) -> Result<bool> {
+        let mut tx = pool.begin().await?;
+        lock(&mut tx).await?;
+        let was_active: Option<bool> = sqlx::query_scalar(
+            "SELECT retired_at IS NULL FROM signing_keys WHERE kid = $1 AND revoked_at IS NULL",
+        )
+        .bind(kid)
+        .fetch_optional(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET revoked_at = now(), retired_at = coalesce(retired_at, now()) WHERE kid = $1",
+        )
+        .bind(kid)
+        .execute(&mut *tx)
+        .await?;
+        if was_active == Some(true) {
+            let new = insert_new_key(&mut tx).await?;
+            tracing::warn!(revoked = kid, new, "the revoked key was signing; a new key signs now");
+        }
+        tx.commit().await?;
+        Ok(was_active.is_some())
     }
 
     /// Retires the active key and creates a new one; returns the new key id.
     pub async fn rotate(pool: &PgPool) -> Result<String> {
         let mut tx = pool.begin().await?;
         lock(&mut tx).await?;
-        sqlx::query("UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = now() WHERE retired_at IS NULL AND revoked_at IS NULL",
+        )
+        .execute(&mut *tx)
+        .await?;
         let kid = insert_new_key(&mut tx).await?;
         tx.commit().await?;
         Ok(kid)
@@ -151,7 +204,7 @@ impl KeyStore {
         }
         let rows: Vec<KeyRow> = sqlx::query_as(
             "SELECT kid, private_key, public_key, retired_at FROM signing_keys
-             WHERE retired_at IS NULL OR retired_at > $1 ORDER BY created_at DESC",
+             WHERE revoked_at IS NULL AND (retired_at IS NULL OR retired_at > $1) ORDER BY created_at DESC",
         )
         .bind(cutoff)
         .fetch_all(pool)
@@ -166,9 +219,12 @@ impl KeyStore {
         Ok(Loaded { active, verifier: Verifier::from_jwks(&set, settings.clone()), jwks })
     }
 
-    /// Re-reads the keys (picks up rotations made by another process).
+    /// Re-reads the keys and the revocations (picks up rotations, revocations and logouts
+    /// made by other processes or requests).
     pub async fn reload(&self) -> Result<()> {
         let loaded = Self::read(&self.pool, &self.settings, self.publish_retired_for).await?;
+        let now = self.clock.now();
+        loaded.verifier.set_revocations(revocations::current(&self.pool, self.access_ttl, now).await?);
         if let Ok(mut slot) = self.loaded.write() {
             *slot = loaded;
         }

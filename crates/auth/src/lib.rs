@@ -12,6 +12,7 @@ pub mod lockout;
 pub mod openapi;
 pub mod passwords;
 pub mod policy;
+pub mod revocations;
 pub mod tokens;
 pub mod users;
 
@@ -88,7 +89,8 @@ pub async fn build(config: Config, background: &Background) -> error::Result<Aut
             tracing::info!("there were no users: created the first admin");
         }
     }
-    let keys = KeyStore::load(pool.clone(), config.tokens.clone(), config.access_ttl).await?;
+    let keys =
+        KeyStore::load(pool.clone(), config.tokens.clone(), config.access_ttl, config.clock.clone()).await?;
     let state = AuthState { pool, config: Arc::new(config), keys, users };
     let reloading = state.keys.clone();
     background.every("signing key reload", keys::RELOAD_INTERVAL, move || {
@@ -108,6 +110,10 @@ pub async fn build(config: Config, background: &Background) -> error::Result<Aut
             }
             if let Err(err) = lockout::prune(&state.pool, &state.config.limits, &state.config.clock).await {
                 tracing::warn!(error = %err, "cannot prune login attempts");
+            }
+            let now = state.config.clock.now();
+            if let Err(err) = revocations::prune(&state.pool, state.config.access_ttl, now).await {
+                tracing::warn!(error = %err, "cannot prune revocations");
             }
         }
     });

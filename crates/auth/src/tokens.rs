@@ -1,10 +1,12 @@
 //! Access and refresh tokens.
 //!
 //! An access token is a JWT signed with the active key, valid for `access_ttl` (15 minutes by
-//! default); services verify it without calling auth. A refresh token is 32 random bytes,
-//! stored only as its SHA-256, valid once: refreshing marks it used and issues the next token
-//! of the same family. A used token presented again means two parties hold it, so the whole
-//! family is revoked. A disabled user cannot refresh.
+//! default); services verify it without calling auth. It names its session (`sid`). A
+//! refresh token is 32 random bytes, stored only as its SHA-256, valid once: refreshing marks
+//! it used and issues the next token of the same session (family). A session ends after
+//! `session_idle` without a refresh, `session_lifetime` after its login, at logout, or when a
+//! used refresh token is presented again (two parties hold it); its access tokens are then
+//! refused too ([`crate::revocations`]). A disabled user cannot refresh.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use kit::auth::Claims;
@@ -18,6 +20,7 @@ use uuid::Uuid;
 use crate::{
     AuthState,
     error::{Error, Result},
+    revocations,
     users::{User, UserId},
 };
 
@@ -47,14 +50,29 @@ fn random_token() -> Result<String> {
     Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// Issues an access token for `user` and the next refresh token of `family`.
+/// A session: a login and the refresh tokens that follow from it (one family).
+#[derive(Debug, Clone, Copy)]
+pub struct Session {
+    pub family: Uuid,
+    pub started_at: OffsetDateTime,
+}
+
+impl Session {
+    /// A new session, starting now (a login).
+    pub fn start(now: OffsetDateTime) -> Self {
+        Self { family: Uuid::now_v7(), started_at: now }
+    }
+}
+
+/// Issues an access token for `user` in `session` (its `sid`) and the session's next refresh
+/// token, which lives until the session goes idle or reaches its lifetime, whichever is first.
 pub async fn issue(
     state: &AuthState,
     conn: &mut PgConnection,
     user: &User,
-    family: Uuid,
+    session: Session,
 ) -> Result<TokenPair> {
-    let now = OffsetDateTime::now_utc();
+    let now = state.config.clock.now();
     let ttl = state.config.access_ttl;
     let claims = Claims {
         iss: state.config.tokens.issuer.clone(),
@@ -64,17 +82,23 @@ pub async fn issue(
         iat: now.unix_timestamp(),
         exp: now.unix_timestamp() + ttl.as_secs() as i64,
         jti: Uuid::new_v4().to_string(),
+        sid: Some(session.family.to_string()),
+        iat_ms: Some((now.unix_timestamp_nanos() / 1_000_000) as i64),
     };
     let access_token = state.keys.active()?.sign(&claims).map_err(|e| Error::Internal(e.to_string()))?;
     let refresh_token = random_token()?;
+    let expires_at =
+        (now + state.config.session_idle).min(session.started_at + state.config.session_lifetime);
     sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, issued_at, expires_at, family_started_at)
+         VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(hash(&refresh_token))
-    .bind(family)
+    .bind(session.family)
     .bind(user.id)
     .bind(now)
-    .bind(now + state.config.refresh_ttl)
+    .bind(expires_at)
+    .bind(session.started_at)
     .execute(conn)
     .await?;
     Ok(TokenPair {
@@ -86,61 +110,69 @@ pub async fn issue(
     })
 }
 
-async fn revoke_family(conn: &mut PgConnection, family: Uuid) -> Result<()> {
-    sqlx::query("UPDATE refresh_tokens SET revoked_at = now() WHERE family_id = $1 AND revoked_at IS NULL")
+/// Ends a session: its refresh tokens stop working, and so do its access tokens (verifiers
+/// learn it within seconds through the revocations).
+async fn end_session(conn: &mut PgConnection, family: Uuid, now: OffsetDateTime) -> Result<()> {
+    sqlx::query("UPDATE refresh_tokens SET revoked_at = $2 WHERE family_id = $1 AND revoked_at IS NULL")
         .bind(family)
-        .execute(conn)
+        .bind(now)
+        .execute(&mut *conn)
         .await?;
-    Ok(())
+    revocations::end_session(conn, family, now).await
 }
 
 /// Exchanges a refresh token for a new pair (rotation), detecting reuse.
 pub async fn refresh(state: &AuthState, token: &str) -> Result<TokenPair> {
+    let now = state.config.clock.now();
     let mut tx = state.pool.begin().await?;
     #[derive(sqlx::FromRow)]
     struct RefreshRow {
         family_id: Uuid,
+        family_started_at: OffsetDateTime,
         user_id: UserId,
         expires_at: OffsetDateTime,
         used_at: Option<OffsetDateTime>,
         revoked_at: Option<OffsetDateTime>,
     }
     let row: Option<RefreshRow> = sqlx::query_as(
-        "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
+        "SELECT family_id, family_started_at, user_id, expires_at, used_at, revoked_at
+         FROM refresh_tokens WHERE token_hash = $1 FOR UPDATE",
     )
     .bind(hash(token))
     .fetch_optional(&mut *tx)
     .await?;
-    let Some(RefreshRow { family_id: family, user_id, expires_at, used_at, revoked_at }) = row else {
+    let Some(row) = row else {
         return Err(Error::InvalidRefreshToken);
     };
-    if revoked_at.is_some() || expires_at < OffsetDateTime::now_utc() {
+    let session = Session { family: row.family_id, started_at: row.family_started_at };
+    if row.revoked_at.is_some() || row.expires_at < now {
         return Err(Error::InvalidRefreshToken);
     }
-    if used_at.is_some() {
+    if row.used_at.is_some() {
         // Reuse: whoever holds the newer token loses it too. The revocation must stick even
         // though the answer is an error.
-        revoke_family(&mut tx, family).await?;
+        end_session(&mut tx, session.family, now).await?;
         tx.commit().await?;
-        tracing::warn!(user = %user_id, "refresh token reused; its family is revoked");
+        tracing::warn!(user = %row.user_id, "refresh token reused; its session is ended");
         return Err(Error::InvalidRefreshToken);
     }
-    let user = state.users.get(user_id).await?;
+    let user = state.users.get(row.user_id).await?;
     if !user.enabled {
-        revoke_family(&mut tx, family).await?;
+        end_session(&mut tx, session.family, now).await?;
         tx.commit().await?;
         return Err(Error::InvalidRefreshToken);
     }
-    sqlx::query("UPDATE refresh_tokens SET used_at = now() WHERE token_hash = $1")
+    sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1")
         .bind(hash(token))
+        .bind(now)
         .execute(&mut *tx)
         .await?;
-    let pair = issue(state, &mut tx, &user, family).await?;
+    let pair = issue(state, &mut tx, &user, session).await?;
     tx.commit().await?;
     Ok(pair)
 }
 
-/// Revokes the family of a refresh token. Unknown tokens are ignored (logout is idempotent).
+/// Ends the session of a refresh token. Unknown tokens are ignored (logout is idempotent).
 pub async fn logout(state: &AuthState, token: &str) -> Result<()> {
     let family: Option<Uuid> =
         sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
@@ -148,15 +180,16 @@ pub async fn logout(state: &AuthState, token: &str) -> Result<()> {
             .fetch_optional(&state.pool)
             .await?;
     if let Some(family) = family {
-        let mut conn = state.pool.acquire().await?;
-        revoke_family(&mut conn, family).await?;
+        let mut tx = state.pool.begin().await?;
+        end_session(&mut tx, family, state.config.clock.now()).await?;
+        tx.commit().await?;
     }
     Ok(())
 }
 
 /// Deletes refresh tokens that expired long ago.
 pub async fn prune(state: &AuthState) -> Result<u64> {
-    let cutoff = OffsetDateTime::now_utc() - time::Duration::days(1);
+    let cutoff = state.config.clock.now() - time::Duration::days(1);
     Ok(sqlx::query("DELETE FROM refresh_tokens WHERE expires_at < $1")
         .bind(cutoff)
         .execute(&state.pool)

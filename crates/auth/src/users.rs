@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::{
     error::{Error, Result},
-    passwords,
+    passwords, revocations,
 };
 
 const COLUMNS: &str = "id, email, display_name, roles, enabled, created_at, updated_at";
@@ -233,7 +233,7 @@ impl UserRepository {
 
     /// Applies `patch`; disabling a user also revokes all its refresh tokens, in the same
     /// transaction.
-    pub async fn update(&self, id: UserId, patch: &UserPatch) -> Result<User> {
+    pub async fn update(&self, id: UserId, patch: &UserPatch, now: OffsetDateTime) -> Result<User> {
         let mut tx = self.pool.begin().await?;
         let row: Option<UserRow> = sqlx::query_as(&format!(
             "UPDATE users SET display_name = coalesce($2, display_name), roles = coalesce($3, roles),
@@ -250,13 +250,17 @@ impl UserRepository {
         if patch.enabled == Some(false) {
             revoke_refresh_tokens(&mut tx, id).await?;
         }
+        if patch.enabled == Some(false) || patch.roles.is_some() {
+            // Tokens issued before carry the old roles, or belong to a disabled user.
+            revocations::refuse_tokens_of(&mut tx, id, now).await?;
+        }
         tx.commit().await?;
         Ok(user)
     }
 
     /// Sets a new password hash and revokes the user's refresh tokens (every session must log
     /// in again with the new password).
-    pub async fn set_password(&self, id: UserId, password_hash: &str) -> Result<()> {
+    pub async fn set_password(&self, id: UserId, password_hash: &str, now: OffsetDateTime) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE users SET password_hash = $2, updated_at = now() WHERE id = $1")
             .bind(id)
@@ -264,6 +268,7 @@ impl UserRepository {
             .execute(&mut *tx)
             .await?;
         revoke_refresh_tokens(&mut tx, id).await?;
+        revocations::refuse_tokens_of(&mut tx, id, now).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -55,7 +55,11 @@ pub struct Config {
     pub routes: Vec<Route>,
     /// A service that takes longer answers 504.
     pub upstream_timeout: Duration,
+    /// Per user (valid token), else per address.
     pub rate: RateConfig,
+    /// Per client address, for every request, before its token is checked (a clinic behind
+    /// one address sends for all its staff: set it above `rate`).
+    pub address_rate: RateConfig,
     /// Largest request body forwarded (413 beyond).
     pub body_limit: usize,
     pub verifier: VerifierConfig,
@@ -88,8 +92,12 @@ impl Config {
                 per_second: config::parse_or("PMS_GATEWAY_RATE_PER_SECOND", 100)?,
                 burst: config::parse_or("PMS_GATEWAY_RATE_BURST", 200)?,
             },
+            address_rate: RateConfig {
+                per_second: config::parse_or("PMS_GATEWAY_ADDRESS_RATE_PER_SECOND", 1000)?,
+                burst: config::parse_or("PMS_GATEWAY_ADDRESS_RATE_BURST", 2000)?,
+            },
             body_limit: config::parse_or("PMS_GATEWAY_BODY_LIMIT", 1024 * 1024)?,
-            verifier: VerifierConfig::from_env(&peers.auth_url()),
+            verifier: VerifierConfig::from_env(&peers.auth_url())?,
             peers: peers.clone(),
             admin_bind,
         })
@@ -99,16 +107,19 @@ impl Config {
 /// The gateway's state, with the rate limiter's cleanup running on `background`.
 pub fn build(config: Config, background: &Background) -> State {
     let limits = RateLimits::new(config.rate);
-    let cleaning = limits.clone();
+    let address_limits = RateLimits::new(config.address_rate);
+    let cleaning = (limits.clone(), address_limits.clone());
     background.every("rate limit cleanup", RATE_CLEANUP_INTERVAL, move || {
-        cleaning.forget_idle();
+        cleaning.0.forget_idle();
+        cleaning.1.forget_idle();
         std::future::ready(())
     });
     let gateway = Gateway {
         routes: Arc::new(config.routes.clone()),
-        verifier: config.verifier.verifier(),
+        verifier: config.verifier.start(background),
         client: kit::client::new_client(),
         limits,
+        address_limits,
         upstream_timeout: config.upstream_timeout,
         body_limit: config.body_limit,
     };

@@ -21,7 +21,7 @@ use kit::{
 };
 
 use crate::{
-    limits::RateLimits,
+    limits::{Decision, RateLimits},
     routes::{self, Access, Route},
 };
 
@@ -31,7 +31,10 @@ pub struct Gateway {
     pub(crate) routes: Arc<Vec<Route>>,
     pub(crate) verifier: Verifier,
     pub(crate) client: HttpClient,
+    /// Per user (valid token), else per address; checked after the token.
     pub(crate) limits: RateLimits,
+    /// Per client address, for every request; checked before the token.
+    pub(crate) address_limits: RateLimits,
     pub(crate) upstream_timeout: Duration,
     pub(crate) body_limit: usize,
 }
@@ -82,27 +85,26 @@ pub(crate) async fn proxy(State(gateway): State<Gateway>, request: Request) -> R
     let Some(route) = routes::find(&gateway.routes, &path).cloned() else {
         return Problem::not_found("no resource lives at this path").into_response();
     };
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
+    let address = format!("ip:{}", peer.as_deref().unwrap_or("unknown"));
+    // Each address is limited before its token is even looked at: tokens that cost work to
+    // refuse (made-up key ids) cannot flood the verifier from one place.
+    let by_address = gateway.address_limits.check(&address);
+    if !by_address.allowed {
+        return too_many(&gateway.address_limits, &by_address);
+    }
     let token = kit::auth::bearer(request.headers()).map(str::to_owned);
     let claims = match authenticate(&gateway, &route, token).await {
         Ok(claims) => claims,
         Err(response) => return response,
     };
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let client_key = match (&claims, &peer) {
-        (Some(claims), _) => format!("user:{}", claims.sub),
-        (None, Some(ip)) => format!("ip:{ip}"),
-        (None, None) => "ip:unknown".to_owned(),
+    let client_key = match &claims {
+        Some(claims) => format!("user:{}", claims.sub),
+        None => address,
     };
     let decision = gateway.limits.check(&client_key);
     if !decision.allowed {
-        metrics::counter!("gateway_rate_limited_total").increment(1);
-        let mut response =
-            Problem::new(StatusCode::TOO_MANY_REQUESTS, kinds::TOO_MANY_REQUESTS, "Too many requests")
-                .with_detail("slow down: this client is over its rate limit")
-                .with_retry_after(decision.reset)
-                .into_response();
-        gateway.limits.headers(&decision, response.headers_mut());
-        return response;
+        return too_many(&gateway.limits, &decision);
     }
     let too_large = request
         .headers()
@@ -120,6 +122,18 @@ pub(crate) async fn proxy(State(gateway): State<Gateway>, request: Request) -> R
     let mut response = forward(&gateway, &route, request, peer).await;
     gateway.limits.headers(&decision, response.headers_mut());
     response.extensions_mut().insert(kit::metrics::RouteLabel(format!("{}/*", route.prefix)));
+    response
+}
+
+/// The 429 answer of a limiter's refusal, with its `RateLimit-*` headers.
+fn too_many(limits: &RateLimits, decision: &Decision) -> Response {
+    metrics::counter!("gateway_rate_limited_total").increment(1);
+    let mut response =
+        Problem::new(StatusCode::TOO_MANY_REQUESTS, kinds::TOO_MANY_REQUESTS, "Too many requests")
+            .with_detail("slow down: this client is over its rate limit")
+            .with_retry_after(decision.reset)
+            .into_response();
+    limits.headers(decision, response.headers_mut());
     response
 }
 

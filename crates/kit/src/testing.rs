@@ -12,7 +12,7 @@ use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
 
 use crate::{
-    auth::{Claims, KeySource, Role, TokenSettings, VerifierConfig},
+    auth::{Claims, Role, TokenSettings, VerifierConfig},
     shutdown::Shutdown,
 };
 
@@ -111,8 +111,13 @@ impl TestKey {
     }
 
     pub fn sign(&self, claims: &Claims) -> String {
+        self.sign_as(&self.kid, claims)
+    }
+
+    /// Signs with this key but names key id `kid` in the header (a made-up or rotated kid).
+    pub fn sign_as(&self, kid: &str, claims: &Claims) -> String {
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
+        header.kid = Some(kid.to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign")
     }
 
@@ -145,16 +150,30 @@ impl TestTokens {
     pub fn new() -> Self {
         let key = TestKey::generate("test-key");
         let tokens = TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() };
-        Self { verifier: VerifierConfig { keys: KeySource::Fixed(key.jwks()), tokens }, key }
+        Self { verifier: VerifierConfig::fixed(key.jwks(), tokens), key }
+    }
+
+    /// The public key set that verifies these tokens (what an auth service would publish).
+    pub fn jwks(&self) -> JwkSet {
+        self.key.jwks()
     }
 
     /// A valid access token for `user` with `roles`, expiring in 10 minutes.
     pub fn token(&self, user: &str, roles: &[Role]) -> String {
+        self.key.sign(&Self::claims(user, roles))
+    }
+
+    /// A token signed by this key that names key id `kid` instead of its own.
+    pub fn token_with_kid(&self, kid: &str, user: &str, roles: &[Role]) -> String {
+        self.key.sign_as(kid, &Self::claims(user, roles))
+    }
+
+    fn claims(user: &str, roles: &[Role]) -> Claims {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);
-        self.key.sign(&Claims {
+        Claims {
             iss: "pms-auth".into(),
             aud: "pms".into(),
             sub: user.into(),
@@ -162,7 +181,9 @@ impl TestTokens {
             iat: now,
             exp: now + 600,
             jti: uuid::Uuid::new_v4().to_string(),
-        })
+            sid: None,
+            iat_ms: None,
+        }
     }
 
     /// A client whose requests carry a token for `user` with `roles` (none if `roles` is empty).
@@ -335,6 +356,8 @@ pub fn forged_tokens(valid: &str, sign: impl Fn(&Claims) -> String) -> Vec<(&'st
         iat: now - 120,
         exp: now + exp_in,
         jti: "t".into(),
+        sid: None,
+        iat_ms: None,
     };
     let parts: Vec<&str> = valid.split('.').collect();
     let mut payload: Value =

@@ -64,7 +64,7 @@ impl Config {
         Ok(Self {
             db: DbConfig::from_env(SERVICE.name)?,
             http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
-            verifier: VerifierConfig::from_env(&peers.auth_url()),
+            verifier: VerifierConfig::from_env(&peers.auth_url())?,
         })
     }
 }
@@ -84,7 +84,7 @@ pub async fn build(config: &Config, background: &Background) -> Result<State, sq
     let access = PatientAccess::new(PatientRepository::new(pool.clone()), audit);
     Ok(State {
         pool,
-        api: PatientsState { access, verifier: config.verifier.verifier() },
+        api: PatientsState { access, verifier: config.verifier.start(background) },
         http: config.http.clone(),
     })
 }

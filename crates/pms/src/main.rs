@@ -1,7 +1,7 @@
 //! `pms`: every service of the patient management system in one binary.
 
 use anyhow::Context;
-use clap::{ArgMatches, Command};
+use clap::{Arg, ArgMatches, Command};
 use kit::{db::DbConfig, service::Profile, shutdown::Shutdown};
 
 fn cli() -> Command {
@@ -18,6 +18,14 @@ fn cli() -> Command {
         .subcommand(Command::new("rotate-signing-key").about(
             "Retire the active token signing key and create a new one (no downtime: see docs/security.md)",
         ))
+        .subcommand(
+            Command::new("revoke-signing-key")
+                .about(
+                    "Revoke a token signing key at once (one that may be compromised): its tokens are refused \
+                     within seconds everywhere; if it was signing, a new key takes over",
+                )
+                .arg(Arg::new("kid").required(true).help("the key id (the `kid` of its tokens and its JWK)")),
+        )
         .subcommand(Command::new("openapi").about("Print the OpenAPI document of the public API"));
     for service in pms::SERVICES {
         let about = format!(
@@ -40,7 +48,7 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
-    let (command, _) = matches.subcommand().context("a command is required")?;
+    let (command, arguments) = matches.subcommand().context("a command is required")?;
     match command {
         "up" => {
             pms::migrate(pms::SERVICES).await.map_err(anyhow::Error::from_boxed)?;
@@ -55,7 +63,20 @@ async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
                 .await
                 .context("cannot connect to the auth database")?;
             let kid = auth::KeyStore::rotate(&pool).await.map_err(|e| anyhow::anyhow!("{e}"))?;
-            println!("new signing key {kid}; auth services pick it up within 30 s");
+            println!("new signing key {kid}; auth services pick it up within 5 s");
+            Ok(())
+        }
+        "revoke-signing-key" => {
+            let kid = arguments.get_one::<String>("kid").context("a key id is required")?;
+            pms::migrate(&[&auth::SERVICE]).await.map_err(anyhow::Error::from_boxed)?;
+            let pool = auth::SCHEMA
+                .connect(&DbConfig::from_env(auth::SERVICE.name)?)
+                .await
+                .context("cannot connect to the auth database")?;
+            if !auth::KeyStore::revoke(&pool, kid).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+                anyhow::bail!("no signing key {kid} that is not revoked already");
+            }
+            println!("revoked signing key {kid}; its tokens are refused within seconds");
             Ok(())
         }
         "openapi" => {

@@ -17,6 +17,7 @@ pub fn api() -> OpenApiRouter<AuthState> {
         .routes(routes!(sessions::refresh))
         .routes(routes!(sessions::logout))
         .routes(routes!(sessions::validate))
+        .routes(routes!(sessions::revocations))
         .routes(routes!(sessions::jwks))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::change_password))

@@ -117,7 +117,8 @@ pub async fn update_user(
 ) -> Result<Json<User>> {
     ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
     patch.validate()?;
-    let user = state.users.update(id, &patch).await?;
+    let user = state.users.update(id, &patch, state.config.clock.now()).await?;
+    state.keys.reload().await?;
     tracing::info!(user = %id, by = %ctx.user_id, "user updated");
     Ok(Json(user))
 }
@@ -153,7 +154,8 @@ pub async fn change_password(
         return Err(Error::Invalid(errors));
     }
     let hash = passwords::hash(body.new_password).await?;
-    state.users.set_password(id, &hash).await?;
+    state.users.set_password(id, &hash, state.config.clock.now()).await?;
+    state.keys.reload().await?;
     tracing::info!(user = %id, "password changed");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -205,3 +205,29 @@ async fn signing_keys_rotate_without_downtime() {
     assert_eq!(system.get("/auth/validate", &new_token).await.status(), StatusCode::OK);
     assert_eq!(system.get("/auth/validate", &old_token).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn a_session_ends_when_idle_and_at_its_lifetime_however_often_refreshed() {
+    let system = TestAuth::start_with(|auth| {
+        auth.session_idle = Duration::from_secs(30 * 60);
+        auth.session_lifetime = Duration::from_secs(60 * 60);
+    })
+    .await;
+    // Idle: no refresh for longer than 30 minutes.
+    let pair = system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    system.clock.advance(Duration::from_secs(31 * 60));
+    let token = pair["refreshToken"].as_str().expect("token");
+    expect_problem(refresh(&system, token).await, StatusCode::UNAUTHORIZED).await;
+
+    // Lifetime: refreshed every 20 minutes, the session still ends an hour after login.
+    let mut token =
+        system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await["refreshToken"].as_str().expect("token").to_owned();
+    for _ in 0..2 {
+        system.clock.advance(Duration::from_secs(20 * 60));
+        let response = refresh(&system, &token).await;
+        let pair = kit::testing::expect_json(response, StatusCode::OK).await;
+        token = pair["refreshToken"].as_str().expect("token").to_owned();
+    }
+    system.clock.advance(Duration::from_secs(21 * 60));
+    expect_problem(refresh(&system, &token).await, StatusCode::UNAUTHORIZED).await;
+}

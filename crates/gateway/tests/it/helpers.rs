@@ -3,7 +3,7 @@ use std::time::Duration;
 use axum::{Json, Router, http::HeaderMap, routing::get};
 use gateway::{RateConfig, routes};
 use kit::{
-    auth::RouteSpec,
+    auth::{KeySource, RouteSpec, TokenSettings, VerifierConfig},
     config::HttpConfig,
     service::{Peer, Peers, Service},
     shutdown::Shutdown,
@@ -30,7 +30,7 @@ const fn stand_in(name: &'static str, routes: &'static [RouteSpec]) -> Service {
 static ECHO: Service = stand_in("echo", &[RouteSpec::public("/echo"), RouteSpec::authenticated("/private")]);
 static DOWN: Service = stand_in("down", &[RouteSpec::public("/down")]);
 
-async fn echo_upstream() -> String {
+async fn echo_upstream(jwks: Value) -> String {
     async fn echo(headers: HeaderMap) -> Json<Value> {
         let map: serde_json::Map<String, Value> =
             headers.iter().map(|(k, v)| (k.to_string(), json!(v.to_str().unwrap_or("")))).collect();
@@ -40,6 +40,7 @@ async fn echo_upstream() -> String {
         .route("/echo", get(echo).post(echo))
         .route("/private", get(echo))
         .route("/health/ready", get(|| async { Json(json!({ "status": "ready" })) }))
+        .route("/.well-known/jwks.json", get(move || async move { Json(jwks) }))
         .route(
             "/echo/slow",
             get(|| async {
@@ -69,11 +70,19 @@ impl TestGateway {
 
     /// Starts the gateway after `tune` adjusted its settings.
     pub async fn start_with(tune: impl FnOnce(&mut gateway::Config)) -> Self {
+        let tokens = TestTokens::new();
+        // The stand-in also publishes the test key, as auth publishes its keys.
+        let echo = echo_upstream(serde_json::to_value(tokens.jwks()).expect("jwks")).await;
+        let verifier = VerifierConfig {
+            keys: KeySource::Url(format!("{echo}/.well-known/jwks.json")),
+            tokens: TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() },
+            revocations: None,
+            refresh: Duration::from_secs(60),
+        };
         let peers = Peers::new(vec![
-            Peer { service: &ECHO, url: echo_upstream().await },
+            Peer { service: &ECHO, url: echo },
             Peer { service: &DOWN, url: "http://127.0.0.1:9".into() },
         ]);
-        let tokens = TestTokens::new();
         // A free port for the admin address (the gateway binds it itself).
         let admin_addr =
             std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr");
@@ -82,8 +91,9 @@ impl TestGateway {
             routes: routes::defaults(&peers),
             upstream_timeout: Duration::from_millis(300),
             rate: RateConfig { per_second: 10_000, burst: 10_000 },
+            address_rate: RateConfig { per_second: 10_000, burst: 10_000 },
             body_limit: 1024 * 1024,
-            verifier: tokens.verifier.clone(),
+            verifier,
             peers,
             admin_bind: Some(admin_addr),
         };

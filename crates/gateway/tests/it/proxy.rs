@@ -154,3 +154,47 @@ async fn readiness_reflects_the_services_behind_the_gateway() {
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["checks"], json!({ "echo": "ok", "down": "failing" }));
 }
+
+#[tokio::test]
+async fn made_up_key_ids_are_refused_fast_and_do_not_queue() {
+    let system = TestGateway::start().await;
+    let started = std::time::Instant::now();
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let token = system.tokens.token_with_kid(&format!("made-up-{i}"), "someone", &[Role::Admin]);
+            let request = system.client.get(system.url("/private")).bearer_auth(token);
+            tokio::spawn(async move { request.send().await.map(|r| r.status()) })
+        })
+        .collect();
+    for request in requests {
+        assert_eq!(request.await.expect("task").expect("request"), StatusCode::UNAUTHORIZED);
+    }
+    // Twenty unknown key ids cost one or two key fetches, not a second each in a queue.
+    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    let again = std::time::Instant::now();
+    let token = system.tokens.token_with_kid("made-up-0", "someone", &[Role::Admin]);
+    let response =
+        system.client.get(system.url("/private")).bearer_auth(token).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(again.elapsed() < Duration::from_millis(500), "a known-unknown kid is refused at once");
+    // The real key still works: it was fetched from the published key set.
+    let token = system.tokens.token("clin-1", &[Role::Clinician]);
+    let response =
+        system.client.get(system.url("/private")).bearer_auth(token).send().await.expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn each_address_is_limited_before_its_token_is_checked() {
+    let system =
+        TestGateway::start_with(|gateway| gateway.address_rate = RateConfig { per_second: 1, burst: 3 })
+            .await;
+    for _ in 0..3 {
+        let response =
+            system.client.get(system.url("/private")).bearer_auth("garbage").send().await.expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response =
+        system.client.get(system.url("/private")).bearer_auth("garbage").send().await.expect("request");
+    expect_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
+}

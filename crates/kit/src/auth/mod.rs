@@ -8,4 +8,4 @@ pub mod verifier;
 
 pub use roles::{Access, Action, Role, RouteSpec};
 pub use tokens::{Claims, TokenError, TokenSettings, bearer, forbidden, unauthorized};
-pub use verifier::{KeySource, LEEWAY_SECONDS, Verifier, VerifierConfig};
+pub use verifier::{KeySource, LEEWAY_SECONDS, Revocations, Verifier, VerifierConfig};

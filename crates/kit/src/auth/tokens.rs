@@ -21,6 +21,21 @@ pub struct Claims {
     pub exp: i64,
     /// Unique token id.
     pub jti: String,
+    /// The session (refresh-token family, one per login) the token was issued in: logging out
+    /// revokes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// When the token was issued, in milliseconds since the epoch (`iat` has whole seconds;
+    /// revocations need finer: a role change and the next login can share a second).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat_ms: Option<i64>,
+}
+
+impl Claims {
+    /// When the token was issued, in milliseconds since the epoch.
+    pub fn issued_at_ms(&self) -> i64 {
+        self.iat_ms.unwrap_or(self.iat.saturating_mul(1000))
+    }
 }
 
 /// Issuer and audience every token must carry.
@@ -49,6 +64,8 @@ pub enum TokenError {
     Invalid(String),
     #[error("token expired")]
     Expired,
+    #[error("token revoked")]
+    Revoked,
     #[error("the signing keys cannot be fetched: {0}")]
     KeysUnavailable(String),
 }
@@ -62,6 +79,7 @@ impl IntoResponse for TokenError {
         let (code, detail) = match &self {
             TokenError::Missing => (None, "send `Authorization: Bearer <access token>`"),
             TokenError::Expired => (Some("invalid_token"), "the access token has expired; refresh it"),
+            TokenError::Revoked => (Some("invalid_token"), "the access token was revoked; log in again"),
             _ => (Some("invalid_token"), "the access token is not valid"),
         };
         unauthorized(detail, code)

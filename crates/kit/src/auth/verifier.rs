@@ -3,31 +3,39 @@
 //! The auth service signs access tokens with an Ed25519 key and publishes the public keys as a
 //! JWKS. Every other service, and the gateway, verifies tokens locally with a [`Verifier`]:
 //! signature, algorithm (only EdDSA: `alg: none` and HMAC tricks are refused), issuer,
-//! audience and expiry. Keys are cached and refetched when a token names a key id the cache
-//! does not know (a rotation), at most once per [`REFETCH_INTERVAL`]. A verified token is
-//! remembered (bounded), so a client's next requests skip the signature check; its expiry is
-//! still checked every time.
+//! audience, expiry, and the revocations auth publishes (a user disabled or whose roles
+//! changed, a session logged out). Keys and revocations are refreshed on a timer
+//! ([`Verifier::keep_fresh`]), so a revoked key or session stops working within that interval.
+//! A token naming a key id the cache does not know makes the verifier refetch the keys, at
+//! most once per [`REFETCH_INTERVAL`] for all requests together; an id still unknown after a
+//! fetch is remembered for [`UNKNOWN_KID_MEMORY`] and refused at once, so tokens with made-up
+//! key ids cannot make requests queue. A verified token is remembered (bounded), so a
+//! client's next requests skip the signature check; its expiry and revocation are checked
+//! every time.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+use serde::{Deserialize, Serialize};
 
 use super::{Claims, TokenError, TokenSettings};
+use crate::tasks::Background;
 
-/// Refetch the JWKS for an unknown key id at most this often. A token naming an unknown key
-/// within this interval of the last fetch waits for the interval to pass, then the keys are
-/// fetched again: a freshly rotated key is never refused, and tokens with made-up key ids
-/// cannot make the verifier hammer the auth service.
+/// Refetch the JWKS for an unknown key id at most this often (all requests together).
 pub const REFETCH_INTERVAL: Duration = Duration::from_secs(1);
+/// A key id still unknown after a fetch is refused without waiting this long.
+pub const UNKNOWN_KID_MEMORY: Duration = Duration::from_secs(5);
 /// Clock skew tolerated on `exp` and `iat`.
 pub const LEEWAY_SECONDS: u64 = 5;
-/// Verified tokens remembered (exact token text → claims), so a client's repeated requests
-/// skip the signature check; the expiry is still checked on every use. Cleared when full.
+/// Verified tokens remembered (exact token text → key id and claims), so a client's repeated
+/// requests skip the signature check; the expiry is still checked on every use. Cleared when full.
 const MAX_REMEMBERED: usize = 10_000;
+/// Unknown key ids remembered at most (cleared when full).
+const MAX_UNKNOWN_KIDS: usize = 1_000;
 
 /// Where a verifier finds the public keys.
 #[derive(Debug, Clone)]
@@ -38,30 +46,71 @@ pub enum KeySource {
     Fixed(JwkSet),
 }
 
-/// What a service needs to verify tokens: where the keys are and what tokens must claim.
+/// Access tokens to refuse before they expire, as `GET /auth/revocations` publishes them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Revocations {
+    /// User id → tokens issued before this instant (milliseconds since the epoch) are refused:
+    /// the user was disabled, or their roles or password changed.
+    pub users: HashMap<String, i64>,
+    /// Sessions (the `sid` claim: a login) ended by logout or by a stolen refresh token.
+    pub sessions: HashSet<String>,
+}
+
+impl Revocations {
+    /// Whether a token with `claims` is revoked.
+    pub fn refuses(&self, claims: &Claims) -> bool {
+        self.users.get(&claims.sub).is_some_and(|not_before| claims.issued_at_ms() < *not_before)
+            || claims.sid.as_ref().is_some_and(|sid| self.sessions.contains(sid))
+    }
+}
+
+/// What a service needs to verify tokens: where the keys and revocations are, what tokens
+/// must claim, and how often to refresh.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
     pub keys: KeySource,
     pub tokens: TokenSettings,
+    /// `GET` URL of the revocations (none: only expiry ends a token).
+    pub revocations: Option<String>,
+    /// How often keys and revocations are refreshed.
+    pub refresh: Duration,
 }
 
 impl VerifierConfig {
-    /// Keys from `PMS_JWKS_URL`, else from the auth service at `auth_url`; issuer and
-    /// audience from `PMS_JWT_*`.
-    pub fn from_env(auth_url: &str) -> Self {
-        let url = crate::config::var("PMS_JWKS_URL")
-            .unwrap_or_else(|| format!("{}/.well-known/jwks.json", auth_url.trim_end_matches('/')));
-        Self { keys: KeySource::Url(url), tokens: TokenSettings::from_env() }
+    /// Keys from `PMS_JWKS_URL`, else from the auth service at `auth_url`, and revocations
+    /// from that auth service, refreshed every `PMS_TOKEN_REFRESH_MS` (default 5 000);
+    /// issuer and audience from `PMS_JWT_*`.
+    pub fn from_env(auth_url: &str) -> Result<Self, crate::config::ConfigError> {
+        let auth_url = auth_url.trim_end_matches('/');
+        let url =
+            crate::config::var("PMS_JWKS_URL").unwrap_or_else(|| format!("{auth_url}/.well-known/jwks.json"));
+        Ok(Self {
+            keys: KeySource::Url(url),
+            tokens: TokenSettings::from_env(),
+            revocations: Some(format!("{auth_url}/auth/revocations")),
+            refresh: crate::config::millis_or("PMS_TOKEN_REFRESH_MS", Duration::from_secs(5))?,
+        })
     }
 
-    pub fn verifier(&self) -> Verifier {
-        Verifier::new(self.keys.clone(), self.tokens.clone())
+    /// A fixed key set, nothing to refresh (tests, embedding).
+    pub fn fixed(jwks: JwkSet, tokens: TokenSettings) -> Self {
+        Self { keys: KeySource::Fixed(jwks), tokens, revocations: None, refresh: Duration::from_secs(5) }
+    }
+
+    /// A verifier whose keys and revocations are kept fresh on `background`.
+    pub fn start(&self, background: &Background) -> Verifier {
+        let verifier = Verifier::new(self.keys.clone(), self.tokens.clone());
+        verifier.keep_fresh(background, self.revocations.clone(), self.refresh);
+        verifier
     }
 }
 
 struct VerifierState {
     keys: RwLock<HashMap<String, DecodingKey>>,
-    verified: std::sync::Mutex<HashMap<String, Claims>>,
+    revocations: RwLock<Revocations>,
+    verified: std::sync::Mutex<HashMap<String, (String, Claims)>>,
+    unknown: std::sync::Mutex<HashMap<String, Instant>>,
+    /// When the keys were last fetched; held only while fetching.
     last_fetch: tokio::sync::Mutex<Option<Instant>>,
     source: KeySource,
     settings: TokenSettings,
@@ -79,7 +128,9 @@ impl Verifier {
         };
         Self(Arc::new(VerifierState {
             keys: RwLock::new(keys),
+            revocations: RwLock::new(Revocations::default()),
             verified: std::sync::Mutex::new(HashMap::new()),
+            unknown: std::sync::Mutex::new(HashMap::new()),
             last_fetch: tokio::sync::Mutex::new(None),
             source,
             settings,
@@ -91,29 +142,63 @@ impl Verifier {
         Self::new(KeySource::Fixed(jwks.clone()), settings)
     }
 
+    /// Replaces the revocations (the auth service sets its own; others fetch them).
+    pub fn set_revocations(&self, revocations: Revocations) {
+        if let Ok(mut slot) = self.0.revocations.write() {
+            *slot = revocations;
+        }
+    }
+
+    /// Refreshes the keys (from a URL source) and the revocations (from `revocations`) every
+    /// `every` on `background`, until it stops.
+    pub fn keep_fresh(&self, background: &Background, revocations: Option<String>, every: Duration) {
+        let KeySource::Url(jwks) = self.0.source.clone() else {
+            return;
+        };
+        let verifier = self.clone();
+        background.every("token key refresh", every, move || {
+            let (verifier, jwks, revocations) = (verifier.clone(), jwks.clone(), revocations.clone());
+            async move {
+                if let Err(err) = verifier.fetch_keys(&jwks).await {
+                    tracing::warn!(error = %err, "cannot refresh the token keys");
+                }
+                if let Some(url) = revocations {
+                    match crate::client::get_json::<Revocations>(&url).await {
+                        Ok(revocations) => verifier.set_revocations(revocations),
+                        Err(err) => tracing::warn!(error = %err, "cannot refresh the token revocations"),
+                    }
+                }
+            }
+        });
+    }
+
     /// Verifies `token` and returns its claims.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
-        if let Some(claims) = self.remembered(token) {
-            return Ok(claims);
-        }
-        let claims = self.verify_signed(token).await?;
-        if let Ok(mut verified) = self.0.verified.lock() {
-            if verified.len() >= MAX_REMEMBERED {
-                verified.clear();
+        let claims = match self.remembered(token) {
+            Some(claims) => claims,
+            None => {
+                let (kid, claims) = self.verify_signed(token).await?;
+                if let Ok(mut verified) = self.0.verified.lock() {
+                    if verified.len() >= MAX_REMEMBERED {
+                        verified.clear();
+                    }
+                    verified.insert(token.to_owned(), (kid, claims.clone()));
+                }
+                claims
             }
-            verified.insert(token.to_owned(), claims.clone());
-        }
-        Ok(claims)
+        };
+        let revoked = self.0.revocations.read().map(|r| r.refuses(&claims)).unwrap_or(false);
+        if revoked { Err(TokenError::Revoked) } else { Ok(claims) }
     }
 
     /// The claims of a token verified before, if it has not expired since.
     fn remembered(&self, token: &str) -> Option<Claims> {
         let verified = self.0.verified.lock().ok()?;
-        let claims = verified.get(token)?;
+        let (_, claims) = verified.get(token)?;
         (claims.exp + LEEWAY_SECONDS as i64 > unix_now()).then(|| claims.clone())
     }
 
-    async fn verify_signed(&self, token: &str) -> Result<Claims, TokenError> {
+    async fn verify_signed(&self, token: &str) -> Result<(String, Claims), TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Invalid(e.to_string()))?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Invalid("algorithm not accepted".into()));
@@ -131,40 +216,86 @@ impl Verifier {
         validation.set_audience(&[&self.0.settings.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY_SECONDS;
-        jsonwebtoken::decode::<Claims>(token, &key, &validation).map(|data| data.claims).map_err(|e| match e
-            .kind()
-        {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid(e.to_string()),
-        })
+        let claims = jsonwebtoken::decode::<Claims>(token, &key, &validation)
+            .map(|data| data.claims)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                _ => TokenError::Invalid(e.to_string()),
+            })?;
+        Ok((kid, claims))
     }
 
     fn key(&self, kid: &str) -> Option<DecodingKey> {
         self.0.keys.read().ok().and_then(|keys| keys.get(kid).cloned())
     }
 
+    /// Whether `kid` was still unknown after a recent fetch.
+    fn known_unknown(&self, kid: &str) -> bool {
+        self.0
+            .unknown
+            .lock()
+            .ok()
+            .and_then(|u| u.get(kid).copied())
+            .is_some_and(|at| at.elapsed() < UNKNOWN_KID_MEMORY)
+    }
+
+    /// Fetches the keys for an unknown `kid`: at most once per [`REFETCH_INTERVAL`] for all
+    /// requests together, never sleeping while holding the fetch lock. A request waits at
+    /// most for the next fetch after it arrived, then has its answer.
     async fn refetch(&self, kid: &str) -> Result<(), TokenError> {
         let KeySource::Url(url) = &self.0.source else {
             return Ok(());
         };
-        let mut last = self.0.last_fetch.lock().await;
-        if self.key(kid).is_some() {
-            // Fetched by another request while this one waited for the lock.
+        if self.known_unknown(kid) {
             return Ok(());
         }
-        if let Some(since) = last.map(|at| at.elapsed())
-            && since < REFETCH_INTERVAL
-        {
-            tokio::time::sleep(REFETCH_INTERVAL - since).await;
+        let arrived = Instant::now();
+        loop {
+            let wait = {
+                let last = self.0.last_fetch.lock().await;
+                if self.key(kid).is_some() || last.is_some_and(|at| at > arrived) {
+                    // Found, or a fetch finished after this request arrived: that is its answer.
+                    return Ok(());
+                }
+                match *last {
+                    Some(at) if at.elapsed() < REFETCH_INTERVAL => REFETCH_INTERVAL - at.elapsed(),
+                    _ => {
+                        drop(last);
+                        self.fetch_keys(url).await?;
+                        if self.key(kid).is_none()
+                            && let Ok(mut unknown) = self.0.unknown.lock()
+                        {
+                            if unknown.len() >= MAX_UNKNOWN_KIDS {
+                                unknown.clear();
+                            }
+                            unknown.insert(kid.to_owned(), Instant::now());
+                        }
+                        return Ok(());
+                    }
+                }
+            };
+            tokio::time::sleep(wait).await;
         }
-        *last = Some(Instant::now());
+    }
+
+    /// Replaces the keys with those at `url`, and forgets remembered tokens whose key is gone
+    /// (retired long enough, or revoked).
+    async fn fetch_keys(&self, url: &str) -> Result<(), TokenError> {
+        let mut last = self.0.last_fetch.lock().await;
         let jwks: JwkSet =
             crate::client::get_json(url).await.map_err(|e| TokenError::KeysUnavailable(e.to_string()))?;
         let keys = decoding_keys(&jwks);
-        tracing::info!(keys = keys.len(), "token keys fetched");
+        tracing::debug!(keys = keys.len(), "token keys fetched");
+        if let Ok(mut verified) = self.0.verified.lock() {
+            verified.retain(|_, (kid, _)| keys.contains_key(kid));
+        }
+        if let Ok(mut unknown) = self.0.unknown.lock() {
+            unknown.retain(|kid, _| !keys.contains_key(kid));
+        }
         if let Ok(mut cache) = self.0.keys.write() {
             *cache = keys;
         }
+        *last = Some(Instant::now());
         Ok(())
     }
 }
@@ -207,6 +338,8 @@ mod tests {
             iat: now,
             exp: now + exp_in,
             jti: "t1".into(),
+            sid: None,
+            iat_ms: None,
         }
     }
 
@@ -233,12 +366,35 @@ mod tests {
         if let Ok(mut verified) = verifier.0.verified.lock()
             && let Some(c) = verified.get_mut(&token)
         {
-            c.exp = unix_now() - 60;
+            c.1.exp = unix_now() - 60;
         }
         assert!(verifier.remembered(&token).is_none());
         let expired = key.sign(&claims(-60));
         assert!(verifier.verify(&expired).await.is_err());
         assert!(verifier.remembered(&expired).is_none(), "refused tokens are not remembered");
+    }
+
+    #[tokio::test]
+    async fn revoked_users_and_sessions_are_refused_even_when_remembered() {
+        let (key, verifier) = setup();
+        let mut in_session = claims(600);
+        in_session.sid = Some("session-1".into());
+        in_session.iat -= 10;
+        let token = key.sign(&in_session);
+        assert!(verifier.verify(&token).await.is_ok(), "remembered from here on");
+        let mut revocations = Revocations::default();
+        revocations.sessions.insert("session-1".into());
+        verifier.set_revocations(revocations);
+        assert!(matches!(verifier.verify(&token).await, Err(TokenError::Revoked)), "logged out");
+
+        let mut revocations = Revocations::default();
+        revocations.users.insert("user-1".into(), (in_session.iat + 1) * 1000);
+        verifier.set_revocations(revocations.clone());
+        assert!(matches!(verifier.verify(&token).await, Err(TokenError::Revoked)), "issued before the stamp");
+        let mut later = claims(600);
+        later.iat = in_session.iat + 1;
+        assert!(verifier.verify(&key.sign(&later)).await.is_ok(), "issued at or after the stamp");
+        assert!(revocations.refuses(&in_session) && !revocations.refuses(&later));
     }
 
     #[tokio::test]

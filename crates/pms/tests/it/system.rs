@@ -15,6 +15,8 @@ pub use kit::testing::expect_problem;
 
 pub const ADMIN_EMAIL: &str = "admin@test.example";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
+/// How often the gateway and the services refresh token keys and revocations here.
+pub const REFRESH: Duration = Duration::from_millis(200);
 
 /// Gateway, auth and patients on random ports with one fresh database, each started by its
 /// crate's own `run` (auth by `build` + `router`, to keep its state at hand), reached through
@@ -43,13 +45,18 @@ impl TestSystem {
         ]);
         let tokens = TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() };
         // Services verify tokens with keys fetched from auth's JWKS over HTTP, as in production.
-        let verifier =
-            VerifierConfig { keys: KeySource::Url(format!("{auth_url}/.well-known/jwks.json")), tokens };
+        let verifier = VerifierConfig {
+            keys: KeySource::Url(format!("{auth_url}/.well-known/jwks.json")),
+            tokens,
+            revocations: Some(format!("{auth_url}/auth/revocations")),
+            refresh: REFRESH,
+        };
         let gateway = gateway::Config {
             http: HttpConfig::ephemeral(),
             routes: routes::defaults(&peers),
             upstream_timeout: Duration::from_secs(5),
             rate: RateConfig { per_second: 10_000, burst: 10_000 },
+            address_rate: RateConfig { per_second: 10_000, burst: 10_000 },
             body_limit: 1024 * 1024,
             verifier: verifier.clone(),
             peers,
