@@ -7,6 +7,7 @@ use kit::{
     clock::Clock,
     config::{self, ConfigError, HttpConfig},
     db::DbConfig,
+    net::TrustedProxies,
 };
 
 use crate::{SERVICE, lockout::Limits};
@@ -54,6 +55,10 @@ pub struct Config {
     pub admin: Option<AdminBootstrap>,
     /// What lockout windows are measured by (tests move it instead of sleeping).
     pub clock: Clock,
+    /// Whose `X-Forwarded-For` is believed when counting attempts per address.
+    pub trusted_proxies: TrustedProxies,
+    /// Passwords hashed or checked at once (each Argon2 run takes 19 MiB).
+    pub hashes_at_once: usize,
 }
 
 impl Config {
@@ -71,6 +76,8 @@ impl Config {
             limits: Limits::default(),
             admin: None,
             clock: Clock::default(),
+            trusted_proxies: TrustedProxies::parse("127.0.0.0/8,::1").unwrap_or_default(),
+            hashes_at_once: 4,
         }
     }
 
@@ -111,6 +118,8 @@ impl Config {
                 )?,
             },
             admin,
+            trusted_proxies: TrustedProxies::from_env()?,
+            hashes_at_once: config::parse_or("PMS_AUTH_HASHES_AT_ONCE", defaults.hashes_at_once)?,
             ..defaults
         })
     }

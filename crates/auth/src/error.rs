@@ -24,6 +24,8 @@ pub enum Error {
     DuplicateEmail,
     #[error("invalid fields")]
     Invalid(Vec<FieldError>),
+    #[error("too many passwords are being checked at once")]
+    Busy,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
     #[error("internal error: {0}")]
@@ -58,6 +60,7 @@ impl IntoResponse for Error {
                 p.into_response()
             }
             Error::Invalid(errors) => Problem::validation(errors).into_response(),
+            Error::Busy => Problem::unavailable("too many logins at once; retry shortly").into_response(),
             Error::Database(err) => kit::db::problem(err).into_response(),
             Error::Internal(err) => Problem::internal(&err).into_response(),
         }

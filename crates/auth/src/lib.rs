@@ -24,6 +24,7 @@ use kit::{
     db::Schema,
     email::Email,
     health::{self, Readiness},
+    net::TrustedProxies,
     service::{BoxError, Launch, Profile, Running, Service},
     shutdown::Shutdown,
     tasks::Background,
@@ -61,6 +62,13 @@ pub struct AuthState {
     pub config: Arc<Config>,
     pub keys: KeyStore,
     pub users: UserRepository,
+    pub hasher: passwords::Hasher,
+}
+
+impl FromRef<AuthState> for TrustedProxies {
+    fn from_ref(state: &AuthState) -> TrustedProxies {
+        state.config.trusted_proxies.clone()
+    }
 }
 
 impl FromRef<AuthState> for Verifier {
@@ -75,6 +83,7 @@ impl FromRef<AuthState> for Verifier {
 pub async fn build(config: Config, background: &Background) -> error::Result<AuthState> {
     let pool = SCHEMA.connect(&config.db).await?;
     tokio::task::spawn_blocking(passwords::warm_up).await.ok();
+    let hasher = passwords::Hasher::new(config.hashes_at_once);
     let users = UserRepository::new(pool.clone());
     if !users.any_users().await? {
         let Some(admin) = &config.admin else {
@@ -85,13 +94,16 @@ pub async fn build(config: Config, background: &Background) -> error::Result<Aut
         };
         let email = Email::parse(&admin.email)
             .map_err(|detail| error::Error::Internal(format!("PMS_ADMIN_EMAIL {detail}")))?;
-        if users.bootstrap_admin(email, admin.password.clone()).await? {
+        if let Some(error) = passwords::check_policy(&admin.password, "PMS_ADMIN_PASSWORD") {
+            return Err(error::Error::Internal(format!("PMS_ADMIN_PASSWORD {}", error.detail)));
+        }
+        if users.bootstrap_admin(email, admin.password.clone(), &hasher).await? {
             tracing::info!("there were no users: created the first admin");
         }
     }
     let keys =
         KeyStore::load(pool.clone(), config.tokens.clone(), config.access_ttl, config.clock.clone()).await?;
-    let state = AuthState { pool, config: Arc::new(config), keys, users };
+    let state = AuthState { pool, config: Arc::new(config), keys, users, hasher };
     let reloading = state.keys.clone();
     background.every("signing key reload", keys::RELOAD_INTERVAL, move || {
         let keys = reloading.clone();

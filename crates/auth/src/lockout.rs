@@ -1,11 +1,12 @@
-//! Brute-force limits: after too many failed logins for one account (5) or from one client
-//! address (20) within the window (15 minutes), logins answer 429 until the oldest counted
-//! failure leaves the window. A successful login resets the account's and the address's count.
+//! Brute-force limits: after too many failed attempts for one account (5) or from one client
+//! address (20) within the window (15 minutes), logins (and password changes) answer 429 until
+//! the oldest counted failure leaves the window. Attempts are counted before the password is
+//! checked, atomically; a success does not reset the count.
 
 use std::time::Duration;
 
 use kit::clock::Clock;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 
 use crate::error::{Error, Result};
@@ -23,20 +24,19 @@ impl Default for Limits {
     }
 }
 
-/// Failure times counted against `column = value`: within the window and after the last success.
+/// Failed (or not yet finished) attempt times counted against `column = value` within the
+/// window. A success does not reset the count: an attacker who also knows one password cannot
+/// clear the failures of a guessing run with it.
 async fn failures(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     column: &str,
     value: &str,
     since: OffsetDateTime,
 ) -> Result<Vec<OffsetDateTime>> {
     let sql = format!(
-        "SELECT at FROM login_attempts
-         WHERE {column} = $1 AND NOT succeeded AND at > $2
-           AND at > coalesce((SELECT max(at) FROM login_attempts WHERE {column} = $1 AND succeeded), '-infinity')
-         ORDER BY at"
+        "SELECT at FROM login_attempts WHERE {column} = $1 AND NOT succeeded AND at > $2 ORDER BY at"
     );
-    Ok(sqlx::query_scalar(&sql).bind(value).bind(since).fetch_all(pool).await?)
+    Ok(sqlx::query_scalar(&sql).bind(value).bind(since).fetch_all(conn).await?)
 }
 
 /// Seconds until enough of `failures` leave the window for a login to be allowed again.
@@ -55,18 +55,35 @@ fn retry_after(
     Some((free_at - now).whole_seconds().max(0) as u64 + 1)
 }
 
-/// Fails with [`Error::LockedOut`] when the account or the address is over its limit.
-pub async fn check(
+/// An attempt counted as failed until [`Attempt::succeeded`] says otherwise.
+#[derive(Debug)]
+pub struct Attempt {
+    id: i64,
+}
+
+/// Counts an attempt for the account `email_key` from `address` **before** the password is
+/// checked, atomically with the check of the limits (per-account and per-address advisory
+/// locks): of many concurrent guesses only as many as the limits allow get to try, and a
+/// crash between counting and hashing still counts. Fails with [`Error::LockedOut`] when the
+/// account or the address is over its limit.
+pub async fn begin(
     pool: &PgPool,
     limits: &Limits,
     clock: &Clock,
     email_key: &str,
     address: &str,
-) -> Result<()> {
+) -> Result<Attempt> {
     let now = clock.now();
     let since = now - limits.window;
-    let account = failures(pool, "email_key", email_key, since).await?;
-    let from_address = failures(pool, "address", address, since).await?;
+    let mut tx = pool.begin().await?;
+    // Always the account first, then the address: no two attempts wait on each other in a circle.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('pms.auth.login.account:' || $1)), pg_advisory_xact_lock(hashtext('pms.auth.login.address:' || $2))")
+        .bind(email_key)
+        .bind(address)
+        .execute(&mut *tx)
+        .await?;
+    let account = failures(&mut tx, "email_key", email_key, since).await?;
+    let from_address = failures(&mut tx, "address", address, since).await?;
     let wait = [
         retry_after(&account, limits.per_account, limits.window, now),
         retry_after(&from_address, limits.per_address, limits.window, now),
@@ -74,30 +91,32 @@ pub async fn check(
     .into_iter()
     .flatten()
     .max();
-    match wait {
-        Some(retry_after) => {
-            tracing::warn!(retry_after, "login refused: too many failures");
-            Err(Error::LockedOut { retry_after })
-        }
-        None => Ok(()),
+    if let Some(retry_after) = wait {
+        tracing::warn!(retry_after, "login refused: too many failures");
+        return Err(Error::LockedOut { retry_after });
     }
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO login_attempts (email_key, address, succeeded, at) VALUES ($1, $2, false, $3) RETURNING id",
+    )
+    .bind(email_key)
+    .bind(address)
+    .bind(now)
+    .fetch_one(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    Ok(Attempt { id })
 }
 
-pub async fn record(
-    pool: &PgPool,
-    clock: &Clock,
-    email_key: &str,
-    address: &str,
-    succeeded: bool,
-) -> Result<()> {
-    sqlx::query("INSERT INTO login_attempts (email_key, address, succeeded, at) VALUES ($1, $2, $3, $4)")
-        .bind(email_key)
-        .bind(address)
-        .bind(succeeded)
-        .bind(clock.now())
-        .execute(pool)
-        .await?;
-    Ok(())
+impl Attempt {
+    /// The password was right: this attempt no longer counts as a failure (the earlier ones
+    /// still do).
+    pub async fn succeeded(self, pool: &PgPool) -> Result<()> {
+        sqlx::query("UPDATE login_attempts SET succeeded = true WHERE id = $1")
+            .bind(self.id)
+            .execute(pool)
+            .await?;
+        Ok(())
+    }
 }
 
 /// Forgets attempts older than the window (called now and then).

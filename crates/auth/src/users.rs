@@ -275,14 +275,19 @@ impl UserRepository {
 
     /// Creates the first admin if there are no users at all; never touches existing users.
     /// Returns whether it created one. Safe with several replicas starting at once.
-    pub async fn bootstrap_admin(&self, email: Email, password: String) -> Result<bool> {
+    pub async fn bootstrap_admin(
+        &self,
+        email: Email,
+        password: String,
+        hasher: &passwords::Hasher,
+    ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock(hashtext('pms.auth.bootstrap'))").execute(&mut *tx).await?;
         let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)").fetch_one(&mut *tx).await?;
         if any {
             return Ok(false);
         }
-        let hash = passwords::hash(password.clone()).await?;
+        let hash = hasher.hash(password.clone()).await?;
         let admin =
             UserDraft { email, display_name: "Administrator".into(), password, roles: vec![Role::Admin] };
         insert(&mut *tx, &admin, &hash).await?;

@@ -19,6 +19,7 @@ use kit::{
     auth::VerifierConfig,
     config::{self, ConfigError, HttpConfig},
     health::Readiness,
+    net::TrustedProxies,
     service::{BoxError, Launch, Peers, Running, Service},
     shutdown::Shutdown,
     tasks::Background,
@@ -67,6 +68,8 @@ pub struct Config {
     pub peers: Peers,
     /// Where `/metrics` (and liveness) are served for operators: never on the public address.
     pub admin_bind: Option<SocketAddr>,
+    /// Proxies in front of the gateway whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -100,6 +103,7 @@ impl Config {
             verifier: VerifierConfig::from_env(&peers.auth_url())?,
             peers: peers.clone(),
             admin_bind,
+            trusted_proxies: TrustedProxies::from_env()?,
         })
     }
 }
@@ -120,6 +124,7 @@ pub fn build(config: Config, background: &Background) -> State {
         client: kit::client::new_client(),
         limits,
         address_limits,
+        trusted_proxies: config.trusted_proxies.clone(),
         upstream_timeout: config.upstream_timeout,
         body_limit: config.body_limit,
     };

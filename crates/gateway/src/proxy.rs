@@ -16,6 +16,7 @@ use kit::{
     auth::{Claims, TokenError, Verifier},
     client::HttpClient,
     health::ReadinessCheck,
+    net::TrustedProxies,
     problem::kinds,
     trace,
 };
@@ -35,6 +36,8 @@ pub struct Gateway {
     pub(crate) limits: RateLimits,
     /// Per client address, for every request; checked before the token.
     pub(crate) address_limits: RateLimits,
+    /// Whose `X-Forwarded-For` tells the client's address (a load balancer in front).
+    pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) upstream_timeout: Duration,
     pub(crate) body_limit: usize,
 }
@@ -85,8 +88,11 @@ pub(crate) async fn proxy(State(gateway): State<Gateway>, request: Request) -> R
     let Some(route) = routes::find(&gateway.routes, &path).cloned() else {
         return Problem::not_found("no resource lives at this path").into_response();
     };
-    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let address = format!("ip:{}", peer.as_deref().unwrap_or("unknown"));
+    let peer_ip = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+    let peer = peer_ip.map(|ip| ip.to_string());
+    // The client is the peer, or the address a trusted proxy in front says it came from.
+    let client = gateway.trusted_proxies.client(request.headers(), peer_ip);
+    let address = format!("ip:{}", client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()));
     // Each address is limited before its token is even looked at: tokens that cost work to
     // refuse (made-up key ids) cannot flood the verifier from one place.
     let by_address = gateway.address_limits.check(&address);

@@ -19,6 +19,7 @@ pub mod health;
 pub mod http;
 pub mod json;
 pub mod metrics;
+pub mod net;
 pub mod openapi;
 pub mod problem;
 pub mod service;

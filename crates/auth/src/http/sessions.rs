@@ -1,12 +1,10 @@
 //! Sessions: `/auth/login`, `/auth/refresh`, `/auth/logout`, `/auth/validate`, and the
 //! public keys at `/.well-known/jwks.json`.
 
-use std::net::SocketAddr;
-
 use axum::{
     Json,
-    extract::{ConnectInfo, FromRequestParts, State},
-    http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts},
+    extract::State,
+    http::{HeaderMap, HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use kit::{
@@ -14,6 +12,7 @@ use kit::{
     auth::{Revocations, Role, TokenError},
     email::{Email, MAX_EMAIL_CHARS},
     json::JsonBody,
+    net::ClientAddress,
     openapi::BodyRefused,
 };
 use serde::{Deserialize, Serialize};
@@ -22,29 +21,9 @@ use utoipa::ToSchema;
 use crate::{
     AuthState,
     error::{Error, Result},
-    lockout, passwords,
+    lockout,
     tokens::{self, TokenPair},
 };
-
-/// The client's address: the last `X-Forwarded-For` entry (appended by the gateway, the only
-/// way in), else the peer of the connection.
-pub struct ClientAddress(pub String);
-
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddress {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let forwarded = parts
-            .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty());
-        let peer = || parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-        Ok(ClientAddress(forwarded.or_else(peer).unwrap_or_else(|| "unknown".into())))
-    }
-}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -75,18 +54,17 @@ pub async fn login(
         return Err(Error::Invalid(vec![FieldError::body("/email", "must be at most 254 characters")]));
     }
     let key = Email::key_of(&body.email);
-    lockout::check(&state.pool, &state.config.limits, &state.config.clock, &key, &address).await?;
+    // Counted before the password is checked: concurrent guesses cannot all slip through.
+    let attempt =
+        lockout::begin(&state.pool, &state.config.limits, &state.config.clock, &key, &address).await?;
     let found = state.users.find_for_login(&body.email).await?;
     let hash = found.as_ref().map(|(_, hash)| hash.clone());
-    let password_ok = passwords::verify(body.password, hash).await;
+    let password_ok = state.hasher.verify(body.password, hash).await?;
     let user = match found {
         Some((user, _)) if password_ok && user.enabled => user,
-        _ => {
-            lockout::record(&state.pool, &state.config.clock, &key, &address, false).await?;
-            return Err(Error::InvalidCredentials);
-        }
+        _ => return Err(Error::InvalidCredentials),
     };
-    lockout::record(&state.pool, &state.config.clock, &key, &address, true).await?;
+    attempt.succeeded(&state.pool).await?;
     let mut tx = state.pool.begin().await?;
     let session = tokens::Session::start(state.config.clock.now());
     let pair = tokens::issue(&state, &mut tx, &user, session).await?;

@@ -11,6 +11,7 @@ use kit::{
     email::Email,
     extract::PathId,
     json::{Cursor, JsonBody, QueryParams},
+    net::ClientAddress,
     openapi::{BodyRefused, Forbidden, InvalidParameters, MalformedId, Unauthorized},
 };
 use serde::{Deserialize, Serialize};
@@ -19,7 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::{
     AuthState,
     error::{Error, Result},
-    passwords,
+    lockout, passwords,
     policy::Action,
     users::{NewUser, User, UserId, UserPatch},
 };
@@ -39,7 +40,7 @@ pub async fn create_user(
 ) -> Result<Response> {
     ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
     let draft = body.parse()?;
-    let hash = passwords::hash(draft.password.clone()).await?;
+    let hash = state.hasher.hash(draft.password.clone()).await?;
     let user = state.users.create(&draft, &hash).await?;
     tracing::info!(user = %user.id, by = %ctx.user_id, "user created");
     let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
@@ -131,29 +132,40 @@ pub struct PasswordChange {
     pub new_password: String,
 }
 
-/// Change your own password. Every refresh token of yours is revoked: log in again.
+/// Change your own password. Every session of yours ends: log in again.
+///
+/// Wrong current passwords count against the same limits as failed logins (429 beyond them).
 #[utoipa::path(post, path = "/api/users/me/password", tag = "users", request_body = PasswordChange,
     responses((status = 204, description = "Changed"),
               (status = 422, description = "Wrong current password or weak new one", body = Problem, content_type = "application/problem+json"),
+              (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json"),
               Unauthorized))]
 pub async fn change_password(
     State(state): State<AuthState>,
     ctx: RequestContext,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> Result<StatusCode> {
     ctx.require(Action::ChangeOwnPassword).map_err(|_| Error::Forbidden)?;
     // Tokens name users by their UUID; one that does not is no user of this service.
     let id = UserId::parse(&ctx.user_id).ok_or(Error::NotFound)?;
+    let user = state.users.get(id).await?;
+    let limits = &state.config.limits;
+    let attempt =
+        lockout::begin(&state.pool, limits, &state.config.clock, &Email::key_of(&user.email), &address)
+            .await?;
     let mut errors: Vec<FieldError> =
         passwords::check_policy(&body.new_password, "/newPassword").into_iter().collect();
     let current = state.users.password_hash(id).await?;
-    if !passwords::verify(body.current_password, Some(current)).await {
+    if state.hasher.verify(body.current_password, Some(current)).await? {
+        attempt.succeeded(&state.pool).await?;
+    } else {
         errors.insert(0, FieldError::body("/currentPassword", "is not your current password"));
     }
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
-    let hash = passwords::hash(body.new_password).await?;
+    let hash = state.hasher.hash(body.new_password).await?;
     state.users.set_password(id, &hash, state.config.clock.now()).await?;
     state.keys.reload().await?;
     tracing::info!(user = %id, "password changed");

@@ -123,14 +123,13 @@ async fn validate_accepts_only_valid_tokens() {
 #[tokio::test]
 async fn five_failures_lock_an_account_until_the_window_passes() {
     let system = TestAuth::start_with(|auth| auth.limits.window = Duration::from_secs(3)).await;
-    // Failures followed by a success do not count any more.
+    // A success in between does not reset the count: whoever also knows one password cannot
+    // clear a guessing run with it.
     for _ in 0..4 {
         expect_problem(system.login(ADMIN_EMAIL, "wrong-password-123").await, StatusCode::UNAUTHORIZED).await;
     }
     system.tokens(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    for _ in 0..5 {
-        expect_problem(system.login(ADMIN_EMAIL, "wrong-password-123").await, StatusCode::UNAUTHORIZED).await;
-    }
+    expect_problem(system.login(ADMIN_EMAIL, "wrong-password-123").await, StatusCode::UNAUTHORIZED).await;
     // Locked: even the right password is refused, with a Retry-After.
     let response = system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
     let retry_after: u64 =
@@ -140,6 +139,81 @@ async fn five_failures_lock_an_account_until_the_window_passes() {
     // Let the window pass on auth's clock, not on the wall clock.
     system.clock.advance(Duration::from_secs(retry_after));
     assert_eq!(system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn concurrent_guesses_are_counted_before_the_password_is_checked() {
+    let system = TestAuth::start().await;
+    let guesses: Vec<_> = (0..12)
+        .map(|i| {
+            let api = system.api.clone();
+            tokio::spawn(
+                async move { api.login(ADMIN_EMAIL, &format!("guess-number-{i:04}")).await.status() },
+            )
+        })
+        .collect();
+    let mut tried = 0;
+    for guess in guesses {
+        match guess.await.expect("task") {
+            StatusCode::UNAUTHORIZED => tried += 1,
+            StatusCode::TOO_MANY_REQUESTS => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(tried, 5, "of 12 guesses at once, exactly the account's limit got to try a password");
+}
+
+#[tokio::test]
+async fn wrong_current_passwords_count_like_failed_logins() {
+    let system = TestAuth::start().await;
+    let token = system.admin_token().await;
+    let change = |current: &'static str| {
+        system
+            .client
+            .post(system.url("/api/users/me/password"))
+            .bearer_auth(&token)
+            .json(&json!({ "currentPassword": current, "newPassword": "brand-new-password" }))
+            .send()
+    };
+    for _ in 0..5 {
+        expect_problem(
+            change("wrong-password-123").await.expect("request"),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    expect_problem(change("wrong-password-123").await.expect("request"), StatusCode::TOO_MANY_REQUESTS).await;
+    expect_problem(system.login(ADMIN_EMAIL, ADMIN_PASSWORD).await, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
+async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
+    let system = TestAuth::start_with(|auth| {
+        auth.limits.per_address = 3;
+        auth.trusted_proxies = kit::net::TrustedProxies::default();
+    })
+    .await;
+    // The peer (loopback) is not trusted here: each made-up X-Forwarded-For changes nothing.
+    for i in 0..3 {
+        let response = system
+            .client
+            .post(system.url("/auth/login"))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .json(&json!({ "email": format!("nobody{i}@test.example"), "password": "wrong-password-123" }))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    }
+    let response = system
+        .client
+        .post(system.url("/auth/login"))
+        .header("x-forwarded-for", "198.51.100.99")
+        .json(&json!({ "email": "someone@test.example", "password": "wrong-password-123" }))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(response, StatusCode::TOO_MANY_REQUESTS).await;
 }
 
 #[tokio::test]

@@ -95,6 +95,7 @@ impl TestGateway {
             body_limit: 1024 * 1024,
             verifier,
             peers,
+            trusted_proxies: kit::net::TrustedProxies::default(),
             admin_bind: Some(admin_addr),
         };
         tune(&mut config);

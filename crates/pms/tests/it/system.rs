@@ -60,6 +60,7 @@ impl TestSystem {
             body_limit: 1024 * 1024,
             verifier: verifier.clone(),
             peers,
+            trusted_proxies: kit::net::TrustedProxies::default(),
             admin_bind: None,
         };
         let mut auth_config = auth::Config::new(db.config(), HttpConfig::ephemeral());
