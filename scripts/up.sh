@@ -13,6 +13,8 @@ if [ -z "${PMS_DATABASE_URL:-}" ]; then
     pg_private_start "$pg_dir"
     pg_private_createdb "$pg_dir" pms
     export PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms)"
+    # pms up creates the laptop admin (documented password) only on this private cluster.
+    export PMS_LAPTOP_CLUSTER="$pg_dir"
     log "PostgreSQL: psql -h $pg_dir -U pms pms"
 fi
 

@@ -151,6 +151,7 @@ fn launch(launch: Launch) -> Running {
     Box::pin(async move {
         let mut config = Config::from_env()?;
         if config.admin.is_none() && launch.profile == Profile::Laptop {
+            laptop_admin_allowed(&config, &launch)?;
             tracing::warn!(
                 email = config::LAPTOP_ADMIN_EMAIL,
                 "PMS_ADMIN_EMAIL/PMS_ADMIN_PASSWORD unset: an empty database gets the laptop admin with the \
@@ -160,4 +161,35 @@ fn launch(launch: Launch) -> Running {
         }
         run(config, launch.listener, launch.shutdown).await
     })
+}
+
+/// The laptop admin (a documented password) is only for a laptop: `pms up` listening on
+/// loopback alone, on the private PostgreSQL cluster that scripts/up.sh made
+/// (`PMS_LAPTOP_CLUSTER` names its directory, and the database URL must use its socket).
+fn laptop_admin_allowed(config: &Config, launch: &Launch) -> Result<(), BoxError> {
+    let refuse = |why: &str| -> Result<(), BoxError> {
+        Err(format!(
+            "set PMS_ADMIN_EMAIL and PMS_ADMIN_PASSWORD (12 to 128 characters) to create the first admin: \
+             the laptop admin with its documented password is only created by `pms up` on loopback with the \
+             private cluster of scripts/up.sh, and {why}"
+        )
+        .into())
+    };
+    let loopback = |url: &str| {
+        let host = url.split("://").nth(1).unwrap_or(url).split(['/', '?']).next().unwrap_or("");
+        let host = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_matches(['[', ']']);
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    };
+    let public_on_loopback = launch.peers.iter().all(|peer| loopback(&peer.url))
+        && launch.listener.local_addr().is_ok_and(|a| a.ip().is_loopback());
+    if !public_on_loopback {
+        return refuse("a service listens beyond loopback");
+    }
+    let Some(cluster) = kit::config::var("PMS_LAPTOP_CLUSTER") else {
+        return refuse("PMS_LAPTOP_CLUSTER (set by scripts/up.sh) is unset");
+    };
+    if !config.db.url.contains(&format!("host={cluster}")) {
+        return refuse("the database is not the private cluster of scripts/up.sh");
+    }
+    Ok(())
 }

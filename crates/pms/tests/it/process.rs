@@ -56,7 +56,9 @@ async fn terminate(child: Child) -> std::process::ExitStatus {
 #[tokio::test]
 async fn pms_up_serves_every_service_and_exits_0_on_sigterm() {
     let db = TestDatabase::create().await;
-    let (child, up) = start("up", &[("PMS_DATABASE_URL", db.url())], "pms is up");
+    let cluster = laptop_cluster(&db.url());
+    let (child, up) =
+        start("up", &[("PMS_DATABASE_URL", db.url()), ("PMS_LAPTOP_CLUSTER", cluster)], "pms is up");
     let api = up["api"].as_str().expect("the gateway's address").to_owned();
 
     let client = reqwest::Client::new();
@@ -76,6 +78,53 @@ async fn pms_up_serves_every_service_and_exits_0_on_sigterm() {
 
     let status = terminate(child).await;
     assert!(status.success(), "exit status after SIGTERM: {status:?}");
+}
+
+/// The socket directory of a private cluster's database URL (`...?host=DIR`), as up.sh sets
+/// PMS_LAPTOP_CLUSTER; the URL itself when the tests use a TCP server.
+fn laptop_cluster(url: &str) -> String {
+    url.split("host=")
+        .nth(1)
+        .map(|rest| rest.split('&').next().unwrap_or(rest).to_owned())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn pms_up_refuses_the_laptop_admin_outside_the_laptop_setup() {
+    let db = TestDatabase::create().await;
+    for env in [
+        // Not the private cluster of up.sh.
+        vec![("PMS_DATABASE_URL", db.url())],
+        // Listening beyond loopback.
+        vec![
+            ("PMS_DATABASE_URL", db.url()),
+            ("PMS_LAPTOP_CLUSTER", laptop_cluster(&db.url())),
+            ("PMS_BIND", "0.0.0.0:0".to_owned()),
+        ],
+        // A first admin whose password fails the policy.
+        vec![
+            ("PMS_DATABASE_URL", db.url()),
+            ("PMS_ADMIN_EMAIL", "first@test.example".to_owned()),
+            ("PMS_ADMIN_PASSWORD", "short".to_owned()),
+        ],
+    ] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_pms"));
+        command
+            .arg("up")
+            .env_remove("PMS_DATABASE_URL")
+            .env_remove("PMS_LAPTOP_CLUSTER")
+            .env("PMS_BIND", "127.0.0.1:0")
+            .env("PMS_AUTH_BIND", "127.0.0.1:0")
+            .env("PMS_PATIENTS_BIND", "127.0.0.1:0")
+            .env("PMS_GATEWAY_ADMIN_BIND", "off")
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run");
+        assert!(!output.status.success(), "{env:?} must not start");
+        let said = String::from_utf8_lossy(&output.stderr) + String::from_utf8_lossy(&output.stdout);
+        assert!(said.contains("PMS_ADMIN_PASSWORD"), "{said}");
+    }
 }
 
 #[tokio::test]
