@@ -14,6 +14,7 @@ pub mod passwords;
 pub mod policy;
 pub mod revocations;
 pub mod tokens;
+pub mod trail;
 pub mod users;
 
 use std::{sync::Arc, time::Duration};

@@ -9,6 +9,8 @@ pub enum Action {
     ManageUsers,
     /// Change one's own password (any signed-in user).
     ChangeOwnPassword,
+    /// Read the auth audit trail.
+    ReadAuthTrail,
 }
 
 const ADMINS: &[Role] = &[Role::Admin];
@@ -16,7 +18,7 @@ const ADMINS: &[Role] = &[Role::Admin];
 impl kit::auth::Action for Action {
     fn allowed(self) -> &'static [Role] {
         match self {
-            Action::ManageUsers => ADMINS,
+            Action::ManageUsers | Action::ReadAuthTrail => ADMINS,
             Action::ChangeOwnPassword => &Role::ALL,
         }
     }
@@ -25,6 +27,7 @@ impl kit::auth::Action for Action {
         match self {
             Action::ManageUsers => "manage_users",
             Action::ChangeOwnPassword => "change_own_password",
+            Action::ReadAuthTrail => "read_auth_trail",
         }
     }
 }
@@ -36,6 +39,7 @@ pub const ROUTES: &[RouteSpec] = &[
     RouteSpec::public("/.well-known"),
     RouteSpec::authenticated("/api/users/me"),
     RouteSpec::roles("/api/users", ADMINS),
+    RouteSpec::roles("/api/auth-events", ADMINS),
 ];
 
 #[cfg(test)]
@@ -48,6 +52,8 @@ mod tests {
     fn the_gateway_check_never_contradicts_the_matrix() {
         let users = ROUTES.iter().find(|r| r.prefix == "/api/users").expect("route");
         assert_eq!(users.roles, Some(Action::ManageUsers.allowed()));
+        let trail = ROUTES.iter().find(|r| r.prefix == "/api/auth-events").expect("route");
+        assert_eq!(trail.roles, Some(Action::ReadAuthTrail.allowed()));
         let me = ROUTES.iter().find(|r| r.prefix == "/api/users/me").expect("route");
         assert_eq!(me.roles, Some(&[][..]));
         assert!(Role::ALL.iter().all(|r| Action::ChangeOwnPassword.allowed().contains(r)));

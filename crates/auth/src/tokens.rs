@@ -21,6 +21,7 @@ use crate::{
     AuthState,
     error::{Error, Result},
     revocations,
+    trail::AuthEvent,
     users::{User, UserId},
 };
 
@@ -152,6 +153,7 @@ pub async fn refresh(state: &AuthState, token: &str) -> Result<TokenPair> {
         // Reuse: whoever holds the newer token loses it too. The revocation must stick even
         // though the answer is an error.
         end_session(&mut tx, session.family, now).await?;
+        AuthEvent::new("refresh_reuse", "failed").of(row.user_id).record(&mut *tx, now).await?;
         tx.commit().await?;
         tracing::warn!(user = %row.user_id, "refresh token reused; its session is ended");
         return Err(Error::InvalidRefreshToken);
@@ -172,16 +174,19 @@ pub async fn refresh(state: &AuthState, token: &str) -> Result<TokenPair> {
     Ok(pair)
 }
 
-/// Ends the session of a refresh token. Unknown tokens are ignored (logout is idempotent).
-pub async fn logout(state: &AuthState, token: &str) -> Result<()> {
-    let family: Option<Uuid> =
-        sqlx::query_scalar("SELECT family_id FROM refresh_tokens WHERE token_hash = $1")
+/// Ends the session of a refresh token, and records it in the trail. Unknown tokens are
+/// ignored (logout is idempotent).
+pub async fn logout(state: &AuthState, token: &str, address: &str) -> Result<()> {
+    let session: Option<(Uuid, UserId)> =
+        sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
             .bind(hash(token))
             .fetch_optional(&state.pool)
             .await?;
-    if let Some(family) = family {
+    if let Some((family, user)) = session {
+        let now = state.config.clock.now();
         let mut tx = state.pool.begin().await?;
-        end_session(&mut tx, family, state.config.clock.now()).await?;
+        end_session(&mut tx, family, now).await?;
+        AuthEvent::new("logout", "ok").of(user).from(address).record(&mut *tx, now).await?;
         tx.commit().await?;
     }
     Ok(())

@@ -271,6 +271,32 @@ pub fn page_limit(raw: Option<&str>, default: u32, errors: &mut Vec<FieldError>)
     }
 }
 
+/// Reads an instant parameter (RFC 3339): absent or blank gives `None`; anything else that is
+/// not one adds an error naming `name`.
+pub fn instant_param(
+    raw: Option<&str>,
+    name: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<time::OffsetDateTime> {
+    let raw = raw.map(str::trim).filter(|r| !r.is_empty())?;
+    let parsed = time::OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339).ok();
+    if parsed.is_none() {
+        errors.push(FieldError::parameter(name, "must be an RFC 3339 instant such as 2026-01-31T08:00:00Z"));
+    }
+    parsed
+}
+
+/// Reads a UUID parameter: absent or blank gives `None`; anything else that is not one adds
+/// an error naming `name`.
+pub fn uuid_param(raw: Option<&str>, name: &str, errors: &mut Vec<FieldError>) -> Option<uuid::Uuid> {
+    let raw = raw.map(str::trim).filter(|r| !r.is_empty())?;
+    let parsed = uuid::Uuid::parse_str(raw).ok();
+    if parsed.is_none() {
+        errors.push(FieldError::parameter(name, "must be a UUID"));
+    }
+    parsed
+}
+
 /// Cuts `items`, fetched with one row more than `limit`, to the page, and returns the cursor
 /// of its last item when that extra row shows there is a next page.
 pub fn next_page<T, C>(items: &mut Vec<T>, limit: u32, cursor_of: impl FnOnce(&T) -> C) -> Option<C> {

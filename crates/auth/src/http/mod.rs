@@ -1,6 +1,8 @@
-//! The REST API: sessions and keys ([`sessions`]), user administration ([`users`]).
+//! The REST API: sessions and keys ([`sessions`]), user administration ([`users`]), and the
+//! auth audit trail ([`trail`]).
 
 pub mod sessions;
+pub mod trail;
 pub mod users;
 
 use axum::Router;
@@ -22,6 +24,7 @@ pub fn api() -> OpenApiRouter<AuthState> {
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::change_password))
         .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(trail::auth_events))
 }
 
 /// The routes of the auth API, serving `state`.

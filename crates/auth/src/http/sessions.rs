@@ -23,6 +23,7 @@ use crate::{
     error::{Error, Result},
     lockout,
     tokens::{self, TokenPair},
+    trail::AuthEvent,
 };
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -54,17 +55,39 @@ pub async fn login(
         return Err(Error::Invalid(vec![FieldError::body("/email", "must be at most 254 characters")]));
     }
     let key = Email::key_of(&body.email);
+    let clock = &state.config.clock;
+    let event = |outcome| AuthEvent::new("login", outcome).from(&address);
     // Counted before the password is checked: concurrent guesses cannot all slip through.
-    let attempt =
-        lockout::begin(&state.pool, &state.config.limits, &state.config.clock, &key, &address).await?;
+    let attempt = match lockout::begin(&state.pool, &state.config.limits, clock, &key, &address).await {
+        Err(Error::LockedOut { retry_after }) => {
+            event("locked").record(&state.pool, clock.now()).await?;
+            return Err(Error::LockedOut { retry_after });
+        }
+        other => other?,
+    };
     let found = state.users.find_for_login(&body.email).await?;
     let hash = found.as_ref().map(|(_, hash)| hash.clone());
-    let password_ok = state.hasher.verify(body.password, hash).await?;
+    let password_ok = match state.hasher.verify(body.password, hash).await {
+        Err(Error::Busy) => {
+            event("busy").record(&state.pool, clock.now()).await?;
+            return Err(Error::Busy);
+        }
+        other => other?,
+    };
     let user = match found {
         Some((user, _)) if password_ok && user.enabled => user,
-        _ => return Err(Error::InvalidCredentials),
+        Some((user, _)) => {
+            event("failed").of(user.id).record(&state.pool, clock.now()).await?;
+            return Err(Error::InvalidCredentials);
+        }
+        None => {
+            // No account has this email: the trail names none (an email is a contact).
+            event("failed").record(&state.pool, clock.now()).await?;
+            return Err(Error::InvalidCredentials);
+        }
     };
     attempt.succeeded(&state.pool).await?;
+    event("ok").of(user.id).record(&state.pool, clock.now()).await?;
     let mut tx = state.pool.begin().await?;
     let session = tokens::Session::start(state.config.clock.now());
     let pair = tokens::issue(&state, &mut tx, &user, session).await?;
@@ -100,9 +123,10 @@ pub async fn refresh(
     responses((status = 204, description = "Revoked (also for unknown tokens)"), BodyRefused))]
 pub async fn logout(
     State(state): State<AuthState>,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode> {
-    tokens::logout(&state, &body.refresh_token).await?;
+    tokens::logout(&state, &body.refresh_token, &address).await?;
     // This service's own verifier learns it now; the others within their refresh interval.
     state.keys.reload().await?;
     Ok(StatusCode::NO_CONTENT)

@@ -15,6 +15,7 @@ use kit::{
     openapi::{BodyRefused, Forbidden, InvalidParameters, MalformedId, Unauthorized},
 };
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use utoipa::{IntoParams, ToSchema};
 
 use crate::{
@@ -22,6 +23,7 @@ use crate::{
     error::{Error, Result},
     lockout, passwords,
     policy::Action,
+    trail::AuthEvent,
     users::{NewUser, User, UserId, UserPatch},
 };
 
@@ -36,12 +38,20 @@ use crate::{
 pub async fn create_user(
     State(state): State<AuthState>,
     ctx: RequestContext,
+    ClientAddress(address): ClientAddress,
     JsonBody(body): JsonBody<NewUser>,
 ) -> Result<Response> {
     ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
     let draft = body.parse()?;
     let hash = state.hasher.hash(draft.password.clone()).await?;
     let user = state.users.create(&draft, &hash).await?;
+    AuthEvent::new("user_create", "ok")
+        .of(user.id)
+        .by(UserId::parse(&ctx.user_id))
+        .from(&address)
+        .with(json!({ "roles": user.roles }))
+        .record(&state.pool, state.config.clock.now())
+        .await?;
     tracing::info!(user = %user.id, by = %ctx.user_id, "user created");
     let location = HeaderValue::from_str(&format!("/api/users/{}", user.id))
         .unwrap_or(HeaderValue::from_static("/api/users"));
@@ -113,12 +123,25 @@ pub async fn get_user(
 pub async fn update_user(
     State(state): State<AuthState>,
     ctx: RequestContext,
+    ClientAddress(address): ClientAddress,
     PathId(id): PathId<UserId>,
     JsonBody(patch): JsonBody<UserPatch>,
 ) -> Result<Json<User>> {
     ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
     patch.validate()?;
     let user = state.users.update(id, &patch, state.config.clock.now()).await?;
+    let changed = json!({
+        "roles": patch.roles,
+        "enabled": patch.enabled,
+        "displayNameChanged": patch.display_name.is_some(),
+    });
+    AuthEvent::new("user_update", "ok")
+        .of(id)
+        .by(UserId::parse(&ctx.user_id))
+        .from(&address)
+        .with(changed)
+        .record(&state.pool, state.config.clock.now())
+        .await?;
     state.keys.reload().await?;
     tracing::info!(user = %id, by = %ctx.user_id, "user updated");
     Ok(Json(user))
@@ -151,22 +174,31 @@ pub async fn change_password(
     let id = UserId::parse(&ctx.user_id).ok_or(Error::NotFound)?;
     let user = state.users.get(id).await?;
     let limits = &state.config.limits;
+    let clock = &state.config.clock;
+    let event = |outcome| AuthEvent::new("password_change", outcome).of(id).from(&address);
     let attempt =
-        lockout::begin(&state.pool, limits, &state.config.clock, &Email::key_of(&user.email), &address)
-            .await?;
+        match lockout::begin(&state.pool, limits, clock, &Email::key_of(&user.email), &address).await {
+            Err(Error::LockedOut { retry_after }) => {
+                event("locked").record(&state.pool, clock.now()).await?;
+                return Err(Error::LockedOut { retry_after });
+            }
+            other => other?,
+        };
     let mut errors: Vec<FieldError> =
         passwords::check_policy(&body.new_password, "/newPassword").into_iter().collect();
     let current = state.users.password_hash(id).await?;
     if state.hasher.verify(body.current_password, Some(current)).await? {
         attempt.succeeded(&state.pool).await?;
     } else {
+        event("failed").record(&state.pool, clock.now()).await?;
         errors.insert(0, FieldError::body("/currentPassword", "is not your current password"));
     }
     if !errors.is_empty() {
         return Err(Error::Invalid(errors));
     }
     let hash = state.hasher.hash(body.new_password).await?;
-    state.users.set_password(id, &hash, state.config.clock.now()).await?;
+    state.users.set_password(id, &hash, clock.now()).await?;
+    event("ok").record(&state.pool, clock.now()).await?;
     state.keys.reload().await?;
     tracing::info!(user = %id, "password changed");
     Ok(StatusCode::NO_CONTENT)

@@ -132,3 +132,73 @@ async fn users_change_their_own_password() {
     expect_problem(system.login(&email, &password).await, StatusCode::UNAUTHORIZED).await;
     assert_eq!(system.login(&email, "brand-new-password").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_auth_trail_keeps_logins_logouts_and_user_changes_durably_for_admins() {
+    let system = TestAuth::start().await;
+    let admin = system.admin_token().await;
+    // Creating the user logs the admin in once more.
+    let (id, email, password) = system.create_user("trailed", &[Role::Clinician]).await;
+    expect_problem(system.login(&email, "wrong-password-123").await, StatusCode::UNAUTHORIZED).await;
+    expect_problem(system.login("nobody@test.example", "wrong-password-123").await, StatusCode::UNAUTHORIZED)
+        .await;
+    let pair = system.tokens(&email, &password).await;
+    let response = system
+        .client
+        .post(system.url("/auth/logout"))
+        .json(&json!({ "refreshToken": pair["refreshToken"] }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let response = system
+        .client
+        .patch(system.url(&format!("/api/users/{id}")))
+        .bearer_auth(&admin)
+        .json(&json!({ "roles": ["receptionist"] }))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let page =
+        kit::testing::expect_json(system.get("/api/auth-events?limit=100", &admin).await, StatusCode::OK)
+            .await;
+    let events = page["events"].as_array().expect("events");
+    let seen: Vec<(&str, &str)> = events
+        .iter()
+        .rev()
+        .map(|e| (e["action"].as_str().unwrap_or(""), e["outcome"].as_str().unwrap_or("")))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("login", "ok"),
+            ("login", "ok"),
+            ("user_create", "ok"),
+            ("login", "failed"),
+            ("login", "failed"),
+            ("login", "ok"),
+            ("logout", "ok"),
+            ("user_update", "ok"),
+        ]
+    );
+    let mine = kit::testing::expect_json(
+        system.get(&format!("/api/auth-events?userId={id}"), &admin).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(mine["events"].as_array().expect("events").len(), 5, "create, failure, login, logout, update");
+    assert_eq!(mine["events"][0]["details"]["roles"], json!(["receptionist"]));
+    assert!(mine["events"][0]["actorId"].is_string() && mine["events"][0]["actorId"] != id.as_str());
+    let text = page.to_string();
+    assert!(!text.contains("@test.example") && !text.contains("password"), "no emails or secrets: {text}");
+
+    let clinician = system.token_for("nosy", &[Role::Clinician]).await;
+    expect_problem(system.get("/api/auth-events", &clinician).await, StatusCode::FORBIDDEN).await;
+    for statement in
+        ["UPDATE auth_events SET outcome = 'ok'", "DELETE FROM auth_events", "TRUNCATE auth_events"]
+    {
+        assert!(sqlx::query(statement).execute(&system.pool).await.is_err(), "{statement}");
+    }
+}

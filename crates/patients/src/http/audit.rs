@@ -2,16 +2,13 @@
 
 use axum::{Json, extract::State};
 use kit::{
-    FieldError, RequestContext,
-    json::{Cursor, QueryParams},
+    RequestContext,
+    json::{Cursor, QueryParams, instant_param, uuid_param},
     openapi::{Forbidden, InvalidParameters, Unauthorized},
 };
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
-use uuid::Uuid;
 
-use super::present;
 use crate::{
     access::PatientAccess,
     audit::{AuditQuery, AuditRecord},
@@ -54,38 +51,16 @@ pub struct AuditPage {
     pub next_cursor: Option<String>,
 }
 
-fn parse_instant(raw: &str, name: &str, errors: &mut Vec<FieldError>) -> Option<OffsetDateTime> {
-    match OffsetDateTime::parse(raw.trim(), &time::format_description::well_known::Rfc3339) {
-        Ok(at) => Some(at),
-        Err(_) => {
-            errors.push(FieldError::parameter(
-                name,
-                "must be an RFC 3339 instant such as 2026-01-31T08:00:00Z",
-            ));
-            None
-        }
-    }
-}
-
 fn parse_audit_params(params: AuditParams) -> Result<(AuditQuery, u32)> {
     let mut errors = Vec::new();
-    let mut query = AuditQuery::default();
-    if let Some(raw) = present(params.patient_id) {
-        match Uuid::parse_str(&raw) {
-            Ok(id) => query.patient_id = Some(PatientId::from(id)),
-            Err(_) => errors.push(FieldError::parameter("patientId", "must be a UUID")),
-        }
-    }
-    if let Some(raw) = present(params.user_id) {
+    let query = AuditQuery {
+        patient_id: uuid_param(params.patient_id.as_deref(), "patientId", &mut errors).map(PatientId::from),
         // Users are named by the UUID in their tokens' `sub`.
-        match Uuid::parse_str(&raw) {
-            Ok(id) => query.actor_id = Some(id.to_string()),
-            Err(_) => errors.push(FieldError::parameter("userId", "must be a UUID")),
-        }
-    }
-    query.from = present(params.from).and_then(|raw| parse_instant(&raw, "from", &mut errors));
-    query.to = present(params.to).and_then(|raw| parse_instant(&raw, "to", &mut errors));
-    query.before_id = Cursor::param(params.cursor.as_deref(), &mut errors);
+        actor_id: uuid_param(params.user_id.as_deref(), "userId", &mut errors).map(|id| id.to_string()),
+        from: instant_param(params.from.as_deref(), "from", &mut errors),
+        to: instant_param(params.to.as_deref(), "to", &mut errors),
+        before_id: Cursor::param(params.cursor.as_deref(), &mut errors),
+    };
     let limit = kit::json::page_limit(params.limit.as_deref(), 50, &mut errors);
     if errors.is_empty() { Ok((query, limit)) } else { Err(Error::Invalid(errors)) }
 }

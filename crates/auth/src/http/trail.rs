@@ -1,0 +1,76 @@
+//! The auth audit trail, `GET /api/auth-events` (admins).
+
+use axum::{Json, extract::State};
+use kit::{
+    RequestContext,
+    json::{Cursor, QueryParams, instant_param, uuid_param},
+    openapi::{Forbidden, InvalidParameters, Unauthorized},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::{
+    AuthState,
+    error::{Error, Result},
+    policy::Action,
+    trail::{self, AuthEventRecord, TrailQuery},
+    users::UserId,
+};
+
+/// Filters of the auth trail.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct TrailParams {
+    /// Only entries about this user.
+    #[param(value_type = Option<uuid::Uuid>)]
+    user_id: Option<String>,
+    /// Only entries at or after this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    from: Option<String>,
+    /// Only entries before this instant (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    to: Option<String>,
+    /// Page size, 1 to 100 (default 50).
+    #[param(value_type = Option<u32>)]
+    limit: Option<String>,
+    /// `nextCursor` of the previous page.
+    cursor: Option<String>,
+}
+
+/// A page of the auth trail.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthEventPage {
+    /// Newest first.
+    pub events: Vec<AuthEventRecord>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// The auth audit trail (admins): logins, logouts, stolen refresh tokens, password changes and
+/// user changes, newest first.
+#[utoipa::path(get, path = "/api/auth-events", tag = "users", params(TrailParams),
+    responses((status = 200, description = "One page, newest first", body = AuthEventPage),
+              InvalidParameters, Unauthorized, Forbidden))]
+pub async fn auth_events(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    QueryParams(params): QueryParams<TrailParams>,
+) -> Result<Json<AuthEventPage>> {
+    ctx.require(Action::ReadAuthTrail).map_err(|_| Error::Forbidden)?;
+    let mut errors = Vec::new();
+    let query = TrailQuery {
+        user_id: uuid_param(params.user_id.as_deref(), "userId", &mut errors).map(UserId::from),
+        from: instant_param(params.from.as_deref(), "from", &mut errors),
+        to: instant_param(params.to.as_deref(), "to", &mut errors),
+        before_id: Cursor::param(params.cursor.as_deref(), &mut errors),
+    };
+    let limit = kit::json::page_limit(params.limit.as_deref(), 50, &mut errors);
+    if !errors.is_empty() {
+        return Err(Error::Invalid(errors));
+    }
+    let mut events = trail::list(&state.pool, &query, limit + 1).await?;
+    let next_cursor = kit::json::next_page(&mut events, limit, |last| Cursor::encode(&last.id));
+    Ok(Json(AuthEventPage { events, next_cursor }))
+}
