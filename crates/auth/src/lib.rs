@@ -143,8 +143,9 @@ pub fn router(state: AuthState) -> Router {
 /// Runs the service on `listener` until `shutdown`, then stops its upkeep.
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), BoxError> {
     let background = Background::new();
+    let http = config.http.clone();
     let state = build(config, &background).await?;
-    kit::http::run(listener, router(state), background, shutdown).await?;
+    kit::http::run(listener, router(state), http, background, shutdown).await?;
     Ok(())
 }
 

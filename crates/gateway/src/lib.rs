@@ -172,15 +172,19 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
         None => None,
     };
     let background = Background::new();
+    let http = config.http.clone();
     let state = build(config, &background);
-    let admin = async {
+    let (admin_http, admin_shutdown) = (http.clone(), shutdown.clone());
+    let admin = async move {
         match admin {
-            Some(listener) => kit::http::serve(listener, kit::health::admin_router(), shutdown.clone()).await,
+            Some(listener) => {
+                kit::http::serve(listener, kit::health::admin_router(), admin_http, admin_shutdown).await
+            }
             None => Ok(()),
         }
     };
     let (public, admin) =
-        tokio::join!(kit::http::run(listener, router(state), background, shutdown.clone()), admin);
+        tokio::join!(kit::http::run(listener, router(state), http, background, shutdown.clone()), admin);
     public?;
     admin?;
     Ok(())

@@ -63,6 +63,10 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Whether `/metrics` is served on this listener (not on a public one).
     pub metrics: bool,
+    /// A client that has not sent its request headers after this long is disconnected.
+    pub header_read_timeout: Duration,
+    /// Connections open at once; further ones wait in the listen queue until one closes.
+    pub max_connections: usize,
 }
 
 impl HttpConfig {
@@ -76,6 +80,8 @@ impl HttpConfig {
             queue_timeout: millis_or("PMS_HTTP_QUEUE_TIMEOUT_MS", Duration::from_millis(500))?,
             body_limit: parse_or("PMS_HTTP_BODY_LIMIT", Self::DEFAULT_BODY_LIMIT)?,
             metrics: true,
+            header_read_timeout: millis_or("PMS_HTTP_HEADER_READ_TIMEOUT_MS", Duration::from_secs(5))?,
+            max_connections: parse_or("PMS_HTTP_MAX_CONNECTIONS", 1024)?,
         })
     }
 
@@ -88,6 +94,8 @@ impl HttpConfig {
             queue_timeout: Duration::from_millis(500),
             body_limit: Self::DEFAULT_BODY_LIMIT,
             metrics: true,
+            header_read_timeout: Duration::from_secs(5),
+            max_connections: 1024,
         }
     }
 }

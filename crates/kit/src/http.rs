@@ -12,13 +12,19 @@ use std::{any::Any, sync::Arc, time::Duration};
 
 use axum::{
     Router,
-    extract::{DefaultBodyLimit, Request, State},
+    extract::{ConnectInfo, DefaultBodyLimit, Request, State},
     http::{HeaderValue, StatusCode, header},
     middleware::{self, Next},
     response::{IntoResponse, Response},
 };
+use hyper::body::Incoming;
+use hyper_util::{
+    rt::{TokioIo, TokioTimer},
+    server::graceful::GracefulShutdown,
+    service::TowerToHyperService,
+};
 use tokio::{net::TcpListener, sync::Semaphore};
-use tower::ServiceBuilder;
+use tower::{ServiceBuilder, ServiceExt};
 use tower_http::{
     LatencyUnit,
     catch_panic::CatchPanicLayer,
@@ -128,8 +134,15 @@ pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Serves `app` on `listener` until `shutdown` is triggered: from then on `/health/ready`
 /// answers 503; after the shutdown's grace the listener closes and requests in flight finish,
-/// until the shutdown's deadline at most.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) -> std::io::Result<()> {
+/// until the shutdown's deadline at most. At most `config.max_connections` connections are
+/// open at once (more wait in the listen queue), and a client that has not sent its request
+/// headers within `config.header_read_timeout` is disconnected (slow-header attacks).
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    config: HttpConfig,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
     }
@@ -143,21 +156,53 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) -> st
             next.run(req).await
         }
     }));
-    let closing = shutdown.clone();
-    // Connection info lets handlers see the peer address (rate limits, login limits).
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(async move { closing.close_listeners().await });
-    let overdue = async {
-        shutdown.triggered().await;
-        tokio::time::sleep(shutdown.remaining()).await;
-    };
+    let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
+    let graceful = GracefulShutdown::new();
+    let mut http1 = hyper::server::conn::http1::Builder::new();
+    http1.timer(TokioTimer::new()).header_read_timeout(config.header_read_timeout);
+    let closing = shutdown.close_listeners();
+    tokio::pin!(closing);
+    loop {
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut closing => break,
+        };
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(err) => {
+                    // Out of file descriptors and the like: wait a moment rather than spin.
+                    tracing::warn!(error = %err, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut closing => break,
+        };
+        let _ = stream.set_nodelay(true);
+        // Connection info lets handlers see the peer address (rate limits, login limits).
+        let service = app.clone().map_request(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(peer));
+            request
+        });
+        let connection =
+            graceful.watch(http1.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service)));
+        tokio::spawn(async move {
+            let _ = connection.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
     tokio::select! {
-        served = server => served,
-        () = overdue => {
+        () = graceful.shutdown() => {}
+        () = tokio::time::sleep(shutdown.remaining()) => {
             tracing::warn!("requests still in flight at the shutdown deadline were cut off");
-            Ok(())
         }
     }
+    Ok(())
 }
 
 /// Runs a service: serves `app` (see [`serve`]), then stops its background tasks, which
@@ -165,10 +210,11 @@ pub async fn serve(listener: TcpListener, app: Router, shutdown: Shutdown) -> st
 pub async fn run(
     listener: TcpListener,
     app: Router,
+    config: HttpConfig,
     background: Background,
     shutdown: Shutdown,
 ) -> std::io::Result<()> {
-    let served = serve(listener, app, shutdown.clone()).await;
+    let served = serve(listener, app, config, shutdown.clone()).await;
     background.stop(shutdown.remaining()).await;
     served
 }
@@ -260,6 +306,54 @@ mod tests {
         assert_eq!(call(test_app(&config), "/metrics").await.status(), StatusCode::OK);
         config.metrics = false;
         assert_eq!(call(test_app(&config), "/metrics").await.status(), StatusCode::NOT_FOUND);
+    }
+
+    /// Serves `test_app` on a random port with `config`; returns its address.
+    async fn serving(config: HttpConfig) -> (std::net::SocketAddr, Shutdown) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let shutdown = Shutdown::default();
+        tokio::spawn(serve(listener, test_app(&config), config, shutdown.clone()));
+        (addr, shutdown)
+    }
+
+    #[tokio::test]
+    async fn a_client_slow_to_send_its_headers_is_disconnected() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut config = HttpConfig::ephemeral();
+        config.header_read_timeout = Duration::from_millis(200);
+        let (addr, _shutdown) = serving(config).await;
+        let mut slow = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        slow.write_all(b"GET /health/live HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+        let mut rest = Vec::new();
+        // The server closes the connection (with or without a 408) instead of waiting forever.
+        let closed = tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "still open after 5 s");
+    }
+
+    #[tokio::test]
+    async fn connections_beyond_the_limit_wait_until_one_closes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut config = HttpConfig::ephemeral();
+        config.max_connections = 1;
+        let (addr, _shutdown) = serving(config).await;
+        let request = b"GET /health/live HTTP/1.1\r\nHost: x\r\n\r\n";
+        let mut first = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        first.write_all(request).await.expect("write");
+        let mut answer = [0u8; 12];
+        first.read_exact(&mut answer).await.expect("first answered");
+        assert_eq!(&answer, b"HTTP/1.1 200");
+        // The first connection stays open (keep-alive): the second is not served meanwhile.
+        let mut second = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        second.write_all(request).await.expect("write");
+        let waiting = tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut answer)).await;
+        assert!(waiting.is_err(), "served beyond the connection limit");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(5), second.read_exact(&mut answer))
+            .await
+            .expect("served once the first closed")
+            .expect("read");
+        assert_eq!(&answer, b"HTTP/1.1 200");
     }
 
     #[tokio::test]

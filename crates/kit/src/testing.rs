@@ -208,7 +208,10 @@ pub async fn listener() -> (tokio::net::TcpListener, String) {
 pub async fn serve(app: axum::Router) -> (String, Shutdown) {
     let (listener, base) = listener().await;
     let shutdown = Shutdown::default();
-    tokio::spawn(crate::http::serve(listener, app, shutdown.clone()));
+    let shutdown_for_server = shutdown.clone();
+    tokio::spawn(async move {
+        crate::http::serve(listener, app, crate::config::HttpConfig::ephemeral(), shutdown_for_server).await
+    });
     (base, shutdown)
 }
 

@@ -99,7 +99,7 @@ pub fn router(state: State) -> Router {
 pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), BoxError> {
     let background = Background::new();
     let state = build(&config, &background).await?;
-    kit::http::run(listener, router(state), background, shutdown).await?;
+    kit::http::run(listener, router(state), config.http.clone(), background, shutdown).await?;
     Ok(())
 }
 

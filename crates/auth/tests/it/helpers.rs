@@ -48,7 +48,13 @@ impl TestAuth {
         let state = auth::build(config.clone(), &background).await.expect("auth starts");
         let (listener, base) = kit::testing::listener().await;
         let shutdown = Shutdown::default();
-        tokio::spawn(kit::http::run(listener, auth::router(state.clone()), background, shutdown.clone()));
+        tokio::spawn(kit::http::run(
+            listener,
+            auth::router(state.clone()),
+            HttpConfig::ephemeral(),
+            background,
+            shutdown.clone(),
+        ));
         let api = ApiClient::new(base, ADMIN_EMAIL, ADMIN_PASSWORD);
         let clock = config.clock.clone();
         Self { api, pool, state, config, clock, shutdown, _db: db }

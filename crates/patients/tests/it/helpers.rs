@@ -45,8 +45,13 @@ impl TestApp {
         let state = patients::build(&config, &background).await.expect("build");
         let pool = state.pool.clone();
         let (listener, base) = kit::testing::listener().await;
-        let server =
-            tokio::spawn(kit::http::run(listener, patients::router(state), background, shutdown.clone()));
+        let server = tokio::spawn(kit::http::run(
+            listener,
+            patients::router(state),
+            HttpConfig::ephemeral(),
+            background,
+            shutdown.clone(),
+        ));
         let client = tokens.client_as("admin-1", &[Role::Admin]);
         Self { base, client, pool, tokens, shutdown, server, _db: db }
     }

@@ -70,7 +70,13 @@ impl TestSystem {
         let shutdown = Shutdown::default();
         let background = Background::new();
         let auth = auth::build(auth_config, &background).await.expect("auth starts");
-        tokio::spawn(kit::http::run(auth_listener, auth::router(auth.clone()), background, shutdown.clone()));
+        tokio::spawn(kit::http::run(
+            auth_listener,
+            auth::router(auth.clone()),
+            HttpConfig::ephemeral(),
+            background,
+            shutdown.clone(),
+        ));
         tokio::spawn(patients::run(patients, patients_listener, shutdown.clone()));
         tokio::spawn(gateway::run(gateway, gateway_listener, shutdown.clone()));
         let api = ApiClient::new(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD);
