@@ -47,6 +47,7 @@ pub fn api() -> OpenApiRouter<PatientsState> {
         .routes(routes!(patients::search, patients::register))
         .routes(routes!(patients::read, patients::update, patients::deactivate))
         .routes(routes!(patients::history))
+        .routes(routes!(patients::search_by_body))
         .routes(routes!(audit::audit_events))
 }
 

@@ -202,3 +202,52 @@ async fn pages_respect_the_limit_and_the_last_page_has_no_cursor() {
     let default_page = app.search("").await;
     assert_eq!(default_page["patients"].as_array().expect("items").len(), 5);
 }
+
+#[tokio::test]
+async fn a_search_sent_in_the_body_finds_what_the_query_finds_and_keeps_filters_out_of_urls() {
+    let app = TestApp::spawn().await;
+    let mut anna = patient("Anna", "Müller");
+    anna["birthDate"] = json!("1984-03-17");
+    app.register(&anna).await;
+    app.register_named("Anne", "Miller").await;
+    let by_query = app.search("name=muller&birthDate=1984-03-17").await;
+    let by_body = kit::testing::expect_json(
+        app.post("/api/patients/search", &json!({ "name": "muller", "birthDate": "1984-03-17" })).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_eq!(by_body["patients"], by_query["patients"]);
+    assert_eq!(by_body["patients"].as_array().expect("patients").len(), 1);
+
+    let paged = kit::testing::expect_json(
+        app.post("/api/patients/search", &json!({ "limit": 1 })).await,
+        StatusCode::OK,
+    )
+    .await;
+    let cursor = paged["nextCursor"].as_str().expect("a next page");
+    let next = kit::testing::expect_json(
+        app.post("/api/patients/search", &json!({ "limit": 1, "cursor": cursor })).await,
+        StatusCode::OK,
+    )
+    .await;
+    assert_ne!(next["patients"][0]["id"], paged["patients"][0]["id"]);
+
+    let problem = expect_problem(
+        app.post("/api/patients/search", &json!({ "birthDate": "1984-13-01", "limit": 500, "shoeSize": 44 }))
+            .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(error_fields(&problem), ["/shoeSize"], "unknown members are refused first");
+    let problem = expect_problem(
+        app.post("/api/patients/search", &json!({ "birthDate": "1984-13-01", "limit": 500 })).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(error_fields(&problem), ["/birthDate", "/limit"]);
+    let audited: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events WHERE action = 'search'")
+        .fetch_one(&app.pool)
+        .await
+        .expect("count");
+    assert_eq!(audited, 4, "body searches are audited like query searches");
+}
