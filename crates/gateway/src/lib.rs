@@ -159,6 +159,8 @@ pub fn router(state: State) -> Router {
     let api = docs.fallback(proxy::proxy).with_state(gateway);
     let mut http = config.http.clone();
     http.metrics = false;
+    // The edge: request ids are ours; a client's own is kept beside it.
+    http.assign_request_ids = true;
     // The gateway's own deadline must outlast the upstream timeout, which answers 504 itself.
     http.request_timeout = http.request_timeout.max(config.upstream_timeout + Duration::from_secs(2));
     http.body_limit = config.body_limit;

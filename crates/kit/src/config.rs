@@ -67,6 +67,9 @@ pub struct HttpConfig {
     pub header_read_timeout: Duration,
     /// Connections open at once; further ones wait in the listen queue until one closes.
     pub max_connections: usize,
+    /// The public edge (the gateway): every request gets a request id of ours; a client's
+    /// own `x-request-id` is kept as `x-client-request-id`, never used as the correlation key.
+    pub assign_request_ids: bool,
 }
 
 impl HttpConfig {
@@ -82,6 +85,7 @@ impl HttpConfig {
             metrics: true,
             header_read_timeout: millis_or("PMS_HTTP_HEADER_READ_TIMEOUT_MS", Duration::from_secs(5))?,
             max_connections: parse_or("PMS_HTTP_MAX_CONNECTIONS", 1024)?,
+            assign_request_ids: false,
         })
     }
 
@@ -96,6 +100,7 @@ impl HttpConfig {
             metrics: true,
             header_read_timeout: Duration::from_secs(5),
             max_connections: 1024,
+            assign_request_ids: false,
         }
     }
 }

@@ -1,14 +1,17 @@
 //! Who is asking, and under which request and trace: what every handler of every service
 //! decides on (its `policy`) and what audit trails record.
 
+use std::net::SocketAddr;
+
 use axum::{
-    extract::{FromRef, FromRequestParts},
+    extract::{ConnectInfo, FromRef, FromRequestParts},
     http::{HeaderMap, request::Parts},
 };
 
 use crate::{
     Problem,
     auth::{Action, Role, TokenError, Verifier, bearer, forbidden},
+    net::TrustedProxies,
 };
 
 /// The verified caller of one request. Extracting it answers 401 without a valid access
@@ -22,9 +25,28 @@ pub struct RequestContext {
     pub request_id: Option<String>,
     /// The W3C trace id of the request's `traceparent`, 32 lower-case hex digits.
     pub trace_id: Option<String>,
+    /// Where the request comes from, as [`TrustedProxies::client`] decides it.
+    pub client_address: Option<String>,
+    /// The client's `User-Agent`, at most 256 characters.
+    pub user_agent: Option<String>,
+    /// The client's own request id (`x-client-request-id`, kept by the gateway), if it sent one.
+    pub client_request_id: Option<String>,
 }
 
 impl RequestContext {
+    /// A caller with `roles` and nothing else known (tests, background work on someone's behalf).
+    pub fn of(user_id: impl Into<String>, roles: Vec<Role>) -> Self {
+        Self {
+            user_id: user_id.into(),
+            roles,
+            request_id: None,
+            trace_id: None,
+            client_address: None,
+            user_agent: None,
+            client_request_id: None,
+        }
+    }
+
     pub fn has_any(&self, allowed: &[Role]) -> bool {
         self.roles.iter().any(|r| allowed.contains(r))
     }
@@ -53,9 +75,17 @@ impl RequestContext {
     }
 }
 
+/// A header's text, without control characters, at most `max` characters.
+fn header_text(headers: &HeaderMap, name: &str, max: usize) -> Option<String> {
+    let text: String =
+        headers.get(name)?.to_str().ok()?.chars().filter(|c| !c.is_control()).take(max).collect();
+    (!text.is_empty()).then_some(text)
+}
+
 impl<S> FromRequestParts<S> for RequestContext
 where
     Verifier: FromRef<S>,
+    TrustedProxies: FromRef<S>,
     S: Send + Sync,
 {
     type Rejection = TokenError;
@@ -64,7 +94,17 @@ where
         let token = bearer(&parts.headers).ok_or(TokenError::Missing)?;
         let claims = Verifier::from_ref(state).verify(token).await?;
         let (request_id, trace_id) = Self::ids(&parts.headers);
-        Ok(Self { user_id: claims.sub, roles: claims.roles, request_id, trace_id })
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let client = TrustedProxies::from_ref(state).client(&parts.headers, peer);
+        Ok(Self {
+            user_id: claims.sub,
+            roles: claims.roles,
+            request_id,
+            trace_id,
+            client_address: client.map(|ip| ip.to_string()),
+            user_agent: header_text(&parts.headers, "user-agent", 256),
+            client_request_id: header_text(&parts.headers, crate::http::CLIENT_REQUEST_ID, 128),
+        })
     }
 }
 
@@ -84,7 +124,7 @@ mod tests {
     }
 
     fn with(roles: &[Role]) -> RequestContext {
-        RequestContext { user_id: "u".into(), roles: roles.to_vec(), request_id: None, trace_id: None }
+        RequestContext::of("u", roles.to_vec())
     }
 
     #[test]

@@ -64,11 +64,15 @@ pub fn layered(service: &'static str, api: Router, readiness: Readiness, config:
         queue_timeout: config.queue_timeout,
         request_timeout: config.request_timeout,
     };
+    let assign_request_ids = config.assign_request_ids;
     api.merge(health::router(readiness, config.metrics))
         .method_not_allowed_fallback(method_not_allowed)
         .layer(
             ServiceBuilder::new()
                 .layer(CatchPanicLayer::custom(panic_response))
+                .layer(middleware::from_fn(move |req: Request, next: Next| {
+                    keep_client_request_id(assign_request_ids, req, next)
+                }))
                 .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
                 .layer(PropagateRequestIdLayer::x_request_id())
                 .layer(SetResponseHeaderLayer::if_not_present(
@@ -89,6 +93,30 @@ pub fn layered(service: &'static str, api: Router, readiness: Readiness, config:
                 .layer(middleware::from_fn_with_state(admission, admit))
                 .layer(DefaultBodyLimit::max(config.body_limit)),
         )
+}
+
+/// The header that carries a client's own request id past the edge.
+pub const CLIENT_REQUEST_ID: &str = "x-client-request-id";
+
+/// At the edge (`assign`): moves a client's `x-request-id` to `x-client-request-id` (bounded,
+/// and echoed back), so that the next layer assigns an id of ours that clients cannot choose.
+async fn keep_client_request_id(assign: bool, mut req: Request, next: Next) -> Response {
+    if !assign {
+        return next.run(req).await;
+    }
+    let headers = req.headers_mut();
+    headers.remove(CLIENT_REQUEST_ID);
+    let client = headers
+        .remove("x-request-id")
+        .filter(|v| v.len() <= 128 && v.to_str().is_ok_and(|t| !t.chars().any(char::is_control)));
+    if let Some(value) = &client {
+        headers.insert(CLIENT_REQUEST_ID, value.clone());
+    }
+    let mut response = next.run(req).await;
+    if let Some(value) = client {
+        response.headers_mut().insert(CLIENT_REQUEST_ID, value);
+    }
+    response
 }
 
 async fn admit(State(admission): State<Admission>, req: Request, next: Next) -> Response {

@@ -285,7 +285,7 @@ impl ApiClient {
     pub fn new(base: impl Into<String>, admin_email: &str, admin_password: &str) -> Self {
         Self {
             base: base.into(),
-            client: reqwest::Client::new(),
+            client: reqwest::Client::builder().user_agent("pms-tests").build().expect("client"),
             admin: (admin_email.to_owned(), admin_password.to_owned()),
         }
     }

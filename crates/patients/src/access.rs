@@ -101,8 +101,10 @@ impl PatientAccess {
         after: Option<&Position>,
     ) -> Result<SearchPage> {
         let page = self.records.search(filter, limit, after).await?;
+        // Which patients were shown (their ids), not only how many; never the search terms.
+        let shown: Vec<_> = page.items.iter().map(|p| p.id).collect();
         let event = AuditEvent::new(ctx, Action::Search, None, "ok")
-            .with_details(json!({ "filters": filter.used(), "results": page.items.len() }));
+            .with_details(json!({ "filters": filter.used(), "results": shown.len(), "patientIds": shown }));
         self.audit.record(event).await?;
         Ok(page)
     }

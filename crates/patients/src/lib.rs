@@ -22,6 +22,7 @@ use kit::{
     config::{ConfigError, HttpConfig},
     db::{DbConfig, Schema},
     health::{self, Readiness},
+    net::TrustedProxies,
     service::{BoxError, Launch, Peers, Running, Service},
     shutdown::Shutdown,
     tasks::Background,
@@ -57,6 +58,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Token keys from the auth service (`PMS_AUTH_URL`, `PMS_JWKS_URL`).
     pub verifier: VerifierConfig,
+    /// Whose `X-Forwarded-For` names the client in audit rows (the gateway).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -65,6 +68,7 @@ impl Config {
             db: DbConfig::from_env(SERVICE.name)?,
             http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
             verifier: VerifierConfig::from_env(&peers.auth_url())?,
+            trusted_proxies: TrustedProxies::from_env()?,
         })
     }
 }
@@ -84,7 +88,11 @@ pub async fn build(config: &Config, background: &Background) -> Result<State, sq
     let access = PatientAccess::new(PatientRepository::new(pool.clone()), audit);
     Ok(State {
         pool,
-        api: PatientsState { access, verifier: config.verifier.start(background) },
+        api: PatientsState {
+            access,
+            verifier: config.verifier.start(background),
+            trusted_proxies: config.trusted_proxies.clone(),
+        },
         http: config.http.clone(),
     })
 }

@@ -56,7 +56,7 @@ mod tests {
     use super::*;
 
     fn with(roles: &[Role]) -> RequestContext {
-        RequestContext { user_id: "u".into(), roles: roles.to_vec(), request_id: None, trace_id: None }
+        RequestContext::of("u", roles.to_vec())
     }
 
     #[test]

@@ -21,9 +21,14 @@ async fn request_ids_and_trace_context_travel_to_the_service() {
         .send()
         .await
         .expect("request");
-    assert_eq!(response.headers()["x-request-id"], "client-chosen-id");
+    // The gateway assigns the request id; a client's own is kept beside it, never trusted as
+    // the correlation key.
+    let assigned = response.headers()["x-request-id"].to_str().expect("id").to_owned();
+    assert_ne!(assigned, "client-chosen-id");
+    assert_eq!(response.headers()["x-client-request-id"], "client-chosen-id");
     let seen: Value = response.json().await.expect("json");
-    assert_eq!(seen["x-request-id"], "client-chosen-id");
+    assert_eq!(seen["x-request-id"], assigned.as_str());
+    assert_eq!(seen["x-client-request-id"], "client-chosen-id");
     let traceparent = seen["traceparent"].as_str().expect("traceparent");
     assert!(traceparent.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{traceparent}");
     assert!(!traceparent.contains("00f067aa0ba902b7"), "the gateway is a new span");

@@ -27,6 +27,9 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
     pub actor_id: Option<String>,
     pub actor_roles: Vec<String>,
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
+    pub client_request_id: Option<String>,
 }
 
 impl AuditEvent {
@@ -44,6 +47,9 @@ impl AuditEvent {
             request_id: ctx.request_id.clone(),
             actor_id: Some(ctx.user_id.clone()),
             actor_roles: ctx.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            client_address: ctx.client_address.clone(),
+            user_agent: ctx.user_agent.clone(),
+            client_request_id: ctx.client_request_id.clone(),
         }
     }
 
@@ -53,27 +59,32 @@ impl AuditEvent {
     }
 }
 
-/// The statement that writes audit rows, one per element of seven array parameters bound
+/// The statement that writes audit rows, one per element of ten array parameters bound
 /// from `$first` on by [`bind_rows`]. Standalone, in a transaction, or as the last part of a
 /// registration's statement: every audit row in the service is written by this text.
 pub fn insert_sql(first: usize) -> String {
     let p = |i: usize| format!("${}", first + i);
     format!(
-        "INSERT INTO audit_events (action, patient_id, outcome, details, request_id, actor_id, actor_roles)
-         SELECT a, p, o, d::jsonb, r, ac, coalesce(string_to_array(NULLIF(ro, ''), ','), '{{}}')
-         FROM unnest({}::text[], {}::uuid[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[])
-              AS t(a, p, o, d, r, ac, ro)",
+        "INSERT INTO audit_events (action, patient_id, outcome, details, request_id, actor_id, actor_roles,
+                                   client_address, user_agent, client_request_id)
+         SELECT a, p, o, d::jsonb, r, ac, coalesce(string_to_array(NULLIF(ro, ''), ','), '{{}}'), ca, ua, cr
+         FROM unnest({}::text[], {}::uuid[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[],
+                     {}::text[], {}::text[], {}::text[])
+              AS t(a, p, o, d, r, ac, ro, ca, ua, cr)",
         p(0),
         p(1),
         p(2),
         p(3),
         p(4),
         p(5),
-        p(6)
+        p(6),
+        p(7),
+        p(8),
+        p(9)
     )
 }
 
-/// Binds the seven arrays of [`insert_sql`] for `events`, in its parameter order.
+/// Binds the ten arrays of [`insert_sql`] for `events`, in its parameter order.
 pub fn bind_rows<'q>(
     query: Query<'q, Postgres, PgArguments>,
     events: &[&AuditEvent],
@@ -87,7 +98,21 @@ pub fn bind_rows<'q>(
     let actors: Vec<Option<String>> = events.iter().map(|e| e.actor_id.clone()).collect();
     // Roles never contain commas (they are fixed identifiers), so a joined text survives unnest.
     let roles: Vec<String> = events.iter().map(|e| e.actor_roles.join(",")).collect();
-    query.bind(actions).bind(patients).bind(outcomes).bind(details).bind(requests).bind(actors).bind(roles)
+    let column =
+        |f: fn(&AuditEvent) -> &Option<String>| events.iter().map(|e| f(e).clone()).collect::<Vec<_>>();
+    let (addresses, agents, client_ids) =
+        (column(|e| &e.client_address), column(|e| &e.user_agent), column(|e| &e.client_request_id));
+    query
+        .bind(actions)
+        .bind(patients)
+        .bind(outcomes)
+        .bind(details)
+        .bind(requests)
+        .bind(actors)
+        .bind(roles)
+        .bind(addresses)
+        .bind(agents)
+        .bind(client_ids)
 }
 
 /// Writes `events` with `executor` (a pool, or the caller's transaction).
@@ -112,7 +137,13 @@ pub struct AuditRecord {
     /// The user id of the caller.
     pub actor_id: Option<String>,
     pub actor_roles: Vec<String>,
+    /// The id the gateway assigned to the request.
     pub request_id: Option<String>,
+    /// The client's own request id, if it sent one.
+    pub client_request_id: Option<String>,
+    /// Where the request came from.
+    pub client_address: Option<String>,
+    pub user_agent: Option<String>,
     /// ok, not_found, gone or denied.
     pub outcome: String,
     /// Which filters a search used and how many results it had; versions of changes. Never
@@ -135,7 +166,8 @@ pub struct AuditQuery {
 /// Audit rows matching `query`, newest first.
 pub async fn list(pool: &PgPool, query: &AuditQuery, limit: u32) -> Result<Vec<AuditRecord>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, occurred_at, action, patient_id, actor_id, actor_roles, request_id, outcome, details
+        "SELECT id, occurred_at, action, patient_id, actor_id, actor_roles, request_id, client_request_id,
+                client_address, user_agent, outcome, details
          FROM audit_events
          WHERE ($1::uuid IS NULL OR patient_id = $1) AND ($2::text IS NULL OR actor_id = $2)
            AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4)

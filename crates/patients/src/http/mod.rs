@@ -10,7 +10,7 @@ use axum::{
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
-use kit::{auth::Verifier, json::JsonBody};
+use kit::{auth::Verifier, json::JsonBody, net::TrustedProxies};
 use time::{Date, Duration, OffsetDateTime};
 use utoipa::OpenApi;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -26,6 +26,13 @@ use crate::{
 pub struct PatientsState {
     pub access: PatientAccess,
     pub verifier: Verifier,
+    pub trusted_proxies: TrustedProxies,
+}
+
+impl FromRef<PatientsState> for TrustedProxies {
+    fn from_ref(state: &PatientsState) -> Self {
+        state.trusted_proxies.clone()
+    }
 }
 
 impl FromRef<PatientsState> for PatientAccess {

@@ -40,6 +40,7 @@ impl TestApp {
             db: db.config(),
             http: HttpConfig::ephemeral(),
             verifier: tokens.verifier.clone(),
+            trusted_proxies: kit::net::TrustedProxies::default(),
         };
         let background = Background::new();
         let state = patients::build(&config, &background).await.expect("build");

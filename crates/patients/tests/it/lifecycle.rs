@@ -226,6 +226,7 @@ async fn every_access_is_audited_without_identifying_data() {
     let search = &rows[4];
     assert_eq!(search.1, None);
     assert_eq!(search.3["filters"], json!(["name", "birthDate"]));
+    assert_eq!(search.3["patientIds"], json!([id]), "which patients the search showed");
     let all = serde_json::to_string(&rows.iter().map(|r| &r.3).collect::<Vec<_>>()).expect("json");
     assert!(!all.to_lowercase().contains("audrey"), "no names in the audit trail: {all}");
 

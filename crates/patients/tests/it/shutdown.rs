@@ -56,12 +56,7 @@ async fn the_audit_writer_commits_its_last_batch_when_stopped() {
     let app = TestApp::spawn().await;
     let background = Background::new();
     let log = AuditLog::start(app.pool.clone(), &background);
-    let ctx = RequestContext {
-        user_id: "clin-1".into(),
-        roles: vec![Role::Clinician],
-        request_id: None,
-        trace_id: None,
-    };
+    let ctx = RequestContext::of("clin-1", vec![Role::Clinician]);
     let records: Vec<_> = (0..300)
         .map(|_| {
             let (log, event) = (log.clone(), AuditEvent::new(&ctx, Action::Search, None, "ok"));

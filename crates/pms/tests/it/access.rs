@@ -135,6 +135,11 @@ async fn patient_operations_are_audited_with_the_user_and_denials_too() {
             ("create", "ok", admin_id.as_str())
         ]
     );
-    assert_eq!(rows[2]["requestId"], "req-e2e-1");
+    // The gateway assigned the request id; the client's own is kept beside it.
+    assert_eq!(rows[2]["clientRequestId"], "req-e2e-1");
+    assert!(rows[2]["requestId"].as_str().is_some_and(|id| id != "req-e2e-1" && id.len() == 36));
     assert_eq!(rows[0]["actorRoles"], json!(["clinician"]));
+    // Where each access came from: the client's address (through the gateway) and its agent.
+    assert!(rows.iter().all(|r| r["clientAddress"] == "127.0.0.1"), "{rows:?}");
+    assert!(rows.iter().all(|r| r["userAgent"] == "pms-tests"), "{rows:?}");
 }

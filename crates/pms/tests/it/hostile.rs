@@ -29,6 +29,7 @@ fn base_body(schema: &str) -> Value {
             json!({ "email": "fuzz@test.example", "displayName": "Fuzz", "password": "fuzz-password-123", "roles": ["clinician"] })
         }
         "UserPatch" => json!({ "displayName": "Fuzz" }),
+        "SearchRequest" => json!({ "name": "fuzz", "birthDate": "1980-01-01", "email": "fuzz@example.org" }),
         "PasswordChange" => {
             json!({ "currentPassword": "admin-password-123", "newPassword": "brand-new-password" })
         }

@@ -66,7 +66,12 @@ impl TestSystem {
         let mut auth_config = auth::Config::new(db.config(), HttpConfig::ephemeral());
         auth_config.admin =
             Some(auth::AdminBootstrap { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() });
-        let patients = patients::Config { db: db.config(), http: HttpConfig::ephemeral(), verifier };
+        let patients = patients::Config {
+            db: db.config(),
+            http: HttpConfig::ephemeral(),
+            verifier,
+            trusted_proxies: kit::net::TrustedProxies::parse("127.0.0.0/8").expect("loopback"),
+        };
         let shutdown = Shutdown::default();
         let background = Background::new();
         let auth = auth::build(auth_config, &background).await.expect("auth starts");
