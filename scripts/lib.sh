@@ -98,6 +98,15 @@ pg_private_url() {
     printf 'postgres://pms@localhost/%s?host=%s\n' "$2" "$1"
 }
 
+# Creates, in the cluster in DIR, the login role `pms_app` that the services run as: it owns
+# nothing; migrations (run as `pms`, the owner) make it a member of each service's runtime
+# role, which may only add and read audit rows. Idempotent.
+pg_private_runtime_role() {
+    local dir="$1"
+    psql -h "$dir" -U pms -d postgres -qc \
+        "DO \$\$ BEGIN CREATE ROLE pms_app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END \$\$" >/dev/null
+}
+
 # Creates database NAME in the cluster in DIR unless it exists.
 pg_private_createdb() {
     local dir="$1" name="$2"

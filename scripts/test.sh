@@ -15,6 +15,9 @@ if [ -z "${PMS_TEST_DATABASE_URL:-}" ]; then
         "SELECT datname FROM pg_database WHERE datname LIKE 'pms_test_%'" |
         while read -r db; do psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE \"$db\"" >/dev/null; done
     export PMS_TEST_DATABASE_URL="$(pg_private_url "$pg_dir" postgres)"
+    # Services under test run as a role that owns nothing, as in production.
+    pg_private_runtime_role "$pg_dir"
+    export PMS_TEST_RUNTIME_USER=pms_app
 fi
 
 cd "$ROOT"

@@ -12,7 +12,11 @@ if [ -z "${PMS_DATABASE_URL:-}" ]; then
     pg_dir="$(pms_state_dir)/pg"
     pg_private_start "$pg_dir"
     pg_private_createdb "$pg_dir" pms
-    export PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms)"
+    pg_private_runtime_role "$pg_dir"
+    # The services run as pms_app (owns nothing; audit rows: insert and read only); migrations
+    # run as pms, the owner.
+    export PMS_DATABASE_URL="postgres://pms_app@localhost/pms?host=$pg_dir"
+    export PMS_MIGRATION_DATABASE_URL="$(pg_private_url "$pg_dir" pms)"
     # pms up creates the laptop admin (documented password) only on this private cluster.
     export PMS_LAPTOP_CLUSTER="$pg_dir"
     log "PostgreSQL: psql -h $pg_dir -U pms pms"

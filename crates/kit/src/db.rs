@@ -17,8 +17,10 @@ use crate::config::{self, ConfigError};
 
 #[derive(Clone)]
 pub struct DbConfig {
-    /// A `postgres://` URL. Secret: never logged.
+    /// A `postgres://` URL: what the service runs as. Secret: never logged.
     pub url: String,
+    /// What migrations run as (they own the schema), when not `url`'s user. Secret.
+    pub migration_url: Option<String>,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
@@ -43,12 +45,17 @@ impl DbConfig {
         let url = config::var(&own)
             .or_else(|| config::var("PMS_DATABASE_URL"))
             .ok_or_else(|| ConfigError::Missing { name: format!("{own} or PMS_DATABASE_URL") })?;
-        Self::with_url(url).tuned_from_env()
+        let mut config = Self::with_url(url).tuned_from_env()?;
+        config.migration_url =
+            config::var(&format!("PMS_{}_MIGRATION_DATABASE_URL", service.to_ascii_uppercase()))
+                .or_else(|| config::var("PMS_MIGRATION_DATABASE_URL"));
+        Ok(config)
     }
 
     pub fn with_url(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
+            migration_url: None,
             max_connections: 16,
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(5),
@@ -112,11 +119,55 @@ impl Schema {
         self.migrator.run(pool).await
     }
 
-    /// Connects with `config` and migrates: what `pms migrate` and `pms <service>` do first.
+    /// The group role whose privileges the service runs with (`pms_<schema>_runtime`): created
+    /// and granted by the schema's own migrations, never owner of anything, and on the audit
+    /// tables allowed to `INSERT` and `SELECT` only.
+    pub fn runtime_role(&self) -> String {
+        format!("pms_{}_runtime", self.name)
+    }
+
+    /// Migrates as `config.migration_url` (or `config.url`), then, when the service runs as
+    /// another user, makes that user a member of [`runtime_role`](Self::runtime_role): what
+    /// `pms migrate` and `pms <service>` do first. Returns the migrator's pool.
     pub async fn connect_and_migrate(&self, config: &DbConfig) -> Result<PgPool, MigrateError> {
-        let pool = self.connect(config).await?;
+        let migrator = match &config.migration_url {
+            Some(url) => DbConfig { url: url.clone(), ..config.clone() },
+            None => config.clone(),
+        };
+        let pool = self.connect(&migrator).await?;
         self.migrate(&pool).await?;
+        let runtime: PgConnectOptions = config.url.parse()?;
+        let owner: PgConnectOptions = migrator.url.parse()?;
+        if runtime.get_username() != owner.get_username() {
+            self.grant_runtime_role(&pool, runtime.get_username()).await?;
+        }
         Ok(pool)
+    }
+
+    async fn grant_runtime_role(&self, pool: &PgPool, user: &str) -> Result<(), sqlx::Error> {
+        let member = || async {
+            sqlx::query_scalar::<_, bool>("SELECT pg_has_role($1, $2, 'MEMBER')")
+                .bind(user)
+                .bind(self.runtime_role())
+                .fetch_one(pool)
+                .await
+        };
+        if member().await? {
+            return Ok(());
+        }
+        let grant = format!("GRANT {} TO {}", quote_ident(&self.runtime_role()), quote_ident(user));
+        match sqlx::query(&grant).execute(pool).await {
+            Ok(_) => Ok(()),
+            // Several databases of one cluster may be migrated at once (tests): a concurrent
+            // grant of the same membership is as good as ours.
+            Err(err) => {
+                if member().await? {
+                    Ok(())
+                } else {
+                    Err(err)
+                }
+            }
+        }
     }
 }
 

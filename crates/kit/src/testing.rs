@@ -38,6 +38,15 @@ fn with_database(url: &str, name: &str) -> String {
     }
 }
 
+/// `url` with its user replaced by `user`.
+fn with_user(url: &str, user: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((_, host)) => format!("{scheme}://{user}@{host}"),
+        None => format!("{scheme}://{user}@{rest}"),
+    }
+}
+
 /// An empty database of a test's own; dropped when the value is dropped.
 pub struct TestDatabase {
     pub options: PgConnectOptions,
@@ -68,9 +77,16 @@ impl TestDatabase {
         with_database(&admin_url(), &self.name)
     }
 
-    /// Its URL as the settings of a service.
+    /// Its URL as the settings of a service: the service runs as `PMS_TEST_RUNTIME_USER` (the
+    /// test command creates one that owns nothing, as in production) and migrates as the
+    /// server's admin; without that variable, both are the admin.
     pub fn config(&self) -> crate::db::DbConfig {
-        crate::db::DbConfig::with_url(self.url())
+        let mut config = crate::db::DbConfig::with_url(self.url());
+        if let Ok(user) = std::env::var("PMS_TEST_RUNTIME_USER") {
+            config.migration_url = Some(self.url());
+            config.url = with_user(&self.url(), &user);
+        }
+        config
     }
 }
 
@@ -268,6 +284,11 @@ mod tests {
         );
         assert_eq!(super::with_database("postgres://u@h:5432/db", "t2"), "postgres://u@h:5432/t2");
         assert_eq!(super::with_database("postgres://u@h:5432", "t3"), "postgres://u@h:5432/t3");
+        assert_eq!(
+            super::with_user("postgres://pms@localhost/t?host=/d", "app"),
+            "postgres://app@localhost/t?host=/d"
+        );
+        assert_eq!(super::with_user("postgres://localhost/t", "app"), "postgres://app@localhost/t");
     }
 }
 

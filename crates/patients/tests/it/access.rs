@@ -133,3 +133,34 @@ async fn admins_read_the_audit_trail_filtered_and_paged() {
     let response = clinician.get(app.url("/api/audit-events")).send().await.expect("request");
     expect_problem(response, StatusCode::FORBIDDEN).await;
 }
+
+#[tokio::test]
+async fn the_service_runs_as_a_role_that_cannot_change_delete_or_unprotect_audit_rows() {
+    let app = TestApp::spawn().await;
+    app.register_named("Kept", "Forever").await;
+    let (runtime, owner): (String, String) = sqlx::query_as(
+        "SELECT current_user::text, (SELECT tableowner::text FROM pg_tables WHERE tablename = 'audit_events')",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .expect("roles");
+    assert_ne!(runtime, owner, "the service must not run as the owner (run ./scripts/test.sh)");
+    for statement in [
+        "UPDATE audit_events SET outcome = 'tampered'",
+        "DELETE FROM audit_events",
+        "TRUNCATE audit_events",
+        "UPDATE patient_versions SET version = version + 100",
+        "DELETE FROM patient_versions",
+    ] {
+        let err = sqlx::query(statement).execute(&app.pool).await.expect_err(statement);
+        assert!(err.to_string().contains("permission denied"), "{statement}: {err}");
+    }
+    let err = sqlx::query("ALTER TABLE audit_events DISABLE TRIGGER ALL")
+        .execute(&app.pool)
+        .await
+        .expect_err("alter");
+    assert!(err.to_string().contains("must be owner"), "{err}");
+    let rows: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_events").fetch_one(&app.pool).await.expect("count");
+    assert_eq!(rows, 1);
+}
