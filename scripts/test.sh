@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the whole test suite: unit tests, and integration tests against a private PostgreSQL
-# cluster (under .pms/test-pg, started here) over real sockets. Installs what is missing.
+# Runs the whole test suite: unit tests, integration tests against a private PostgreSQL
+# cluster (under .pms/test-pg, started here) over real sockets, and the contract check of the
+# running API against its OpenAPI document (scripts/contract.sh). Installs what is missing.
 # Set PMS_TEST_DATABASE_URL to use another server on which the tests may create databases.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -29,6 +30,10 @@ set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
+# The API against its own OpenAPI document (schemathesis, every check), unless a filtered run.
+if [ "$status" = 0 ] && [ $# = 0 ]; then
+    "$ROOT/scripts/contract.sh" || status=$?
+fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
 exit "$status"

@@ -89,12 +89,15 @@ impl From<UserRow> for User {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NewUser {
-    #[schema(example = "frontdesk@clinic.example")]
+    #[schema(example = "frontdesk@clinic.example", format = Email, max_length = 254)]
     pub email: String,
-    #[schema(example = "Front Desk")]
+    #[schema(example = "Front Desk", min_length = 1, max_length = 100)]
     pub display_name: String,
     /// 12 to 128 characters.
+    #[schema(min_length = 12, max_length = 128)]
     pub password: String,
+    /// At least one.
+    #[schema(min_items = 1, max_items = 5)]
     pub roles: Vec<Role>,
 }
 
@@ -102,7 +105,10 @@ pub struct NewUser {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct UserPatch {
+    #[schema(min_length = 1, max_length = 100)]
     pub display_name: Option<String>,
+    /// At least one.
+    #[schema(min_items = 1, max_items = 5)]
     pub roles: Option<Vec<Role>>,
     /// A disabled user cannot log in, and its refresh tokens stop working.
     pub enabled: Option<bool>,
@@ -119,6 +125,8 @@ fn check_display_name(name: &str, errors: &mut Vec<FieldError>) {
 fn check_roles(roles: &[Role], errors: &mut Vec<FieldError>) {
     if roles.is_empty() {
         errors.push(FieldError::body("/roles", "must name at least one role"));
+    } else if roles.len() > Role::ALL.len() {
+        errors.push(FieldError::body("/roles", "must name at most 5 roles"));
     }
 }
 

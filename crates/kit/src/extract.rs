@@ -30,7 +30,8 @@ pub enum PreconditionError {
     /// No `If-Match`, or `If-Match: *`, which names no version.
     #[error("If-Match naming the version read is required")]
     Required,
-    /// Not a strong ETag this API returned (weak tags never match: RFC 9110 §13.1.1).
+    /// Not a strong ETag this API returned (weak tags never match: RFC 9110 §13.1.1), so it
+    /// cannot name the version read either.
     #[error("If-Match is not an ETag this API returned")]
     Malformed,
 }
@@ -48,9 +49,9 @@ impl From<PreconditionError> for Problem {
                  so that concurrent edits are not lost",
             ),
             PreconditionError::Malformed => Problem::new(
-                StatusCode::PRECONDITION_FAILED,
-                kinds::PRECONDITION_FAILED,
-                "The record has changed",
+                StatusCode::PRECONDITION_REQUIRED,
+                kinds::PRECONDITION_REQUIRED,
+                "If-Match required",
             )
             .with_detail(
                 "If-Match must be a strong ETag this API returned, such as \"3\" (weak tags never match)",
@@ -99,7 +100,7 @@ mod tests {
         assert_eq!(if_match(&HeaderMap::new()), Err(PreconditionError::Required));
         assert_eq!(if_match(&headers("3")), Err(PreconditionError::Malformed));
         assert_eq!(if_match(&headers("\"0\"")), Err(PreconditionError::Malformed));
-        assert_eq!(Problem::from(PreconditionError::Malformed).status, 412);
+        assert_eq!(Problem::from(PreconditionError::Malformed).status, 428);
         assert_eq!(etag(7), "\"7\"");
     }
 }

@@ -197,8 +197,9 @@ fn describe_data_error(parent: String, err: &serde_json::Error) -> (String, Stri
 
 /// Query parameters of type `T` (use `#[serde(deny_unknown_fields)]` and `Option<String>`
 /// fields, then validate); a parameter that cannot be read answers 422 naming it. Before `T`
-/// sees them, every parameter is checked: valid UTF-8 once decoded, no control characters
-/// (PostgreSQL cannot even store a NUL), at most [`MAX_PARAMETER_CHARS`] characters.
+/// sees them, every parameter is checked: valid UTF-8 once decoded, not blank (a parameter
+/// without a value is left out, not sent empty), no control characters (PostgreSQL cannot even
+/// store a NUL), at most [`MAX_PARAMETER_CHARS`] characters.
 #[derive(Debug, Clone)]
 pub struct QueryParams<T>(pub T);
 
@@ -209,7 +210,9 @@ pub const MAX_PARAMETER_CHARS: usize = 1024;
 fn check_parameters(pairs: &[(String, String)]) -> Option<FieldError> {
     pairs.iter().find_map(|(name, value)| {
         let name: String = name.chars().filter(|c| !c.is_control()).take(64).collect();
-        if value.chars().any(char::is_control) {
+        if value.trim().is_empty() {
+            Some(FieldError::parameter(name, "must not be empty; leave the parameter out instead"))
+        } else if value.chars().any(char::is_control) {
             Some(FieldError::parameter(name, "must not contain control characters"))
         } else if value.chars().count() > MAX_PARAMETER_CHARS {
             Some(FieldError::parameter(name, format!("must be at most {MAX_PARAMETER_CHARS} characters")))
@@ -451,6 +454,7 @@ mod tests {
         let error = check_parameters(&pair("email", "a\0b")).expect("NUL");
         assert_eq!(error.parameter.as_deref(), Some("email"));
         assert!(check_parameters(&pair("name", &"x".repeat(10_000))).is_some());
+        assert!(check_parameters(&pair("birthDate", "")).is_some(), "an empty value is no value");
     }
 
     #[test]

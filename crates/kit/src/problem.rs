@@ -51,15 +51,24 @@ pub struct FieldError {
     pub detail: String,
 }
 
+/// Text an answer may carry: no control characters (they become U+FFFD, so a member name a
+/// client made up is named without echoing what it smuggled in), at most 500 characters.
+fn printable(text: String) -> String {
+    if text.len() <= 500 && !text.chars().any(char::is_control) {
+        return text;
+    }
+    text.chars().take(500).map(|c| if c.is_control() { '\u{FFFD}' } else { c }).collect()
+}
+
 impl FieldError {
     /// An error in the request body; `pointer` is a JSON pointer such as `/givenName`.
     pub fn body(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: Some(pointer.into()), parameter: None, detail: detail.into() }
+        Self { pointer: Some(printable(pointer.into())), parameter: None, detail: printable(detail.into()) }
     }
 
     /// An error in a path, query or header parameter.
     pub fn parameter(name: impl Into<String>, detail: impl Into<String>) -> Self {
-        Self { pointer: None, parameter: Some(name.into()), detail: detail.into() }
+        Self { pointer: None, parameter: Some(printable(name.into())), detail: printable(detail.into()) }
     }
 }
 
@@ -95,7 +104,7 @@ impl Problem {
     }
 
     pub fn with_detail(mut self, detail: impl Into<String>) -> Self {
-        self.detail = Some(detail.into());
+        self.detail = Some(printable(detail.into()));
         self
     }
 
@@ -202,6 +211,16 @@ mod tests {
         assert_eq!(json["errors"][0]["pointer"], "/givenName");
         assert_eq!(json["errors"][1]["parameter"], "limit");
         assert!(json["errors"][0].get("parameter").is_none());
+    }
+
+    #[test]
+    fn answers_never_echo_control_characters() {
+        let e = FieldError::body("/a\u{0}b", "bad\u{1b}[2J");
+        assert_eq!(e.pointer.as_deref(), Some("/a\u{FFFD}b"));
+        assert!(!e.detail.chars().any(char::is_control));
+        let p = Problem::malformed("x\u{7}".repeat(400));
+        let detail = p.detail.unwrap_or_default();
+        assert!(detail.chars().count() <= 500 && !detail.chars().any(char::is_control));
     }
 
     #[test]

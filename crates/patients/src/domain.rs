@@ -57,18 +57,22 @@ impl FromStr for Sex {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct Address {
-    /// Street, house number, apartment: up to 4 lines.
+    /// Street, house number, apartment: up to 4 lines of up to 200 characters.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schema(max_items = 4)]
     pub line: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
     pub city: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 100)]
     pub state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 20)]
     pub postal_code: Option<String>,
-    /// ISO 3166-1 alpha-2 country code, e.g. `DE`.
+    /// ISO 3166-1 alpha-2 country code, e.g. `DE` (any case).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(example = "DE")]
+    #[schema(example = "DE", pattern = "^[A-Za-z]{2}$")]
     pub country: Option<String>,
 }
 
@@ -76,9 +80,19 @@ pub struct Address {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PatientInput {
-    #[schema(example = "Anna")]
+    /// 1 to 100 characters with a letter, no control characters.
+    #[schema(
+        example = "Anna",
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub given_name: String,
-    #[schema(example = "Müller")]
+    /// 1 to 100 characters with a letter, no control characters.
+    #[schema(
+        example = "Müller",
+        max_length = 100,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F]*[^\s\u0000-\u001F\u007F-\u009F][^\u0000-\u001F\u007F-\u009F]*$"
+    )]
     pub family_name: String,
     /// `YYYY-MM-DD`, not in the future, not before 1900.
     #[schema(value_type = String, format = Date, example = "1984-03-17")]
@@ -89,9 +103,13 @@ pub struct PatientInput {
     #[serde(default)]
     #[schema(example = "anna.mueller@example.org")]
     pub email: Option<String>,
-    /// E.164; spaces, dashes, dots and parentheses are accepted and removed.
+    /// E.164: `+` and 7 to 15 digits, the first not 0; spaces, dashes, dots and parentheses
+    /// between them are accepted and removed.
     #[serde(default)]
-    #[schema(example = "+4930123456")]
+    #[schema(
+        example = "+4930123456",
+        pattern = r"^\s*[ ().-]*\+[ ().-]*[1-9]([ ().-]*[0-9]){6,14}[ ().-]*\s*$"
+    )]
     pub phone: Option<String>,
     #[serde(default)]
     pub address: Option<Address>,
@@ -154,7 +172,7 @@ impl PersonName {
         let name = collapse_whitespace(raw);
         if name.is_empty() {
             Err("must not be empty".to_owned())
-        } else if name.chars().count() > MAX_NAME_CHARS {
+        } else if raw.chars().count() > MAX_NAME_CHARS {
             Err(format!("must be at most {MAX_NAME_CHARS} characters"))
         } else if name.chars().any(char::is_control) {
             Err("must not contain control characters".to_owned())

@@ -32,9 +32,10 @@ pub struct TrailParams {
     #[param(value_type = Option<String>, format = DateTime)]
     to: Option<String>,
     /// Page size, 1 to 100 (default 50).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 

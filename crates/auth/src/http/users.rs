@@ -63,9 +63,10 @@ pub async fn create_user(
 #[into_params(parameter_in = Query)]
 pub struct ListParams {
     /// Page size, 1 to 100 (default 50).
-    #[param(value_type = Option<u32>)]
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -160,9 +161,8 @@ pub struct PasswordChange {
 /// Wrong current passwords count against the same limits as failed logins (429 beyond them).
 #[utoipa::path(post, path = "/api/users/me/password", tag = "users", request_body = PasswordChange,
     responses((status = 204, description = "Changed"),
-              (status = 422, description = "Wrong current password or weak new one", body = Problem, content_type = "application/problem+json"),
               (status = 429, description = "Too many failed attempts", body = Problem, content_type = "application/problem+json"),
-              Unauthorized))]
+              BodyRefused, Unauthorized))]
 pub async fn change_password(
     State(state): State<AuthState>,
     ctx: RequestContext,

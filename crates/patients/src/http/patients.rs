@@ -62,20 +62,25 @@ pub async fn register(
 pub struct SearchParams {
     /// Given or family name, or both ("anna müller"): case, accents and one typo per word are
     /// forgiven; a word may be the start of a name.
+    #[param(min_length = 1, max_length = 200)]
     name: Option<String>,
     /// `YYYY-MM-DD`.
     #[param(value_type = Option<String>, format = Date)]
     birth_date: Option<String>,
-    /// Medical record number; a mistyped check digit answers 422.
+    /// Medical record number: 9 digits, the last a check digit (a mistyped one answers 422).
+    #[param(pattern = "^[0-9]{9}$")]
     mrn: Option<String>,
     /// Exact email, ignoring case.
+    #[param(value_type = Option<String>, format = Email, max_length = 254)]
     email: Option<String>,
     /// Exact phone number (E.164; separators ignored).
+    #[param(pattern = r"^\s*[ ().-]*\+[ ().-]*[1-9]([ ().-]*[0-9]){6,14}[ ().-]*\s*$")]
     phone: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
     limit: Option<String>,
     /// `nextCursor` of the previous page.
+    #[param(min_length = 1)]
     cursor: Option<String>,
 }
 
@@ -167,20 +172,25 @@ pub async fn search(
 pub struct SearchRequest {
     /// Given or family name, or both ("anna müller"): case, accents and one typo per word are
     /// forgiven; a word may be the start of a name.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// `YYYY-MM-DD`.
     #[schema(format = Date)]
     pub birth_date: Option<String>,
-    /// Medical record number; a mistyped check digit answers 422.
+    /// Medical record number: 9 digits, the last a check digit (a mistyped one answers 422).
+    #[schema(pattern = "^[0-9]{9}$")]
     pub mrn: Option<String>,
     /// Exact email, ignoring case.
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     /// Exact phone number (E.164; separators ignored).
+    #[schema(pattern = r"^\s*[ ().-]*\+[ ().-]*[1-9]([ ().-]*[0-9]){6,14}[ ().-]*\s*$")]
     pub phone: Option<String>,
     /// Page size, 1 to 100 (default 20).
     #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     /// `nextCursor` of the previous page.
+    #[schema(min_length = 1)]
     pub cursor: Option<String>,
 }
 
@@ -203,6 +213,21 @@ pub async fn search_by_body(
 ) -> Result<Json<PatientPage>> {
     access.authorize(&ctx, Action::Search, None).await?;
     let body: SearchRequest = JsonBody::read(request).await?;
+    let blank: Vec<FieldError> = [
+        ("/name", &body.name),
+        ("/birthDate", &body.birth_date),
+        ("/mrn", &body.mrn),
+        ("/email", &body.email),
+        ("/phone", &body.phone),
+        ("/cursor", &body.cursor),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.as_deref().is_some_and(|v| v.trim().is_empty()))
+    .map(|(pointer, _)| FieldError::body(pointer, "must not be empty; leave the member out instead"))
+    .collect();
+    if !blank.is_empty() {
+        return Err(Error::Invalid(blank));
+    }
     let params = SearchParams {
         name: body.name,
         birth_date: body.birth_date,
@@ -253,7 +278,8 @@ pub async fn read(
 #[utoipa::path(
     put, path = "/api/patients/{id}", tag = "patients",
     params(("id" = Uuid, Path, description = "Patient id"),
-           ("If-Match" = String, Header, description = "The ETag of the version being replaced, e.g. \"3\"")),
+           ("If-Match" = String, Header, pattern = r#"^"[1-9][0-9]{0,8}"$"#,
+            description = "The ETag of the version being replaced, e.g. \"3\"")),
     request_body = PatientInput,
     responses(
         (status = 200, description = "Updated", body = Patient, headers(("ETag" = String, description = "The new version"))),
@@ -262,7 +288,7 @@ pub async fn read(
         (status = 410, description = "The record is deactivated", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
         BodyRefused, MalformedId, Unauthorized, Forbidden,
-        (status = 428, description = "If-Match is missing or `*`", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing, `*`, weak or not an ETag this API returned", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn update(
@@ -272,8 +298,9 @@ pub async fn update(
     request: Request,
 ) -> Result<Response> {
     access.authorize(&ctx, Action::Update, Some(id)).await?;
-    let expected = if_match(request.headers())?;
+    let expected = if_match(request.headers());
     let draft = draft(request).await?;
+    let expected = expected?;
     Ok(with_etag(access.update(&ctx, id, expected, draft).await?))
 }
 
@@ -284,14 +311,15 @@ pub async fn update(
 #[utoipa::path(
     delete, path = "/api/patients/{id}", tag = "patients",
     params(("id" = Uuid, Path, description = "Patient id"),
-           ("If-Match" = String, Header, description = "The ETag of the version being deactivated, e.g. \"3\"")),
+           ("If-Match" = String, Header, pattern = r#"^"[1-9][0-9]{0,8}"$"#,
+            description = "The ETag of the version being deactivated, e.g. \"3\"")),
     responses(
         (status = 204, description = "Deactivated"),
         MalformedId, Unauthorized, Forbidden,
         (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "Already deactivated", body = Problem, content_type = "application/problem+json"),
         (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is missing or `*`", body = Problem, content_type = "application/problem+json"),
+        (status = 428, description = "If-Match is missing, `*`, weak or not an ETag this API returned", body = Problem, content_type = "application/problem+json"),
     )
 )]
 pub async fn deactivate(
