@@ -68,8 +68,8 @@ pub fn parse(spec: &str) -> Result<Vec<Route>, String> {
             if !prefix.starts_with('/') {
                 return Err(format!("`{prefix}`: a prefix starts with /"));
             }
-            if !url.starts_with("http://") {
-                return Err(format!("`{url}`: upstreams are http:// URLs"));
+            if !url.starts_with("http://") && !url.starts_with("https://") {
+                return Err(format!("`{url}`: upstreams are http:// or https:// URLs"));
             }
             Ok(Route::new(prefix.trim(), url.trim(), access))
         })
@@ -159,6 +159,7 @@ mod tests {
             Some("http://billing:8080")
         );
         assert!(parse("/x=ftp://y").is_err());
+        assert!(parse("/x=https://y").is_ok(), "TLS to the services is possible");
         assert!(parse("/x=http://y@wizard").is_err());
         assert!(parse("nothing").is_err());
     }

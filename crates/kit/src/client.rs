@@ -1,17 +1,26 @@
-//! HTTP client for calls between services (token keys, readiness of upstreams) and for the
-//! gateway's proxy: hyper's pooled client, plain HTTP inside the deployment.
+//! HTTP client for calls between services (token keys, revocations, readiness of upstreams)
+//! and for the gateway's proxy: hyper's pooled client, speaking `http://` and `https://`
+//! (rustls with the Web PKI roots, plus the CAs of `PMS_TLS_CA_FILE` for a private CA).
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
 
 use axum::body::Body;
 use http_body_util::BodyExt;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::{
     client::legacy::{Client, connect::HttpConnector},
     rt::TokioExecutor,
 };
+use rustls::{
+    ClientConfig, RootCertStore,
+    pki_types::{CertificateDer, pem::PemObject},
+};
 use serde::de::DeserializeOwned;
 
-pub type HttpClient = Client<HttpConnector, Body>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, Body>;
 
 /// Largest JSON document `get_json` reads.
 const MAX_JSON_BYTES: usize = 1024 * 1024;
@@ -29,11 +38,52 @@ pub enum ClientError {
     Body(String),
 }
 
-/// A new pooled client (connect timeout 2 s, idle connections kept 30 s).
+/// A new pooled client (connect timeout 2 s, idle connections kept 30 s) trusting the Web
+/// PKI roots and the CAs in `PMS_TLS_CA_FILE` (PEM), if set. A CA file that cannot be read is
+/// reported and left out: the client then trusts the Web PKI only.
 pub fn new_client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(Duration::from_secs(2)));
-    connector.set_nodelay(true);
+    let extra = match crate::config::var("PMS_TLS_CA_FILE") {
+        None => Vec::new(),
+        Some(path) => match ca_certificates(&path) {
+            Ok(certificates) => certificates,
+            Err(err) => {
+                tracing::error!(error = %err, "PMS_TLS_CA_FILE cannot be read; trusting the Web PKI roots only");
+                Vec::new()
+            }
+        },
+    };
+    client_trusting(extra)
+}
+
+/// The certificates of a PEM file.
+pub fn ca_certificates(path: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{path}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{path}: {e}"))
+}
+
+/// A client trusting the Web PKI roots and `extra` CAs.
+pub fn client_trusting(extra: Vec<CertificateDer<'static>>) -> HttpClient {
+    let mut roots = RootCertStore { roots: webpki_roots::TLS_SERVER_ROOTS.to_vec() };
+    for certificate in extra {
+        if let Err(err) = roots.add(certificate) {
+            tracing::error!(error = %err, "a CA certificate of PMS_TLS_CA_FILE is not usable");
+        }
+    }
+    // Not reachable by input: ring supports the safe default protocol versions.
+    #[allow(clippy::expect_used)]
+    let tls = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.set_connect_timeout(Some(Duration::from_secs(2)));
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    let connector =
+        HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
     Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
 }
 
@@ -60,4 +110,68 @@ pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> 
         .map_err(|e| ClientError::Body(e.to_string()))?
         .to_bytes();
     serde_json::from_slice(&bytes).map_err(|e| ClientError::Body(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::convert::Infallible;
+
+    use axum::http::{Request, Response};
+    use http_body_util::{BodyExt, Full};
+    use hyper::body::Bytes;
+    use hyper_util::rt::TokioIo;
+    use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+
+    use super::*;
+
+    /// An HTTPS server on 127.0.0.1 answering `{"ok":true}`, with a self-signed certificate for
+    /// `localhost`; returns its port and the certificate.
+    async fn tls_server() -> (u16, CertificateDer<'static>) {
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("certificate");
+        let certificate = generated.cert.der().clone();
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(generated.signing_key.serialize_der()));
+        let config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .expect("versions")
+                .with_no_client_auth()
+                .with_single_cert(vec![certificate.clone()], key)
+                .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let service = hyper::service::service_fn(|_: Request<hyper::body::Incoming>| async {
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"{\"ok\":true}"))))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tls), service)
+                        .await;
+                });
+            }
+        });
+        (port, certificate)
+    }
+
+    #[tokio::test]
+    async fn https_urls_work_with_a_trusted_ca_and_fail_without_it() {
+        let (port, certificate) = tls_server().await;
+        let url = format!("https://localhost:{port}/keys");
+        let get = |client: HttpClient| {
+            let url = url.clone();
+            async move {
+                let request = Request::get(url.as_str()).body(Body::empty()).expect("request");
+                let response = client.request(request).await.map_err(|e| e.to_string())?;
+                let bytes = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+                Ok::<_, String>(bytes)
+            }
+        };
+        let body = get(client_trusting(vec![certificate])).await.expect("served over TLS");
+        assert_eq!(&body[..], b"{\"ok\":true}");
+        assert!(get(client_trusting(Vec::new())).await.is_err(), "an unknown CA is refused");
+    }
 }
