@@ -39,6 +39,7 @@ CREATE TABLE auth_events (
     user_id      uuid,           -- the account concerned, when known
     actor_id     uuid,           -- who acted: the user, or the admin changing a user
     address      text,           -- the client's address
+    user_agent   text,           -- the client's User-Agent
     details      jsonb NOT NULL DEFAULT '{}'
 );
 CREATE INDEX auth_events_user ON auth_events (user_id, id) WHERE user_id IS NOT NULL;

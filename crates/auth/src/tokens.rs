@@ -9,7 +9,7 @@
 //! refused too ([`crate::revocations`]). A disabled user cannot refresh.
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use kit::auth::Claims;
+use kit::{auth::Claims, net::ClientAddress};
 use ring::{digest, rand::SecureRandom};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
@@ -176,7 +176,7 @@ pub async fn refresh(state: &AuthState, token: &str) -> Result<TokenPair> {
 
 /// Ends the session of a refresh token, and records it in the trail. Unknown tokens are
 /// ignored (logout is idempotent).
-pub async fn logout(state: &AuthState, token: &str, address: &str) -> Result<()> {
+pub async fn logout(state: &AuthState, token: &str, client: &ClientAddress) -> Result<()> {
     let session: Option<(Uuid, UserId)> =
         sqlx::query_as("SELECT family_id, user_id FROM refresh_tokens WHERE token_hash = $1")
             .bind(hash(token))
@@ -186,7 +186,7 @@ pub async fn logout(state: &AuthState, token: &str, address: &str) -> Result<()>
         let now = state.config.clock.now();
         let mut tx = state.pool.begin().await?;
         end_session(&mut tx, family, now).await?;
-        AuthEvent::new("logout", "ok").of(user).from(address).record(&mut *tx, now).await?;
+        AuthEvent::new("logout", "ok").of(user).from(client).record(&mut *tx, now).await?;
         tx.commit().await?;
     }
     Ok(())

@@ -9,6 +9,8 @@ use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
+use kit::net::ClientAddress;
+
 use crate::{error::Result, users::UserId};
 
 /// One entry to write.
@@ -19,6 +21,7 @@ pub struct AuthEvent {
     pub user_id: Option<UserId>,
     pub actor_id: Option<UserId>,
     pub address: Option<String>,
+    pub user_agent: Option<String>,
     pub details: Value,
 }
 
@@ -30,6 +33,7 @@ impl AuthEvent {
             user_id: None,
             actor_id: None,
             address: None,
+            user_agent: None,
             details: Value::Object(Default::default()),
         }
     }
@@ -46,8 +50,10 @@ impl AuthEvent {
         self
     }
 
-    pub fn from(mut self, address: &str) -> Self {
-        self.address = Some(address.to_owned());
+    /// Where the request came from: the client's address and user agent.
+    pub fn from(mut self, client: &ClientAddress) -> Self {
+        self.address = Some(client.0.clone());
+        self.user_agent = client.1.clone();
         self
     }
 
@@ -59,8 +65,8 @@ impl AuthEvent {
     /// Writes the entry with `executor` (the pool, or the change's own transaction).
     pub async fn record<'e>(&self, executor: impl PgExecutor<'e>, at: OffsetDateTime) -> Result<()> {
         sqlx::query(
-            "INSERT INTO auth_events (occurred_at, action, outcome, user_id, actor_id, address, details)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            "INSERT INTO auth_events (occurred_at, action, outcome, user_id, actor_id, address, user_agent, details)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(at)
         .bind(self.action)
@@ -68,6 +74,7 @@ impl AuthEvent {
         .bind(self.user_id)
         .bind(self.actor_id)
         .bind(&self.address)
+        .bind(&self.user_agent)
         .bind(&self.details)
         .execute(executor)
         .await?;
@@ -92,6 +99,7 @@ pub struct AuthEventRecord {
     #[schema(value_type = Option<uuid::Uuid>)]
     pub actor_id: Option<UserId>,
     pub address: Option<String>,
+    pub user_agent: Option<String>,
     /// What changed (roles, enabled), never secrets or contacts.
     #[schema(value_type = Object)]
     pub details: Value,
@@ -110,7 +118,7 @@ pub struct TrailQuery {
 /// Entries matching `query`, newest first.
 pub async fn list(pool: &PgPool, query: &TrailQuery, limit: u32) -> Result<Vec<AuthEventRecord>> {
     Ok(sqlx::query_as(
-        "SELECT id, occurred_at, action, outcome, user_id, actor_id, address, details FROM auth_events
+        "SELECT id, occurred_at, action, outcome, user_id, actor_id, address, user_agent, details FROM auth_events
          WHERE ($1::uuid IS NULL OR user_id = $1)
            AND ($2::timestamptz IS NULL OR occurred_at >= $2) AND ($3::timestamptz IS NULL OR occurred_at < $3)
            AND ($4::bigint IS NULL OR id < $4)

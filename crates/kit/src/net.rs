@@ -106,8 +106,9 @@ impl TrustedProxies {
 }
 
 /// The client's address as [`TrustedProxies::client`] decides it, as text (`unknown` when the
-/// connection has no peer, in tests that call a router directly).
-pub struct ClientAddress(pub String);
+/// connection has no peer, in tests that call a router directly), and its `User-Agent` (at
+/// most 256 characters, without control characters): where a request came from, for trails.
+pub struct ClientAddress(pub String, pub Option<String>);
 
 impl<S> FromRequestParts<S> for ClientAddress
 where
@@ -119,7 +120,13 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         let client = TrustedProxies::from_ref(state).client(&parts.headers, peer);
-        Ok(ClientAddress(client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string())))
+        let agent = parts
+            .headers
+            .get("user-agent")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect::<String>())
+            .filter(|v| !v.is_empty());
+        Ok(ClientAddress(client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()), agent))
     }
 }
 

@@ -47,7 +47,7 @@ pub struct LoginRequest {
     ))]
 pub async fn login(
     State(state): State<AuthState>,
-    ClientAddress(address): ClientAddress,
+    client: ClientAddress,
     JsonBody(body): JsonBody<LoginRequest>,
 ) -> Result<Json<TokenPair>> {
     if body.email.chars().count() > MAX_EMAIL_CHARS {
@@ -56,9 +56,9 @@ pub async fn login(
     }
     let key = Email::key_of(&body.email);
     let clock = &state.config.clock;
-    let event = |outcome| AuthEvent::new("login", outcome).from(&address);
+    let event = |outcome| AuthEvent::new("login", outcome).from(&client);
     // Counted before the password is checked: concurrent guesses cannot all slip through.
-    let attempt = match lockout::begin(&state.pool, &state.config.limits, clock, &key, &address).await {
+    let attempt = match lockout::begin(&state.pool, &state.config.limits, clock, &key, &client.0).await {
         Err(Error::LockedOut { retry_after }) => {
             event("locked").record(&state.pool, clock.now()).await?;
             return Err(Error::LockedOut { retry_after });
@@ -123,10 +123,10 @@ pub async fn refresh(
     responses((status = 204, description = "Revoked (also for unknown tokens)"), BodyRefused))]
 pub async fn logout(
     State(state): State<AuthState>,
-    ClientAddress(address): ClientAddress,
+    client: ClientAddress,
     JsonBody(body): JsonBody<RefreshRequest>,
 ) -> Result<StatusCode> {
-    tokens::logout(&state, &body.refresh_token, &address).await?;
+    tokens::logout(&state, &body.refresh_token, &client).await?;
     // This service's own verifier learns it now; the others within their refresh interval.
     state.keys.reload().await?;
     Ok(StatusCode::NO_CONTENT)

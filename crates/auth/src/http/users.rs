@@ -38,7 +38,7 @@ use crate::{
 pub async fn create_user(
     State(state): State<AuthState>,
     ctx: RequestContext,
-    ClientAddress(address): ClientAddress,
+    client: ClientAddress,
     JsonBody(body): JsonBody<NewUser>,
 ) -> Result<Response> {
     ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
@@ -48,7 +48,7 @@ pub async fn create_user(
     AuthEvent::new("user_create", "ok")
         .of(user.id)
         .by(UserId::parse(&ctx.user_id))
-        .from(&address)
+        .from(&client)
         .with(json!({ "roles": user.roles }))
         .record(&state.pool, state.config.clock.now())
         .await?;
@@ -124,7 +124,7 @@ pub async fn get_user(
 pub async fn update_user(
     State(state): State<AuthState>,
     ctx: RequestContext,
-    ClientAddress(address): ClientAddress,
+    client: ClientAddress,
     PathId(id): PathId<UserId>,
     JsonBody(patch): JsonBody<UserPatch>,
 ) -> Result<Json<User>> {
@@ -139,7 +139,7 @@ pub async fn update_user(
     AuthEvent::new("user_update", "ok")
         .of(id)
         .by(UserId::parse(&ctx.user_id))
-        .from(&address)
+        .from(&client)
         .with(changed)
         .record(&state.pool, state.config.clock.now())
         .await?;
@@ -166,7 +166,7 @@ pub struct PasswordChange {
 pub async fn change_password(
     State(state): State<AuthState>,
     ctx: RequestContext,
-    ClientAddress(address): ClientAddress,
+    client: ClientAddress,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> Result<StatusCode> {
     ctx.require(Action::ChangeOwnPassword).map_err(|_| Error::Forbidden)?;
@@ -175,9 +175,9 @@ pub async fn change_password(
     let user = state.users.get(id).await?;
     let limits = &state.config.limits;
     let clock = &state.config.clock;
-    let event = |outcome| AuthEvent::new("password_change", outcome).of(id).from(&address);
+    let event = |outcome| AuthEvent::new("password_change", outcome).of(id).from(&client);
     let attempt =
-        match lockout::begin(&state.pool, limits, clock, &Email::key_of(&user.email), &address).await {
+        match lockout::begin(&state.pool, limits, clock, &Email::key_of(&user.email), &client.0).await {
             Err(Error::LockedOut { retry_after }) => {
                 event("locked").record(&state.pool, clock.now()).await?;
                 return Err(Error::LockedOut { retry_after });

@@ -191,6 +191,10 @@ async fn the_auth_trail_keeps_logins_logouts_and_user_changes_durably_for_admins
     assert_eq!(mine["events"].as_array().expect("events").len(), 5, "create, failure, login, logout, update");
     assert_eq!(mine["events"][0]["details"]["roles"], json!(["receptionist"]));
     assert!(mine["events"][0]["actorId"].is_string() && mine["events"][0]["actorId"] != id.as_str());
+    assert!(
+        events.iter().all(|e| e["userAgent"] == "pms-tests" && e["address"] == "127.0.0.1"),
+        "{events:?}"
+    );
     let text = page.to_string();
     assert!(!text.contains("@test.example") && !text.contains("password"), "no emails or secrets: {text}");
 

@@ -65,6 +65,13 @@ struct Call {
     path: String,
     body: Option<String>,
     what: String,
+    /// A hostile value for a header parameter (`If-Match`), instead of a valid one.
+    header: Option<(String, String)>,
+}
+
+/// Hostile header values that HTTP can carry at all (no NUL or line breaks).
+fn header_values() -> Vec<String> {
+    vec!["%00".into(), "\"1\", \"2\"".into(), "W/\"1\"".into(), "*".into(), "\"".into(), "x".repeat(10_000)]
 }
 
 #[tokio::test]
@@ -104,7 +111,24 @@ async fn hostile_input_to_every_parameter_of_every_operation_never_answers_5xx()
                         }
                         _ => continue,
                     };
-                    calls.push(Call { method: method.clone(), path, body: body_text.clone(), what });
+                    calls.push(Call {
+                        method: method.clone(),
+                        path,
+                        body: body_text.clone(),
+                        what,
+                        header: None,
+                    });
+                }
+                if parameter["in"] == "header" {
+                    for value in header_values() {
+                        calls.push(Call {
+                            method: method.clone(),
+                            path: path.clone(),
+                            body: body_text.clone(),
+                            what: format!("header {name}"),
+                            header: Some((name.to_owned(), value)),
+                        });
+                    }
                 }
             }
             let Some(body) = body else { continue };
@@ -119,6 +143,7 @@ async fn hostile_input_to_every_parameter_of_every_operation_never_answers_5xx()
                         path: path.clone(),
                         body: Some(hostile.to_string()),
                         what: format!("body {pointer}"),
+                        header: None,
                     });
                 }
                 // A lone surrogate can only be written as an escape: JSON text, not a Value.
@@ -132,17 +157,19 @@ async fn hostile_input_to_every_parameter_of_every_operation_never_answers_5xx()
                     path: path.clone(),
                     body: Some(lone),
                     what: format!("body {pointer} lone surrogate"),
+                    header: None,
                 });
             }
         }
     }
     assert!(calls.len() > 300, "every operation was reached: {}", calls.len());
     for call in calls {
-        let mut request = system
-            .client
-            .request(call.method.clone(), system.url(&call.path))
-            .bearer_auth(&admin)
-            .header("if-match", "\"1\"");
+        let mut request =
+            system.client.request(call.method.clone(), system.url(&call.path)).bearer_auth(&admin);
+        request = match &call.header {
+            Some((name, value)) => request.header(name.as_str(), value.as_str()),
+            None => request.header("if-match", "\"1\""),
+        };
         let sent = call.body.as_deref().unwrap_or("").chars().take(80).collect::<String>();
         if let Some(body) = call.body {
             request = request.header("content-type", "application/json").body(body);
