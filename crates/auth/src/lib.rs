@@ -15,6 +15,7 @@ pub mod policy;
 pub mod revocations;
 pub mod tokens;
 pub mod trail;
+pub mod user_id;
 pub mod users;
 
 use std::{sync::Arc, time::Duration};
@@ -49,7 +50,7 @@ pub const SERVICE: Service = Service {
     default_port: 8082,
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
-    openapi: openapi::document,
+    openapi: http::document,
     launch,
 };
 

@@ -1,5 +1,5 @@
 //! The OpenAPI description of the auth API: its tags here; the operations come from the
-//! handlers as they are routed ([`crate::http::api`]).
+//! handlers as they are routed ([`crate::http::document`]).
 
 use utoipa::OpenApi;
 
@@ -9,8 +9,3 @@ use utoipa::OpenApi;
     tags((name = "auth", description = "Login, tokens and keys"), (name = "users", description = "User administration"))
 )]
 pub struct AuthApi;
-
-/// The service's part of the public OpenAPI document.
-pub fn document() -> utoipa::openapi::OpenApi {
-    crate::http::api().split_for_parts().1
-}

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{error::Result, users::UserId};
+use crate::{error::Result, user_id::UserId};
 
 /// How long an entry can still refuse a token: the access-token lifetime plus leeway.
 pub fn window(access_ttl: Duration) -> Duration {

@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use kit::net::ClientAddress;
 
-use crate::{error::Result, users::UserId};
+use crate::{error::Result, user_id::UserId};
 
 /// One entry to write.
 #[derive(Debug, Clone)]

@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use time::OffsetDateTime;
 use utoipa::ToSchema;
-use uuid::Uuid;
 
+pub use crate::user_id::UserId;
 use crate::{
     error::{Error, Result},
     passwords, revocations,
@@ -16,31 +16,6 @@ const COLUMNS: &str = "id, email, display_name, roles, enabled, created_at, upda
 
 /// The unique constraint on `users.email_key` (PostgreSQL's default name for it).
 const UNIQUE_EMAIL: &str = "users_email_key_key";
-
-/// A user's id (a UUIDv7); the `sub` of the user's access tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
-#[serde(transparent)]
-#[sqlx(transparent)]
-pub struct UserId(Uuid);
-
-impl UserId {
-    /// The user a token's subject names, if it names one at all.
-    pub fn parse(text: &str) -> Option<Self> {
-        Uuid::parse_str(text).ok().map(Self)
-    }
-}
-
-impl From<Uuid> for UserId {
-    fn from(id: Uuid) -> Self {
-        Self(id)
-    }
-}
-
-impl std::fmt::Display for UserId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
 
 /// A user as the API shows it (never with its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -318,7 +293,7 @@ async fn insert<'e>(
         "INSERT INTO users (id, email, email_key, display_name, password_hash, roles, enabled, created_at, updated_at)
          VALUES ($1, $2, $3, $4, $5, $6, true, now(), now()) RETURNING {COLUMNS}"
     ))
-    .bind(UserId(Uuid::now_v7()))
+    .bind(UserId::new())
     .bind(user.email.as_str())
     .bind(user.email.key())
     .bind(&user.display_name)

@@ -45,7 +45,7 @@ pub const SERVICE: Service = Service {
     default_port: 8081,
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
-    openapi: openapi::document,
+    openapi: http::document,
     launch,
 };
 

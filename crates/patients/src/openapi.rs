@@ -1,5 +1,5 @@
 //! The OpenAPI description of the patients API: its tags and shared schemas here; the
-//! operations come from the handlers as they are routed ([`crate::http::api`]).
+//! operations come from the handlers as they are routed ([`crate::http::document`]).
 
 use kit::{FieldError, Problem};
 use utoipa::OpenApi;
@@ -11,8 +11,3 @@ use utoipa::OpenApi;
          (name = "audit", description = "Who saw or changed which patient record"))
 )]
 pub struct PatientsApi;
-
-/// The service's part of the public OpenAPI document.
-pub fn document() -> utoipa::openapi::OpenApi {
-    crate::http::api().split_for_parts().1
-}

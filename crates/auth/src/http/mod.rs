@@ -11,6 +11,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::AuthState;
 
+/// The service's part of the public OpenAPI document: its tags, and every operation as it
+/// is routed.
+pub fn document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
 /// The routes of the auth API with their OpenAPI description: each handler's
 /// `#[utoipa::path]` says where it is routed, so the document cannot drift from the router.
 pub fn api() -> OpenApiRouter<AuthState> {
