@@ -255,6 +255,58 @@ where
     }
 }
 
+/// Declares the query parameters of a paged list: the struct as written, plus `limit` (1 to
+/// 100, default 50) and `cursor` (the `nextCursor` of the previous page), with the derives and
+/// serde settings [`QueryParams`] needs. Every paged list documents and reads them alike.
+///
+/// ```ignore
+/// kit::paged_params! {
+///     /// Filters of the list.
+///     pub struct ListParams {}
+/// }
+/// ```
+#[macro_export]
+macro_rules! paged_params {
+    ($(#[$meta:meta])* pub struct $name:ident { $($field:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        #[into_params(parameter_in = Query)]
+        pub struct $name {
+            $($field)*
+            /// Page size, 1 to 100 (default 50).
+            #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+            pub limit: Option<String>,
+            /// `nextCursor` of the previous page.
+            #[param(min_length = 1)]
+            pub cursor: Option<String>,
+        }
+    };
+}
+
+/// As [`paged_params!`], for a trail (an audit list): also `userId` (whose actions) and the
+/// time range `from` (inclusive) and `to` (exclusive), RFC 3339 instants.
+#[macro_export]
+macro_rules! trail_params {
+    ($(#[$meta:meta])* pub struct $name:ident { $($field:tt)* }) => {
+        $crate::paged_params! {
+            $(#[$meta])*
+            pub struct $name {
+                $($field)*
+                /// Only entries of this user (the `sub` of their token).
+                #[param(value_type = Option<uuid::Uuid>)]
+                pub user_id: Option<String>,
+                /// Only entries at or after this instant (RFC 3339).
+                #[param(value_type = Option<String>, format = DateTime)]
+                pub from: Option<String>,
+                /// Only entries before this instant (RFC 3339).
+                #[param(value_type = Option<String>, format = DateTime)]
+                pub to: Option<String>,
+            }
+        }
+    };
+}
+
 /// Most items a page may hold.
 pub const MAX_PAGE_SIZE: u32 = 100;
 

@@ -7,7 +7,7 @@ use kit::{
     openapi::{Forbidden, InvalidParameters, Unauthorized},
 };
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::{
     AuthState,
@@ -17,26 +17,9 @@ use crate::{
     users::UserId,
 };
 
-/// Filters of the auth trail.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct TrailParams {
-    /// Only entries about this user.
-    #[param(value_type = Option<uuid::Uuid>)]
-    user_id: Option<String>,
-    /// Only entries at or after this instant (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    from: Option<String>,
-    /// Only entries before this instant (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    to: Option<String>,
-    /// Page size, 1 to 100 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
-    /// `nextCursor` of the previous page.
-    #[param(min_length = 1)]
-    cursor: Option<String>,
+kit::trail_params! {
+    /// Filters of the auth trail.
+    pub struct TrailParams {}
 }
 
 /// A page of the auth trail.

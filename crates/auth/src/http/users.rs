@@ -16,7 +16,7 @@ use kit::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::{
     AuthState,
@@ -58,16 +58,9 @@ pub async fn create_user(
     Ok((StatusCode::CREATED, [(header::LOCATION, location)], Json(user)).into_response())
 }
 
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct ListParams {
-    /// Page size, 1 to 100 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
-    /// `nextCursor` of the previous page.
-    #[param(min_length = 1)]
-    cursor: Option<String>,
+kit::paged_params! {
+    /// Paging of the user list.
+    pub struct ListParams {}
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]

@@ -7,7 +7,7 @@ use kit::{
     openapi::{Forbidden, InvalidParameters, Unauthorized},
 };
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::ToSchema;
 
 use crate::{
     access::PatientAccess,
@@ -17,29 +17,13 @@ use crate::{
     policy::Action,
 };
 
-/// Filters of the audit trail.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-#[into_params(parameter_in = Query)]
-pub struct AuditParams {
-    /// Only rows about this patient.
-    #[param(value_type = Option<Uuid>)]
-    patient_id: Option<String>,
-    /// Only rows of this user (the `sub` of their token).
-    #[param(value_type = Option<Uuid>)]
-    user_id: Option<String>,
-    /// Only rows at or after this instant (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    from: Option<String>,
-    /// Only rows before this instant (RFC 3339).
-    #[param(value_type = Option<String>, format = DateTime)]
-    to: Option<String>,
-    /// Page size, 1 to 100 (default 50).
-    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
-    limit: Option<String>,
-    /// `nextCursor` of the previous page.
-    #[param(min_length = 1)]
-    cursor: Option<String>,
+kit::trail_params! {
+    /// Filters of the audit trail.
+    pub struct AuditParams {
+        /// Only rows about this patient.
+        #[param(value_type = Option<Uuid>)]
+        pub patient_id: Option<String>,
+    }
 }
 
 /// A page of the audit trail, newest first.
