@@ -81,7 +81,12 @@ pub fn router(readiness: Readiness, metrics: bool) -> Router {
         .route("/health/live", get(|| async { Json(json!({ "status": "live" })) }))
         .route("/health/ready", get(ready));
     let router = if metrics { router.route("/metrics", get(self::metrics)) } else { router };
-    router.with_state(readiness)
+    router.with_state(readiness).layer(axum::middleware::map_response(
+        |mut response: axum::response::Response| async {
+            response.extensions_mut().insert(crate::telemetry::Quiet);
+            response
+        },
+    ))
 }
 
 /// What an admin address serves: liveness and metrics.

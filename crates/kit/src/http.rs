@@ -26,13 +26,11 @@ use hyper_util::{
 use tokio::{net::TcpListener, sync::Semaphore};
 use tower::{ServiceBuilder, ServiceExt};
 use tower_http::{
-    LatencyUnit,
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
-    trace::{DefaultOnResponse, TraceLayer},
+    trace::TraceLayer,
 };
-use tracing::Level;
 
 use crate::{
     config::HttpConfig,
@@ -83,9 +81,7 @@ pub fn layered(service: &'static str, api: Router, readiness: Readiness, config:
                     TraceLayer::new_for_http()
                         .make_span_with(telemetry::request_span)
                         .on_request(())
-                        .on_response(
-                            DefaultOnResponse::new().level(Level::INFO).latency_unit(LatencyUnit::Micros),
-                        ),
+                        .on_response(telemetry::log_response),
                 )
                 .layer(middleware::from_fn(move |req: Request, next: Next| {
                     crate::metrics::track(service, req, next)

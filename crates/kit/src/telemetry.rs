@@ -25,6 +25,23 @@ pub fn init() {
     drop(result);
 }
 
+/// Marks an answer as machine traffic (health probes, the key and revocation refresh every
+/// service makes every few seconds): logged at debug, so the request log shows what people do.
+#[derive(Debug, Clone, Copy)]
+pub struct Quiet;
+
+/// Logs a finished request: status and latency in microseconds, at info (debug for [`Quiet`]
+/// answers), inside the request's span (request id, method, route).
+pub fn log_response<B>(response: &axum::http::Response<B>, latency: std::time::Duration, _span: &Span) {
+    let status = response.status().as_u16();
+    let latency = latency.as_micros() as u64;
+    if response.extensions().get::<Quiet>().is_some() {
+        tracing::debug!(status, latency_us = latency, "finished processing request");
+    } else {
+        tracing::info!(status, latency_us = latency, "finished processing request");
+    }
+}
+
 /// The span of one HTTP request: request id, method and route template, never the raw URI.
 pub fn request_span<B>(req: &Request<B>) -> Span {
     let request_id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("-");

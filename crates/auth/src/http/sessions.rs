@@ -163,9 +163,12 @@ pub async fn validate(
 /// seconds, not when the 15-minute access token expires. Holds ids only, never names.
 #[utoipa::path(get, path = "/auth/revocations", tag = "auth", security(()),
     responses((status = 200, description = "Current revocations", body = Revocations)))]
-pub async fn revocations(State(state): State<AuthState>) -> Result<Json<Revocations>> {
+pub async fn revocations(State(state): State<AuthState>) -> Result<Response> {
     let now = state.config.clock.now();
-    Ok(Json(crate::revocations::current(&state.pool, state.config.access_ttl, now).await?))
+    let mut response =
+        Json(crate::revocations::current(&state.pool, state.config.access_ttl, now).await?).into_response();
+    response.extensions_mut().insert(kit::telemetry::Quiet);
+    Ok(response)
 }
 
 /// The public keys that verify access tokens (RFC 7517).
@@ -174,5 +177,6 @@ pub async fn revocations(State(state): State<AuthState>) -> Result<Json<Revocati
 pub async fn jwks(State(state): State<AuthState>) -> Response {
     let mut response = Json(state.keys.jwks()).into_response();
     response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
+    response.extensions_mut().insert(kit::telemetry::Quiet);
     response
 }
