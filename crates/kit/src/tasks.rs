@@ -53,11 +53,6 @@ impl Background {
         });
     }
 
-    /// Whether [`stop`](Self::stop) has been called.
-    pub fn is_stopping(&self) -> bool {
-        self.cancel.is_cancelled()
-    }
-
     /// Tells every task to finish and waits for them, at most `deadline`. Returns whether all
     /// of them finished in time (those that did not are left to the runtime's end).
     pub async fn stop(&self, deadline: Duration) -> bool {

@@ -1,5 +1,5 @@
 //! Test support, compiled only for tests (feature `testing`): a fresh PostgreSQL database per
-//! test (dropped afterwards), tokens for any user and roles, a service on a random port, and
+//! test (dropped afterwards), tokens for any user and roles, listeners on random ports, an API client, and
 //! assertions on answers.
 //!
 //! Integration tests run against a real server named by `PMS_TEST_DATABASE_URL` (the test
@@ -11,10 +11,7 @@ use ring::signature::{Ed25519KeyPair, KeyPair};
 use serde_json::Value;
 use sqlx::{Connection, Executor, PgConnection, postgres::PgConnectOptions};
 
-use crate::{
-    auth::{Claims, Role, TokenSettings, VerifierConfig},
-    shutdown::Shutdown,
-};
+use crate::auth::{Claims, Role, TokenSettings, VerifierConfig};
 
 /// Where tests find a server they may create databases on, when the variable is unset.
 pub const DEFAULT_TEST_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
@@ -220,17 +217,6 @@ pub async fn listener() -> (tokio::net::TcpListener, String) {
     (listener, base)
 }
 
-/// Serves `app` on a random port until the returned shutdown is triggered; returns its base URL.
-pub async fn serve(app: axum::Router) -> (String, Shutdown) {
-    let (listener, base) = listener().await;
-    let shutdown = Shutdown::default();
-    let shutdown_for_server = shutdown.clone();
-    tokio::spawn(async move {
-        crate::http::serve(listener, app, crate::config::HttpConfig::ephemeral(), shutdown_for_server).await
-    });
-    (base, shutdown)
-}
-
 /// Asserts `status` and returns the JSON body (or `Null` when there is none).
 pub async fn expect_json(response: reqwest::Response, status: reqwest::StatusCode) -> Value {
     let actual = response.status();
@@ -247,17 +233,6 @@ pub async fn expect_problem(response: reqwest::Response, status: reqwest::Status
     assert_eq!(content_type, crate::problem::CONTENT_TYPE, "{body}");
     assert_eq!(body["status"], status.as_u16());
     assert!(body["type"].as_str().is_some_and(|t| t.starts_with("urn:pms:problem:")), "{body}");
-    body
-}
-
-/// As [`expect_problem`], also asserting the problem's `type`.
-pub async fn expect_problem_kind(
-    response: reqwest::Response,
-    status: reqwest::StatusCode,
-    kind: &str,
-) -> Value {
-    let body = expect_problem(response, status).await;
-    assert_eq!(body["type"], kind, "{body}");
     body
 }
 
