@@ -1,6 +1,6 @@
 //! Test support, compiled only for tests (feature `testing`): a fresh PostgreSQL database per
-//! test (dropped afterwards), tokens for any user and roles, listeners on random ports, an API client, and
-//! assertions on answers.
+//! test (dropped afterwards), tokens for any user and roles, listeners on random ports, an API
+//! client, and assertions on answers.
 //!
 //! Integration tests run against a real server named by `PMS_TEST_DATABASE_URL` (the test
 //! command starts a private throw-away cluster and sets it). Each test gets a database of its
