@@ -28,6 +28,7 @@ work="$(mktemp -d)"
 PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms_bench)" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
     PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
     PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
+    PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
     PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
     "$CARGO_TARGET_DIR/release/pms" up >"$work/pms.log" 2>&1 &
 server=$!
