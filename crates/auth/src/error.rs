@@ -34,6 +34,12 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<kit::auth::Forbidden> for Error {
+    fn from(_: kit::auth::Forbidden) -> Self {
+        Error::Forbidden
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         match self {

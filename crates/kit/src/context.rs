@@ -9,8 +9,7 @@ use axum::{
 };
 
 use crate::{
-    Problem,
-    auth::{Action, Role, TokenError, Verifier, bearer, forbidden},
+    auth::{Action, Forbidden, Role, TokenError, Verifier, bearer},
     net::TrustedProxies,
 };
 
@@ -56,10 +55,11 @@ impl RequestContext {
         self.has_any(action.allowed())
     }
 
-    /// The 403 problem unless the caller may do `action`. Services whose refusals must be
-    /// audited check [`may`](Self::may) and record the refusal themselves.
-    pub fn require(&self, action: impl Action) -> Result<(), Problem> {
-        if self.may(action) { Ok(()) } else { Err(forbidden()) }
+    /// [`Forbidden`] unless the caller may do `action` (each service's `Error` converts it into
+    /// its own refusal). Services whose refusals must be audited check [`may`](Self::may) and
+    /// record the refusal themselves.
+    pub fn require(&self, action: impl Action) -> Result<(), Forbidden> {
+        if self.may(action) { Ok(()) } else { Err(Forbidden) }
     }
 
     /// The request and trace ids of `headers` (no caller): for anonymous endpoints.
@@ -111,6 +111,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Problem;
 
     #[derive(Debug, Clone, Copy)]
     struct Read;
@@ -131,7 +132,8 @@ mod tests {
     fn any_allowed_role_suffices() {
         assert!(with(&[Role::Analyst, Role::Clinician]).may(Read));
         assert!(!with(&[Role::Analyst]).may(Read));
-        assert_eq!(with(&[Role::Billing]).require(Read).map_err(|p| p.status), Err(403));
+        assert!(with(&[Role::Billing]).require(Read).is_err());
+        assert_eq!(Problem::from(Forbidden).status, 403);
     }
 
     #[test]

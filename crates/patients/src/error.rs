@@ -65,6 +65,12 @@ impl From<Error> for Problem {
     }
 }
 
+impl From<kit::auth::Forbidden> for Error {
+    fn from(_: kit::auth::Forbidden) -> Self {
+        Error::Forbidden
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         Problem::from(self).into_response()

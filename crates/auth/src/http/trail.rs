@@ -42,7 +42,7 @@ pub async fn auth_events(
     ctx: RequestContext,
     QueryParams(params): QueryParams<TrailParams>,
 ) -> Result<Json<AuthEventPage>> {
-    ctx.require(Action::ReadAuthTrail).map_err(|_| Error::Forbidden)?;
+    ctx.require(Action::ReadAuthTrail)?;
     let mut errors = Vec::new();
     let query = TrailQuery {
         user_id: uuid_param(params.user_id.as_deref(), "userId", &mut errors).map(UserId::from),

@@ -41,7 +41,7 @@ pub async fn create_user(
     client: ClientAddress,
     JsonBody(body): JsonBody<NewUser>,
 ) -> Result<Response> {
-    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    ctx.require(Action::ManageUsers)?;
     let draft = body.parse()?;
     let hash = state.hasher.hash(draft.password.clone()).await?;
     let user = state.users.create(&draft, &hash).await?;
@@ -81,7 +81,7 @@ pub async fn list_users(
     ctx: RequestContext,
     QueryParams(params): QueryParams<ListParams>,
 ) -> Result<Json<UserPage>> {
-    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    ctx.require(Action::ManageUsers)?;
     let mut errors = Vec::new();
     let limit = kit::json::page_limit(params.limit.as_deref(), 50, &mut errors);
     let after: Option<String> = Cursor::param(params.cursor.as_deref(), &mut errors);
@@ -104,7 +104,7 @@ pub async fn get_user(
     ctx: RequestContext,
     PathId(id): PathId<UserId>,
 ) -> Result<Json<User>> {
-    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    ctx.require(Action::ManageUsers)?;
     Ok(Json(state.users.get(id).await?))
 }
 
@@ -121,7 +121,7 @@ pub async fn update_user(
     PathId(id): PathId<UserId>,
     JsonBody(patch): JsonBody<UserPatch>,
 ) -> Result<Json<User>> {
-    ctx.require(Action::ManageUsers).map_err(|_| Error::Forbidden)?;
+    ctx.require(Action::ManageUsers)?;
     patch.validate()?;
     let user = state.users.update(id, &patch, state.config.clock.now()).await?;
     let changed = json!({
@@ -162,7 +162,7 @@ pub async fn change_password(
     client: ClientAddress,
     JsonBody(body): JsonBody<PasswordChange>,
 ) -> Result<StatusCode> {
-    ctx.require(Action::ChangeOwnPassword).map_err(|_| Error::Forbidden)?;
+    ctx.require(Action::ChangeOwnPassword)?;
     // Tokens name users by their UUID; one that does not is no user of this service.
     let id = UserId::parse(&ctx.user_id).ok_or(Error::NotFound)?;
     let user = state.users.get(id).await?;

@@ -7,5 +7,5 @@ pub mod tokens;
 pub mod verifier;
 
 pub use roles::{Access, Action, Role, RouteSpec};
-pub use tokens::{Claims, TokenError, TokenSettings, bearer, forbidden, unauthorized};
+pub use tokens::{Claims, Forbidden, TokenError, TokenSettings, bearer, forbidden, unauthorized};
 pub use verifier::{KeySource, LEEWAY_SECONDS, Revocations, Verifier, VerifierConfig};

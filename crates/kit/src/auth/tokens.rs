@@ -114,3 +114,14 @@ pub fn forbidden() -> Problem {
     Problem::new(StatusCode::FORBIDDEN, kinds::FORBIDDEN, "Forbidden")
         .with_detail("your roles do not allow this operation")
 }
+
+/// The caller's roles do not allow the action (403 at the edge).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the caller's roles do not allow this action")]
+pub struct Forbidden;
+
+impl From<Forbidden> for Problem {
+    fn from(_: Forbidden) -> Problem {
+        forbidden()
+    }
+}

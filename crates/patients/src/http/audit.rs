@@ -64,11 +64,9 @@ pub async fn audit_events(
     ctx: RequestContext,
     QueryParams(params): QueryParams<AuditParams>,
 ) -> Result<Json<AuditPage>> {
-    if !ctx.may(Action::ReadAudit) {
-        return Err(Error::Forbidden);
-    }
+    ctx.require(Action::ReadAudit)?;
     let (query, limit) = parse_audit_params(params)?;
-    let mut items = access.audit_trail(&ctx, &query, limit + 1).await?;
+    let mut items = access.audit_trail(&query, limit + 1).await?;
     let next_cursor = kit::json::next_page(&mut items, limit, |last| Cursor::encode(&last.id));
     Ok(Json(AuditPage { events: items, next_cursor }))
 }
