@@ -1,16 +1,14 @@
 //! Who is asking, and under which request and trace: what every handler of every service
 //! decides on (its `policy`) and what audit trails record.
 
-use std::net::SocketAddr;
-
 use axum::{
-    extract::{ConnectInfo, FromRef, FromRequestParts},
+    extract::{FromRef, FromRequestParts},
     http::{HeaderMap, request::Parts},
 };
 
 use crate::{
     auth::{Action, Forbidden, Role, TokenError, Verifier, bearer},
-    net::TrustedProxies,
+    net::{Origin, TrustedProxies, header_text},
 };
 
 /// The verified caller of one request. Extracting it answers 401 without a valid access
@@ -64,8 +62,7 @@ impl RequestContext {
 
     /// The request and trace ids of `headers` (no caller): for anonymous endpoints.
     pub fn ids(headers: &HeaderMap) -> (Option<String>, Option<String>) {
-        let request_id =
-            headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(128).collect());
+        let request_id = header_text(headers, "x-request-id", 128);
         let trace_id = headers
             .get("traceparent")
             .and_then(|v| v.to_str().ok())
@@ -73,13 +70,6 @@ impl RequestContext {
             .map(|(trace_id, _)| trace_id);
         (request_id, trace_id)
     }
-}
-
-/// A header's text, without control characters, at most `max` characters.
-fn header_text(headers: &HeaderMap, name: &str, max: usize) -> Option<String> {
-    let text: String =
-        headers.get(name)?.to_str().ok()?.chars().filter(|c| !c.is_control()).take(max).collect();
-    (!text.is_empty()).then_some(text)
 }
 
 impl<S> FromRequestParts<S> for RequestContext
@@ -94,15 +84,14 @@ where
         let token = bearer(&parts.headers).ok_or(TokenError::Missing)?;
         let claims = Verifier::from_ref(state).verify(token).await?;
         let (request_id, trace_id) = Self::ids(&parts.headers);
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let client = TrustedProxies::from_ref(state).client(&parts.headers, peer);
+        let origin = Origin::of(parts, &TrustedProxies::from_ref(state));
         Ok(Self {
             user_id: claims.sub,
             roles: claims.roles,
             request_id,
             trace_id,
-            client_address: client.map(|ip| ip.to_string()),
-            user_agent: header_text(&parts.headers, "user-agent", 256),
+            client_address: origin.address.map(|ip| ip.to_string()),
+            user_agent: origin.user_agent,
             client_request_id: header_text(&parts.headers, crate::http::CLIENT_REQUEST_ID, 128),
         })
     }

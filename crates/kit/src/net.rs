@@ -105,9 +105,35 @@ impl TrustedProxies {
     }
 }
 
-/// The client's address as [`TrustedProxies::client`] decides it, as text (`unknown` when the
-/// connection has no peer, in tests that call a router directly), and its `User-Agent` (at
-/// most 256 characters, without control characters): where a request came from, for trails.
+/// A header's text without control characters, at most `max` characters; `None` when absent,
+/// not text, or empty.
+pub fn header_text(headers: &HeaderMap, name: &str, max: usize) -> Option<String> {
+    let text: String =
+        headers.get(name)?.to_str().ok()?.chars().filter(|c| !c.is_control()).take(max).collect();
+    (!text.is_empty()).then_some(text)
+}
+
+/// Where a request came from, as trails record it: the client's address, as
+/// [`TrustedProxies::client`] decides it (none when the connection has no peer, in tests that
+/// call a router directly), and its `User-Agent` (at most 256 characters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub address: Option<IpAddr>,
+    pub user_agent: Option<String>,
+}
+
+impl Origin {
+    pub fn of(parts: &Parts, trusted: &TrustedProxies) -> Self {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Self {
+            address: trusted.client(&parts.headers, peer),
+            user_agent: header_text(&parts.headers, "user-agent", 256),
+        }
+    }
+}
+
+/// The request's [`Origin`] as an extractor, with the address as text (`unknown` without a
+/// peer).
 pub struct ClientAddress(pub String, pub Option<String>);
 
 impl<S> FromRequestParts<S> for ClientAddress
@@ -118,15 +144,9 @@ where
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
-        let client = TrustedProxies::from_ref(state).client(&parts.headers, peer);
-        let agent = parts
-            .headers
-            .get("user-agent")
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().filter(|c| !c.is_control()).take(256).collect::<String>())
-            .filter(|v| !v.is_empty());
-        Ok(ClientAddress(client.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()), agent))
+        let origin = Origin::of(parts, &TrustedProxies::from_ref(state));
+        let address = origin.address.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        Ok(ClientAddress(address, origin.user_agent))
     }
 }
 
