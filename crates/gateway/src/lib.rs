@@ -81,8 +81,7 @@ impl Config {
                 .map_err(|reason| ConfigError::Invalid { name: "PMS_GATEWAY_ROUTES".into(), reason })?,
             None => Vec::new(),
         };
-        let mut http = HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?;
-        http.metrics = false;
+        let http = HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?;
         let admin_bind = match config::var("PMS_GATEWAY_ADMIN_BIND").as_deref() {
             Some("off") => None,
             _ => Some(config::parse_or("PMS_GATEWAY_ADMIN_BIND", SocketAddr::from(([127, 0, 0, 1], 9080)))?),

@@ -11,7 +11,7 @@
 use kit::{db::ResultExt, email::Email};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sqlx::{PgConnection, PgPool, types::Json};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction, types::Json};
 use time::{Date, OffsetDateTime};
 
 use crate::{
@@ -209,13 +209,7 @@ impl PatientRepository {
         .fetch_optional(&mut *tx)
         .await
         .on_constraint(ACTIVE_EMAIL_CONSTRAINT, || Error::DuplicateEmail)?;
-        let Some(row) = row else {
-            return Err(why_not_changed(&mut tx, id).await);
-        };
-        let patient = Patient::from(row);
-        record_change(&mut tx, &patient, audit).await?;
-        tx.commit().await?;
-        Ok(patient)
+        commit_change(tx, id, row, audit).await
     }
 
     /// Deactivates a patient, with `audit`: it keeps its record and history but leaves
@@ -237,13 +231,7 @@ impl PatientRepository {
         .bind(now())
         .fetch_optional(&mut *tx)
         .await?;
-        let Some(row) = row else {
-            return Err(why_not_changed(&mut tx, id).await);
-        };
-        let patient = Patient::from(row);
-        record_change(&mut tx, &patient, audit).await?;
-        tx.commit().await?;
-        Ok(patient)
+        commit_change(tx, id, row, audit).await
     }
 
     /// Every version of a patient record, newest first (also for deactivated records); empty
@@ -260,6 +248,23 @@ impl PatientRepository {
             .map(|(version, recorded_at, Json(patient))| PatientVersion { version, recorded_at, patient })
             .collect())
     }
+}
+
+/// Finishes a conditional change: when `row` came back, records it ([`record_change`]) and
+/// commits; when the condition held no row, says why (missing, gone, or newer) and rolls back.
+async fn commit_change(
+    mut tx: Transaction<'_, Postgres>,
+    id: PatientId,
+    row: Option<PatientRow>,
+    audit: AuditEvent,
+) -> Result<Patient> {
+    let Some(row) = row else {
+        return Err(why_not_changed(&mut tx, id).await);
+    };
+    let patient = Patient::from(row);
+    record_change(&mut tx, &patient, audit).await?;
+    tx.commit().await?;
+    Ok(patient)
 }
 
 /// Records a change in its transaction: the record's new version snapshot and the change's
