@@ -108,6 +108,12 @@ impl TestGateway {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
+
+    /// The Prometheus text served on the admin address.
+    pub async fn metrics(&self) -> String {
+        let response = self.client.get(format!("{}/metrics", self.admin)).send().await.expect("request");
+        response.text().await.expect("text")
+    }
 }
 
 impl Drop for TestGateway {

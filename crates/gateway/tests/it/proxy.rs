@@ -41,15 +41,7 @@ async fn request_ids_and_trace_context_travel_to_the_service() {
     assert!(seen["traceparent"].as_str().is_some_and(|t| t.len() == 55));
 
     // Proxied requests are counted under their route, not as unmatched.
-    let metrics = system
-        .client
-        .get(format!("{}/metrics", system.admin))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let metrics = system.metrics().await;
     assert!(
         metrics.lines().any(|l| l.contains("service=\"gateway\"") && l.contains("route=\"/echo/*\"")),
         "{metrics}"
@@ -130,15 +122,7 @@ async fn metrics_are_served_on_the_admin_address_only_with_bounded_labels() {
     assert_eq!(public.status(), StatusCode::NOT_FOUND, "no metrics on the public address");
     let foo = reqwest::Method::from_bytes(b"FOO").expect("method");
     system.client.request(foo, system.url("/echo")).send().await.expect("request");
-    let metrics = system
-        .client
-        .get(format!("{}/metrics", system.admin))
-        .send()
-        .await
-        .expect("request")
-        .text()
-        .await
-        .expect("text");
+    let metrics = system.metrics().await;
     assert!(metrics.contains("http_requests_total"), "{metrics}");
     assert!(!metrics.contains("method=\"FOO\""), "invented verbs add no series: {metrics}");
     assert!(metrics.contains("method=\"other\""), "{metrics}");
