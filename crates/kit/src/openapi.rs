@@ -58,3 +58,20 @@ pub enum BodyRefused {
     )]
     Invalid(Problem),
 }
+
+/// How a conditional change (`If-Match`, see [`crate::extract::if_match`]) can be refused.
+#[derive(IntoResponses)]
+pub enum PreconditionRefused {
+    #[response(
+        status = 412,
+        description = "The record changed since it was read",
+        content_type = "application/problem+json"
+    )]
+    Stale(Problem),
+    #[response(
+        status = 428,
+        description = "If-Match is missing, `*`, weak or not an ETag this API returned",
+        content_type = "application/problem+json"
+    )]
+    Required(Problem),
+}

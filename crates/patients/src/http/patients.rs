@@ -12,7 +12,7 @@ use kit::{
     email::Email,
     extract::{PathId, etag, if_match},
     json::{Cursor, JsonBody, QueryParams},
-    openapi::{BodyRefused, Forbidden, InvalidParameters, MalformedId, Unauthorized},
+    openapi::{BodyRefused, Forbidden, InvalidParameters, MalformedId, PreconditionRefused, Unauthorized},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -286,9 +286,7 @@ pub async fn read(
         (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The email belongs to another active patient", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "The record is deactivated", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
-        BodyRefused, MalformedId, Unauthorized, Forbidden,
-        (status = 428, description = "If-Match is missing, `*`, weak or not an ETag this API returned", body = Problem, content_type = "application/problem+json"),
+        BodyRefused, MalformedId, Unauthorized, Forbidden, PreconditionRefused,
     )
 )]
 pub async fn update(
@@ -318,8 +316,7 @@ pub async fn update(
         MalformedId, Unauthorized, Forbidden,
         (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "Already deactivated", body = Problem, content_type = "application/problem+json"),
-        (status = 412, description = "The record changed since it was read", body = Problem, content_type = "application/problem+json"),
-        (status = 428, description = "If-Match is missing, `*`, weak or not an ETag this API returned", body = Problem, content_type = "application/problem+json"),
+        PreconditionRefused,
     )
 )]
 pub async fn deactivate(
