@@ -38,7 +38,14 @@ pub enum ClientError {
     Body(String),
 }
 
-/// A new pooled client (connect timeout 2 s, idle connections kept 30 s) trusting the Web
+/// How long an idle pooled connection is kept for reuse. Shorter than the time pms servers
+/// keep an idle connection open (`PMS_HTTP_HEADER_READ_TIMEOUT_MS`, default 5 s, which also
+/// bounds the wait for the next request on a kept-alive connection): with a longer keep, a
+/// request sent at the moment the server closes its end fails (the token-key refresh, every
+/// 5 s, hit that race about every other time).
+pub const IDLE_KEEP: Duration = Duration::from_secs(2);
+
+/// A new pooled client (connect timeout 2 s, idle connections kept [`IDLE_KEEP`]) trusting the Web
 /// PKI roots and the CAs in `PMS_TLS_CA_FILE` (PEM), if set. A CA file that cannot be read is
 /// reported and left out: the client then trusts the Web PKI only.
 pub fn new_client() -> HttpClient {
@@ -84,7 +91,7 @@ pub fn client_trusting(extra: Vec<CertificateDer<'static>>) -> HttpClient {
     http.enforce_http(false);
     let connector =
         HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http().enable_http1().wrap_connector(http);
-    Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(30)).build(connector)
+    Client::builder(TokioExecutor::new()).pool_idle_timeout(IDLE_KEEP).build(connector)
 }
 
 fn shared() -> &'static HttpClient {
