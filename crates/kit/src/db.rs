@@ -15,6 +15,11 @@ use sqlx::{
 
 use crate::config::{self, ConfigError};
 
+/// A pooled connection idle at least this long is pinged before it is handed out (it may have
+/// been closed by the server or a proxy meanwhile). Busy connections are not: under load a
+/// ping per query is a whole extra round trip to PostgreSQL for every request.
+const PING_IF_IDLE: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct DbConfig {
     /// A `postgres://` URL: what the service runs as. Secret: never logged.
@@ -98,6 +103,15 @@ impl Schema {
         PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)
+            .test_before_acquire(false)
+            .before_acquire(|connection, meta| {
+                Box::pin(async move {
+                    if meta.idle_for >= PING_IF_IDLE {
+                        sqlx::Connection::ping(connection).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(options)
             .await
     }
