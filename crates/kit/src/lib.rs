@@ -8,6 +8,7 @@
 //! parsed by [`json::JsonBody`], which reports exactly which field was wrong.
 
 pub mod auth;
+pub mod batch;
 pub mod client;
 pub mod clock;
 pub mod config;
