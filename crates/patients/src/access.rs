@@ -14,18 +14,20 @@ use crate::{
     error::{Error, Result},
     policy::Action,
     records::{PatientRepository, PatientVersion},
+    registration::{Registrar, Registration},
     search::{Position, SearchFilter, SearchPage},
 };
 
 #[derive(Clone)]
 pub struct PatientAccess {
     records: PatientRepository,
+    registrar: Registrar,
     audit: AuditLog,
 }
 
 impl PatientAccess {
-    pub fn new(records: PatientRepository, audit: AuditLog) -> Self {
-        Self { records, audit }
+    pub fn new(records: PatientRepository, registrar: Registrar, audit: AuditLog) -> Self {
+        Self { records, registrar, audit }
     }
 
     /// 403 unless the caller may do `action`; the refusal is audited first.
@@ -46,7 +48,8 @@ impl PatientAccess {
     /// Registers a patient.
     pub async fn register(&self, ctx: &RequestContext, draft: PatientDraft) -> Result<Patient> {
         let id = PatientId::new();
-        self.records.register(id, draft, &AuditEvent::new(ctx, Action::Create, Some(id), "ok")).await
+        let audit = AuditEvent::new(ctx, Action::Create, Some(id), "ok");
+        self.registrar.register(Registration { id, draft, audit }).await
     }
 
     /// Replaces a patient's data if it is still at `expected_version`.

@@ -28,6 +28,8 @@ pub enum Error {
     Body(#[from] BodyError),
     #[error(transparent)]
     AuditUnavailable(#[from] AuditUnavailable),
+    #[error("the service is stopping")]
+    Stopping,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -60,6 +62,7 @@ impl From<Error> for Problem {
                 tracing::error!("audit log unavailable; refusing to serve patient data unaudited");
                 Problem::unavailable("the audit log is unavailable; patient data is not served unaudited")
             }
+            Error::Stopping => Problem::unavailable("the service is stopping; try again"),
             Error::Database(err) => kit::db::problem(err),
         }
     }

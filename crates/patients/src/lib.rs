@@ -14,6 +14,7 @@ pub mod names;
 pub mod openapi;
 pub mod policy;
 pub mod records;
+pub mod registration;
 pub mod search;
 
 use axum::Router;
@@ -30,7 +31,10 @@ use kit::{
 use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
 
-use crate::{access::PatientAccess, audit::AuditLog, http::PatientsState, records::PatientRepository};
+use crate::{
+    access::PatientAccess, audit::AuditLog, http::PatientsState, records::PatientRepository,
+    registration::Registrar,
+};
 
 /// The service's migrations, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -81,11 +85,12 @@ pub struct State {
     pub http: HttpConfig,
 }
 
-/// Connects to the database and starts the audit writer on `background`.
+/// Connects to the database and starts the audit writer and the registrar on `background`.
 pub async fn build(config: &Config, background: &Background) -> Result<State, sqlx::Error> {
     let pool = SCHEMA.connect(&config.db).await?;
     let audit = AuditLog::start(pool.clone(), background);
-    let access = PatientAccess::new(PatientRepository::new(pool.clone()), audit);
+    let registrar = Registrar::start(pool.clone(), background);
+    let access = PatientAccess::new(PatientRepository::new(pool.clone()), registrar, audit);
     Ok(State {
         pool,
         api: PatientsState {

@@ -2,8 +2,9 @@
 //!
 //! It decides nothing about who may do what, and audits nothing by itself: [`crate::access`]
 //! does both around it. A write takes the audit row to commit with it, so a change, its
-//! version snapshot and its audit row commit together or not at all (a registration as one
-//! statement, an update or deactivation as one transaction, through [`record_change`]).
+//! version snapshot and its audit row commit together or not at all (an update or deactivation
+//! as one transaction, through [`record_change`]; registrations in batches, see
+//! [`crate::registration`]).
 //! Updates are optimistic: `UPDATE ... WHERE version = $expected` under the row lock means of
 //! two concurrent updates from the same version exactly one succeeds; the other sees a
 //! mismatch and answers 412.
@@ -18,7 +19,6 @@ use crate::{
     audit::{self, AuditEvent},
     domain::{Address, Patient, PatientDraft, PatientId, Phone, Sex, format_date},
     error::{Error, Result},
-    mrn::Mrn,
     names,
 };
 
@@ -26,7 +26,8 @@ pub(crate) const COLUMNS: &str = "id, mrn, given_name, family_name, birth_date, 
                                   active, registered_at, updated_at, version";
 
 /// The statement head that keeps a version snapshot (every version is written through it).
-const KEEP_VERSION: &str = "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot)";
+pub(crate) const KEEP_VERSION: &str =
+    "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot)";
 
 const ACTIVE_EMAIL_CONSTRAINT: &str = "patients_active_email_key";
 
@@ -85,7 +86,7 @@ pub struct PatientRepository {
 }
 
 /// Now, at the microsecond precision PostgreSQL keeps, so stored and returned values agree.
-fn now() -> OffsetDateTime {
+pub(crate) fn now() -> OffsetDateTime {
     let now = OffsetDateTime::now_utc();
     now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
 }
@@ -97,68 +98,6 @@ impl PatientRepository {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// Registers patient `id`: allocates its MRN and writes the record, version 1 and `audit`.
-    ///
-    /// Two round trips: the MRN's sequence number (sequences are outside transactions anyway;
-    /// a failed registration leaves a gap, never a duplicate), then one statement that writes
-    /// the patient, its names to the dictionary, version 1 and the audit row, atomically.
-    pub async fn register(&self, id: PatientId, draft: PatientDraft, audit: &AuditEvent) -> Result<Patient> {
-        let sequence: i64 = sqlx::query_scalar("SELECT nextval('mrn_seq')").fetch_one(&self.pool).await?;
-        let at = now();
-        let email_key = draft.email.as_ref().map(|e| e.key().to_owned());
-        let patient = Patient {
-            id,
-            mrn: Mrn::from_sequence(sequence).to_string(),
-            given_name: draft.given_name.into_string(),
-            family_name: draft.family_name.into_string(),
-            birth_date: format_date(draft.birth_date),
-            sex: draft.sex,
-            email: draft.email.map(Email::into_string),
-            phone: draft.phone.map(Phone::into_string),
-            address: draft.address,
-            active: true,
-            registered_at: at,
-            updated_at: at,
-            version: 1,
-        };
-        let sql = format!(
-            "WITH names AS (INSERT INTO name_dictionary (name, keys) VALUES ($11, $14), ($12, $15)
-                            ON CONFLICT (name) DO NOTHING),
-                  patient AS (
-                      INSERT INTO patients (id, mrn, given_name, family_name, birth_date, sex, email, email_key,
-                                            phone, address, active, version, registered_at, updated_at,
-                                            family_sort, given_sort, name_keys)
-                      VALUES ($1, $2, $3, $4, $5, $6, $7, $17, $8, $9, true, 1, $10, $10, $11, $12, $13)
-                      RETURNING id),
-                  version AS ({KEEP_VERSION} SELECT id, 1, $10, $16 FROM patient)
-             {}",
-            audit::insert_sql(18)
-        );
-        let query = sqlx::query(&sql)
-            .bind(patient.id)
-            .bind(&patient.mrn)
-            .bind(&patient.given_name)
-            .bind(&patient.family_name)
-            .bind(draft.birth_date)
-            .bind(patient.sex.as_str())
-            .bind(&patient.email)
-            .bind(&patient.phone)
-            .bind(patient.address.as_ref().map(Json))
-            .bind(at)
-            .bind(names::sort_key(&patient.family_name))
-            .bind(names::sort_key(&patient.given_name))
-            .bind(names::index_keys(&patient.given_name, &patient.family_name))
-            .bind(names::name_keys(&patient.family_name))
-            .bind(names::name_keys(&patient.given_name))
-            .bind(Json(&patient))
-            .bind(email_key);
-        audit::bind_rows(query, &[audit])
-            .execute(&self.pool)
-            .await
-            .on_constraint(ACTIVE_EMAIL_CONSTRAINT, || Error::DuplicateEmail)?;
-        Ok(patient)
     }
 
     /// The record with this id, active or not.
