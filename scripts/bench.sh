@@ -1,49 +1,114 @@
 #!/usr/bin/env bash
-# The benchmark (not a test): registers N patients through the HTTP API, measures create,
-# read-by-id and name search at fixed concurrency, then runs the same statements directly on
-# PostgreSQL with pgbench as the ceiling. Prints Markdown tables for docs/benchmarks.md.
+# The benchmark (not a test). Seeds PATIENTS realistic patients in bulk (`pms seed`), starts
+# the release build of `pms up`, and measures at fixed concurrency, through the gateway (with
+# an access token, as a client) and on the patients service's own port: read by id, exact
+# family-name search, mixed name search (exact, 3-letter prefix, typo, "given family"), and
+# create; then the name searches again on a second database whose family names are few and
+# common (a fifth García or Nguyễn); then the same SQL directly with pgbench as the ceiling.
+# With PMS_BENCH_MILLION=1 it grows the first database to 1 000 000 patients and measures
+# reads and searches again. Prints Markdown tables for docs/benchmarks.md.
 #
-#   scripts/bench.sh [PATIENTS] [CONCURRENCY] [SECONDS]     (defaults: 100000 32 20)
+#   scripts/bench.sh [PATIENTS] [CONCURRENCY] [SECONDS]     (defaults: 100000 16 20)
 #
-# Uses its own private PostgreSQL cluster (.pms/bench-pg, default durability settings) and a
-# fresh database each run, and starts `pms up` with its gateway on 127.0.0.1:18080 (auth on
-# 18082, patients on 18081); requests go through the gateway with an access token, as a
-# client's would. The gateway's per-client rate limit is lifted for the run.
+# Uses its own private PostgreSQL cluster (.pms/bench-pg, default durability settings) and
+# fresh databases each run; the gateway listens on 127.0.0.1:18080 (patients :18081, auth
+# :18082), its per-client rate limits lifted for the run.
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-patients="${1:-100000}" concurrency="${2:-32}" seconds="${3:-20}"
+patients="${1:-100000}" concurrency="${2:-16}" seconds="${3:-20}"
 port="${PMS_BENCH_PORT:-18080}"
+gateway="http://127.0.0.1:$port" service="http://127.0.0.1:$((port + 1))"
 
 ensure_build_tools
 ensure_postgres
 pg_dir="$(pms_state_dir)/bench-pg"
 pg_private_start "$pg_dir"
-psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_bench" >/dev/null
-psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_bench" >/dev/null
 
 log "building (release)"
 cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
+pms="$CARGO_TARGET_DIR/release/pms"
 
 work="$(mktemp -d)"
-PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms_bench)" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
-    PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
-    PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
-    PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
-    PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
-    "$CARGO_TARGET_DIR/release/pms" up >"$work/pms.log" 2>&1 &
-server=$!
-trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+server=""
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
 
-log "HTTP: $patients patients, concurrency $concurrency, ${seconds}s per read/search run"
-PMS_BENCH_PASSWORD=bench-password-123 "$CARGO_TARGET_DIR/release/pms-bench" --email bench@pms.local \
-    --base-url "http://127.0.0.1:$port" --patients "$patients" \
-    --concurrency "$concurrency" --seconds "$seconds" --ids-file "$work/ids.txt" | tee "$work/http.md"
-kill $server; wait $server 2>/dev/null || true
+fresh_db() { # fresh_db NAME
+    psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS $1" >/dev/null
+    psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE $1" >/dev/null
+}
+seed() { # seed DB COUNT NAMES: prints pms seed's summary line
+    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_LOG=warn "$pms" seed "$2" --names "$3" --rng-seed "$RANDOM"
+}
+start_server() { # start_server DB
+    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
+        PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
+        PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
+        PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
+        PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
+        "$pms" up >>"$work/pms.log" 2>&1 &
+    server=$!
+    for _ in $(seq 200); do curl -fs "$gateway/health/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    cat "$work/pms.log" >&2
+    die "pms did not come up"
+}
+stop_server() {
+    kill "$server"; wait "$server" 2>/dev/null || true; server=""
+}
+rss_mb() { # rss_mb FIELD (VmRSS now, VmHWM peak) of the server
+    awk -v f="$1:" '$1 == f { printf "%.0f", $2 / 1024 }' "/proc/$server/status"
+}
+ids_of() { # ids_of DB: 100 000 random patient ids into $work/ids.txt
+    psql -h "$pg_dir" -U pms -d "$1" -Atqc \
+        "\\copy (SELECT id FROM patients.patients ORDER BY random() LIMIT 100000) TO '$work/ids.txt'"
+}
+measure() { # measure BASE LABEL NAMES WHAT
+    PMS_BENCH_PASSWORD=bench-password-123 "$CARGO_TARGET_DIR/release/pms-bench" --email bench@pms.local \
+        --base-url "$1" --login-url "$gateway" --label "$2" --names "$3" --only "$4" \
+        --ids-file "$work/ids.txt" --concurrency "$concurrency" --seconds "$seconds" | tee -a "$work/http.md"
+}
+
+log "seeding $patients patients (family names spread wide)"
+fresh_db pms_bench
+seed pms_bench "$patients" wide | tee "$work/seed.txt"
+log "seeding $patients patients (few common family names)"
+fresh_db pms_bench_common
+seed pms_bench_common "$patients" common >/dev/null
+
+log "HTTP at concurrency $concurrency, ${seconds}s per measurement"
+echo "| target (names) | operation | requests | requests/s | p50 ms | p99 ms | errors |" >"$work/http.md"
+echo "|---|---|---|---|---|---|---|" >>"$work/http.md"
+start_server pms_bench
+sleep 2
+idle_rss="$(rss_mb VmRSS)"
+ids_of pms_bench
+measure "$gateway" gateway wide read,exact,mixed
+measure "$service" service wide read,exact,mixed
+measure "$gateway" gateway wide create
+measure "$service" service wide create
+peak_rss="$(rss_mb VmHWM)"
+stop_server
+start_server pms_bench_common
+measure "$gateway" gateway common exact,mixed
+measure "$service" service common exact,mixed
+stop_server
+
+if [ "${PMS_BENCH_MILLION:-0}" = 1 ]; then
+    have="$(psql -h "$pg_dir" -U pms -d pms_bench -Atc "SELECT count(*) FROM patients.patients")"
+    if [ "$have" -lt 1000000 ]; then
+        log "growing to 1 000 000 patients"
+        seed pms_bench "$((1000000 - have))" wide | tee "$work/seed-million.txt"
+    fi
+    psql -h "$pg_dir" -U pms -d pms_bench -qc "VACUUM ANALYZE" >/dev/null
+    start_server pms_bench
+    ids_of pms_bench
+    measure "$gateway" "gateway, 1M" wide read,exact,mixed
+    measure "$service" "service, 1M" wide read,exact,mixed
+    stop_server
+fi
 
 log "PostgreSQL ceiling: the same statements with pgbench, $concurrency clients"
 db=(-h "$pg_dir" -U pms -d pms_bench)
-psql "${db[@]}" -qc "CREATE TABLE public.bench_ids (n serial PRIMARY KEY, id uuid NOT NULL)" >/dev/null
+psql "${db[@]}" -qc "DROP TABLE IF EXISTS public.bench_ids; CREATE TABLE public.bench_ids (n serial PRIMARY KEY, id uuid NOT NULL)" >/dev/null
 psql "${db[@]}" -qc "\\copy public.bench_ids (id) FROM '$work/ids.txt'" >/dev/null
 n="$(psql "${db[@]}" -Atc "SELECT count(*) FROM public.bench_ids")"
 psql "${db[@]}" -qc "VACUUM ANALYZE" >/dev/null
@@ -112,6 +177,18 @@ pgbench_run() {
     pgbench_run "name search as the service runs it (exact, prefix, typo mix), 20 rows" \
         -f "$work/search_exact.sql" -f "$work/search_prefix.sql" -f "$work/search_typo.sql"
     # Last: it inserts rows, which would change what the searches above find.
-    pgbench_run "create as the service runs it: sequence, then patient + names + version + audit in one statement" -f "$work/create.sql"
-} | tee "$work/pg.md"
-log "machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); PostgreSQL $(psql --version | awk '{print $3}')"
+    pgbench_run "create, one at a time: sequence, then patient + names + version + audit in one statement" -f "$work/create.sql"
+} >"$work/pg.md"
+
+echo
+echo "### HTTP ($patients patients, $concurrency in flight, ${seconds} s each)"
+echo
+cat "$work/http.md"
+echo
+echo "### PostgreSQL alone"
+echo
+cat "$work/pg.md"
+echo
+echo "- bulk load: $(cat "$work/seed.txt")$( [ -f "$work/seed-million.txt" ] && echo "; to 1 000 000: $(cat "$work/seed-million.txt")")"
+echo "- memory of pms up: ${idle_rss} MB RSS idle, ${peak_rss} MB peak under load"
+echo "- machine: $(nproc) cores, $(free -g | awk '/Mem:/{print $2}') GiB, $(uname -m); PostgreSQL $(psql --version | awk '{print $3}'); $(date -u +%Y-%m-%d)"

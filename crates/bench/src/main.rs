@@ -1,53 +1,61 @@
-//! `pms-bench`: measures the pms HTTP API at fixed concurrency.
+//! `pms-bench`: measures the pms HTTP API at fixed concurrency, as a client sees it.
 //!
-//! 1. create: registers N patients (default 100 000) with realistic multilingual names through
-//!    `POST /api/patients`; this is both the load and the create measurement;
-//! 2. read: `GET /api/patients/{id}` of random registered patients for a fixed duration;
-//! 3. search: `GET /api/patients?name=...&limit=20` with exact, prefix and typo queries.
+//! Against one base URL (the gateway, or a service's own port), for a fixed time each:
+//! 1. read: `GET /api/patients/{id}` of random patients from `--ids-file`;
+//! 2. exact family-name search: `GET /api/patients?name=<family>&limit=20`;
+//! 3. mixed name search: a quarter each exact family name, three-letter prefix, one typo, and
+//!    "given family" (see `patients::sample::name_query`);
+//! 4. with `--create`, registration: `POST /api/patients` of sample patients.
 //!
-//! It logs in first and sends the access token with every request, through the gateway, as a
-//! front-desk client would. Prints a Markdown table (throughput, p50, p99, errors). Run it
-//! through `scripts/bench.sh`, which also starts the server and measures the PostgreSQL
-//! ceiling with pgbench.
-
-mod names;
+//! Family names follow `--names` (`wide` or `common`), as `pms seed` spread them. It logs in
+//! first and sends the access token with every request. Prints Markdown table rows (no
+//! header): target, operation, requests, requests/s, p50, p99, errors. Run it through
+//! `scripts/bench.sh`, which seeds the database, starts the server and measures the
+//! PostgreSQL ceiling with pgbench.
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use anyhow::{Context, bail};
 use clap::Parser;
+use patients::sample::{self, Names};
 use serde_json::{Value, json};
 
 #[derive(Parser, Clone)]
 #[command(about = "Measure the pms HTTP API at fixed concurrency")]
 struct Args {
-    /// Base URL of the API.
+    /// Base URL the requests go to (the gateway, or the patients service directly).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     base_url: String,
-    /// Patients to register (the create measurement).
-    #[arg(long, default_value_t = 100_000)]
-    patients: usize,
+    /// Where to log in (the gateway), if not the base URL.
+    #[arg(long)]
+    login_url: Option<String>,
+    /// What the rows call the target (e.g. gateway, service).
+    #[arg(long, default_value = "gateway")]
+    label: String,
+    /// Patient ids to read, one per line.
+    #[arg(long)]
+    ids_file: std::path::PathBuf,
+    /// How the family names of the stored patients are spread: wide or common.
+    #[arg(long, default_value = "wide")]
+    names: String,
     /// Requests in flight at once.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Seconds each of the read and search measurements runs.
+    /// Seconds each measurement runs.
     #[arg(long, default_value_t = 20)]
     seconds: u64,
+    /// Which measurements, comma-separated: read, exact, mixed, create.
+    #[arg(long, default_value = "read,exact,mixed")]
+    only: String,
     /// Log in as this user (needs the receptionist or admin role).
     #[arg(long, default_value = "admin@pms.local")]
     email: String,
     /// Its password.
     #[arg(long, env = "PMS_BENCH_PASSWORD", default_value = "pms-admin-password")]
     password: String,
-    /// Write the registered ids here, one per line (for the pgbench ceiling).
-    #[arg(long)]
-    ids_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Default)]
@@ -105,9 +113,9 @@ impl Report {
         }
     }
 
-    fn row(&self) -> String {
+    fn row(&self, label: &str) -> String {
         format!(
-            "| {} | {} | {:.0} | {:.2} | {:.2} | {} |",
+            "| {label} | {} | {} | {:.0} | {:.2} | {:.2} | {} |",
             self.name,
             self.requests,
             self.requests as f64 / self.elapsed.as_secs_f64(),
@@ -118,77 +126,43 @@ impl Report {
     }
 }
 
-fn new_patient(rng: &mut fastrand::Rng) -> Value {
-    let given = names::GIVEN[rng.usize(..names::GIVEN.len())];
-    let family = names::FAMILY[rng.usize(..names::FAMILY.len())];
-    let year = rng.i32(1925..2025);
-    let birth_date = format!("{year}-{:02}-{:02}", rng.u8(1..13), rng.u8(1..29));
-    let sex = ["female", "male", "other", "unknown"][rng.usize(..4)];
-    json!({ "givenName": given, "familyName": family, "birthDate": birth_date, "sex": sex,
-            "phone": format!("+49{}", rng.u64(1_000_000_000..9_999_999_999)) })
+/// One request a worker sends; `expect` is the status that counts as success.
+struct Request {
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+    expect: u16,
 }
 
-async fn create_all(client: &reqwest::Client, args: &Args) -> anyhow::Result<(Report, Vec<String>)> {
-    let next = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for worker in 0..args.concurrency {
-        let (client, next, url, total) =
-            (client.clone(), next.clone(), format!("{}/api/patients", args.base_url), args.patients);
-        workers.push(tokio::spawn(async move {
-            let mut rng = fastrand::Rng::with_seed(worker as u64);
-            let (mut outcome, mut ids) = (Outcome::default(), Vec::new());
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let body = new_patient(&mut rng);
-                let sent = Instant::now();
-                match client.post(&url).json(&body).send().await {
-                    Ok(r) if r.status() == 201 => {
-                        outcome.latencies.push(sent.elapsed());
-                        if let Ok(v) = r.json::<Value>().await
-                            && let Some(id) = v["id"].as_str()
-                        {
-                            ids.push(id.to_owned());
-                        }
-                    }
-                    answer => outcome.failed(answer).await,
-                }
-            }
-            (outcome, ids)
-        }));
-    }
-    let mut outcomes = Vec::new();
-    let mut ids = Vec::new();
-    for w in workers {
-        let (o, i) = w.await?;
-        outcomes.push(o);
-        ids.extend(i);
-    }
-    Ok((Report::new("create (POST /api/patients)", outcomes, started.elapsed()), ids))
-}
-
+/// Sends requests made by `make` from `concurrency` workers for `seconds`.
 async fn timed<F>(
     name: &'static str,
     args: &Args,
     client: &reqwest::Client,
-    make_url: F,
+    make: F,
 ) -> anyhow::Result<Report>
 where
-    F: Fn(&mut fastrand::Rng) -> String + Send + Sync + 'static,
+    F: Fn(&mut fastrand::Rng) -> Request + Send + Sync + 'static,
 {
-    let make_url = Arc::new(make_url);
+    let make = Arc::new(make);
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut workers = Vec::new();
-    for worker in 0..args.concurrency {
-        let (client, make_url) = (client.clone(), make_url.clone());
+    for _ in 0..args.concurrency {
+        let (client, make) = (client.clone(), make.clone());
         workers.push(tokio::spawn(async move {
-            let mut rng = fastrand::Rng::with_seed(1_000 + worker as u64);
+            // Random seeds: a second create run must not repeat the first one's (unique) emails.
+            let mut rng = fastrand::Rng::new();
             let mut outcome = Outcome::default();
             while Instant::now() < deadline {
-                let url = make_url(&mut rng);
+                let request = make(&mut rng);
+                let mut builder = client.request(request.method, &request.url);
+                if let Some(body) = &request.body {
+                    builder = builder.json(body);
+                }
                 let sent = Instant::now();
-                match client.get(&url).send().await {
-                    Ok(r) if r.status() == 200 => {
+                match builder.send().await {
+                    Ok(r) if r.status().as_u16() == request.expect => {
                         let _ = r.bytes().await;
                         outcome.latencies.push(sent.elapsed());
                     }
@@ -205,9 +179,17 @@ where
     Ok(Report::new(name, outcomes, started.elapsed()))
 }
 
+fn search(base: &str, name: &str) -> Request {
+    let mut url = reqwest::Url::parse(&format!("{base}/api/patients")).expect("base url");
+    url.query_pairs_mut().append_pair("name", name).append_pair("limit", "20");
+    Request { method: reqwest::Method::GET, url: url.to_string(), body: None, expect: 200 }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let names: Names = args.names.parse().map_err(anyhow::Error::msg)?;
+    let login_url = args.login_url.clone().unwrap_or_else(|| args.base_url.clone());
     let anonymous = reqwest::Client::new();
     anonymous
         .get(format!("{}/health/ready", args.base_url))
@@ -216,7 +198,7 @@ async fn main() -> anyhow::Result<()> {
         .context("is pms up?")?
         .error_for_status()?;
     let login: Value = anonymous
-        .post(format!("{}/auth/login", args.base_url))
+        .post(format!("{login_url}/auth/login"))
         .json(&json!({ "email": args.email, "password": args.password }))
         .send()
         .await?
@@ -231,40 +213,90 @@ async fn main() -> anyhow::Result<()> {
         .pool_max_idle_per_host(args.concurrency)
         .default_headers(headers)
         .build()?;
-
-    eprintln!("registering {} patients at concurrency {} ...", args.patients, args.concurrency);
-    let (create, ids) = create_all(&client, &args).await?;
+    let ids: Vec<String> = std::fs::read_to_string(&args.ids_file)
+        .with_context(|| format!("cannot read {}", args.ids_file.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect();
     if ids.is_empty() {
-        bail!("no patient could be registered");
-    }
-    if let Some(path) = &args.ids_file {
-        std::fs::write(path, ids.join("\n"))?;
+        bail!("no patient ids in {}", args.ids_file.display());
     }
     let ids = Arc::new(ids);
 
-    eprintln!("reading by id for {} s ...", args.seconds);
-    let base = args.base_url.clone();
-    let read_ids = ids.clone();
-    let read = timed("read (GET /api/patients/{id})", &args, &client, move |rng| {
-        format!("{base}/api/patients/{}", read_ids[rng.usize(..read_ids.len())])
-    })
-    .await?;
-
-    eprintln!("searching by name for {} s ...", args.seconds);
-    let base = args.base_url.clone();
-    let search = timed("name search (GET /api/patients?name=, 20 rows)", &args, &client, move |rng| {
-        let family = names::FAMILY[rng.usize(..names::FAMILY.len())];
-        let query = names::query_for(family, rng);
-        let mut url = reqwest::Url::parse(&format!("{base}/api/patients")).expect("base url");
-        url.query_pairs_mut().append_pair("name", &query).append_pair("limit", "20");
-        url.to_string()
-    })
-    .await?;
-
-    println!("| operation | requests | requests/s | p50 ms | p99 ms | errors |");
-    println!("|---|---|---|---|---|---|");
-    for report in [create, read, search] {
-        println!("{}", report.row());
+    let mut reports = Vec::new();
+    for measurement in args.only.split(',') {
+        let base = args.base_url.clone();
+        eprintln!("{}: {measurement} for {} s ...", args.label, args.seconds);
+        let report = match measurement {
+            "read" => {
+                let ids = ids.clone();
+                timed("read by id", &args, &client, move |rng| Request {
+                    method: reqwest::Method::GET,
+                    url: format!("{base}/api/patients/{}", ids[rng.usize(..ids.len())]),
+                    body: None,
+                    expect: 200,
+                })
+                .await?
+            }
+            "exact" => {
+                timed("exact family-name search, 20 rows", &args, &client, move |rng| {
+                    search(&base, names.family(rng))
+                })
+                .await?
+            }
+            "mixed" => {
+                timed("mixed name search, 20 rows", &args, &client, move |rng| {
+                    search(&base, &sample::name_query(names, rng))
+                })
+                .await?
+            }
+            "create" => {
+                timed("create", &args, &client, move |rng| Request {
+                    method: reqwest::Method::POST,
+                    url: format!("{base}/api/patients"),
+                    body: Some(
+                        serde_json::to_value(PatientBody::from(sample::patient(names, rng))).expect("json"),
+                    ),
+                    expect: 201,
+                })
+                .await?
+            }
+            other => bail!("{other}: the measurements are read, exact, mixed and create"),
+        };
+        println!("{}", report.row(&format!("{} ({})", args.label, args.names)));
+        reports.push(report);
+    }
+    if reports.iter().any(|r| r.errors > 0) {
+        bail!("some requests failed (see above)");
     }
     Ok(())
+}
+
+/// A sample patient as the API's JSON body.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PatientBody {
+    given_name: String,
+    family_name: String,
+    birth_date: String,
+    sex: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    email: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    phone: Option<String>,
+}
+
+impl From<patients::domain::PatientInput> for PatientBody {
+    fn from(input: patients::domain::PatientInput) -> Self {
+        Self {
+            given_name: input.given_name,
+            family_name: input.family_name,
+            birth_date: input.birth_date,
+            sex: input.sex,
+            email: input.email,
+            phone: input.phone,
+        }
+    }
 }

@@ -15,7 +15,9 @@ pub mod openapi;
 pub mod policy;
 pub mod records;
 pub mod registration;
+pub mod sample;
 pub mod search;
+pub mod seed;
 
 use axum::Router;
 use kit::{

@@ -53,6 +53,22 @@ impl AuditEvent {
         }
     }
 
+    /// An access by pms itself (`actor` names the command, e.g. `pms seed`), not by a request.
+    pub fn system(actor: &str, action: Action, patient_id: Option<PatientId>) -> Self {
+        Self {
+            action,
+            patient_id,
+            outcome: "ok",
+            details: Value::Object(Default::default()),
+            request_id: None,
+            actor_id: Some(actor.to_owned()),
+            actor_roles: Vec::new(),
+            client_address: None,
+            user_agent: None,
+            client_request_id: None,
+        }
+    }
+
     pub fn with_details(mut self, details: Value) -> Self {
         self.details = details;
         self

@@ -11,6 +11,7 @@ use patients::{
     error::Error,
     policy::Action,
     registration::{Registrar, Registration},
+    sample::Names,
 };
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -118,4 +119,33 @@ async fn wait_until<F: Future<Output = bool>>(condition: impl Fn() -> F) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("the condition did not hold within 5 s");
+}
+
+#[tokio::test]
+async fn seeded_patients_are_complete_audited_and_found_by_the_api() {
+    let app = TestApp::spawn().await;
+    let mut reported = Vec::new();
+    let seeded =
+        patients::seed::seed(&app.pool, 4_500, Names::Common, 7, |done| reported.push(done.registered))
+            .await
+            .expect("seed");
+    assert_eq!(seeded.registered + seeded.skipped, 4_500);
+    assert_eq!(seeded.skipped, 0, "random emails do not collide");
+    assert_eq!(reported.last().copied(), Some(4_500), "progress after each batch: {reported:?}");
+    assert_eq!(reported.len(), 3, "batches of 2 000");
+    assert_eq!(count(&app, "SELECT count(*) FROM patients").await, 4_500);
+    assert_eq!(count(&app, "SELECT count(DISTINCT mrn) FROM patients").await, 4_500);
+    assert_eq!(count(&app, "SELECT count(*) FROM patient_versions").await, 4_500);
+    assert_eq!(
+        count(&app, "SELECT count(*) FROM audit_events WHERE action = 'create' AND actor_id = 'pms seed'")
+            .await,
+        4_500
+    );
+    // About a tenth are called García: found by the name search, accent and case forgiven.
+    let garcias = count(&app, "SELECT count(*) FROM patients WHERE family_name = 'García'").await;
+    assert!((300..600).contains(&garcias), "{garcias}");
+    let page = app.search("name=garcia&limit=100").await;
+    let found = page["patients"].as_array().expect("patients");
+    assert_eq!(found.len(), 100);
+    assert!(found.iter().all(|p| p["familyName"] == "García"));
 }

@@ -1,5 +1,6 @@
 //! The `pms` binary itself: `pms up` starts every service of the list, `pms <service>` runs
-//! one and migrates only its schema, and SIGTERM stops the process cleanly with exit status 0.
+//! one and migrates only its schema, SIGTERM stops the process cleanly with exit status 0, and
+//! `pms seed` loads sample patients in bulk.
 
 use std::{
     io::{BufRead, BufReader},
@@ -140,4 +141,35 @@ async fn a_service_alone_migrates_only_its_own_schema_in_its_own_database() {
     assert_eq!(schemas, ["patients"], "`pms patients` creates no auth tables");
     pool.close().await;
     assert!(terminate(child).await.success());
+}
+
+#[tokio::test]
+async fn pms_seed_registers_sample_patients_in_bulk_and_says_how_many() {
+    let db = TestDatabase::create().await;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_pms"));
+    command
+        .args(["seed", "2500", "--names", "common"])
+        .env("PMS_DATABASE_URL", db.url())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let output = tokio::task::spawn_blocking(move || command.output()).await.expect("join").expect("run");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let said = String::from_utf8_lossy(&output.stdout);
+    // Logs share stdout (JSON lines); the summary is the plain line.
+    assert!(said.lines().any(|line| line.starts_with("registered 2500 patients in ")), "{said}");
+    let pool = sqlx::PgPool::connect_with(db.options.clone()).await.expect("connect");
+    let (patients, audited): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM patients.patients),
+                (SELECT count(*) FROM patients.audit_events WHERE actor_id = 'pms seed' AND action = 'create')",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("counts");
+    assert_eq!((patients, audited), (2500, 2500));
+
+    let mut refused = Command::new(env!("CARGO_BIN_EXE_pms"));
+    refused.args(["seed", "10", "--names", "everyone"]).env("PMS_DATABASE_URL", db.url());
+    let output = tokio::task::spawn_blocking(move || refused.output()).await.expect("join").expect("run");
+    assert!(!output.status.success(), "an unknown distribution is refused");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("wide"));
 }
