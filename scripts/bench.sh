@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The benchmark (not a test). Seeds PATIENTS realistic patients in bulk (`pms seed`), starts
 # the release build of `pms up`, and measures at fixed concurrency, through the gateway (with
-# an access token, as a client) and on the patients service's own port: read by id, exact
+# an access token, as a client) and on the patients service's own port, with wrk (-t2, the
+# requests written beforehand by pms-bench, picked by scripts/bench.lua): read by id, exact
 # family-name search, mixed name search (exact, 3-letter prefix, typo, "given family"), and
 # create; then the name searches again on a second database whose family names are few and
 # common (a fifth García or Nguyễn); then the same SQL directly with pgbench as the ceiling.
@@ -21,6 +22,7 @@ gateway="http://127.0.0.1:$port" service="http://127.0.0.1:$((port + 1))"
 
 ensure_build_tools
 ensure_postgres
+ensure_debian_packages wrk
 pg_dir="$(pms_state_dir)/bench-pg"
 pg_private_start "$pg_dir"
 
@@ -61,10 +63,37 @@ ids_of() { # ids_of DB: 100 000 random patient ids into $work/ids.txt
     psql -h "$pg_dir" -U pms -d "$1" -Atqc \
         "\\copy (SELECT id FROM patients.patients ORDER BY random() LIMIT 100000) TO '$work/ids.txt'"
 }
-measure() { # measure BASE LABEL NAMES WHAT
-    PMS_BENCH_PASSWORD=bench-password-123 "$CARGO_TARGET_DIR/release/pms-bench" --email bench@pms.local \
-        --base-url "$1" --login-url "$gateway" --label "$2" --names "$3" --only "$4" \
-        --ids-file "$work/ids.txt" --concurrency "$concurrency" --seconds "$seconds" | tee -a "$work/http.md"
+login() { # an access token of the bench user
+    curl -fsS -X POST "$gateway/auth/login" -H 'content-type: application/json' \
+        -d '{"email":"bench@pms.local","password":"bench-password-123"}' |
+        sed -E 's/.*"accessToken":"([^"]+)".*/\1/'
+}
+label_of() {
+    case "$1" in
+        read) echo "read by id" ;;
+        exact) echo "exact family-name search, 20 rows" ;;
+        mixed) echo "mixed name search, 20 rows" ;;
+        create) echo "create" ;;
+    esac
+}
+measure() { # measure BASE LABEL NAMES KIND...: wrk -t2 -c$concurrency for $seconds s each
+    local base="$1" label="$2" names="$3" kind method count token result
+    shift 3
+    token="$(login)"
+    for kind in "$@"; do
+        method=get count=100000
+        # Creates use each body once: enough for 12 000/s.
+        [ "$kind" = create ] && method=post count=$((seconds * 12000))
+        "$CARGO_TARGET_DIR/release/pms-bench" "$kind" --names "$names" --count "$count" \
+            --ids-file "$work/ids.txt" >"$work/requests.txt"
+        result="$(wrk -t2 -c"$concurrency" -d"${seconds}s" -H "Authorization: Bearer $token" \
+            -s "$ROOT/scripts/bench.lua" "$base" -- "$work/requests.txt" "$method" 2 | awk '/^RESULT /')"
+        [ -n "$result" ] || die "wrk gave no result for $kind on $base"
+        # RESULT requests requests/s p50 p99 errors
+        printf '%s\n' "$result" | awk -v t="$label ($names)" -v op="$(label_of "$kind")" \
+            '{ printf "| %s | %s | %d | %d | %.2f | %.2f | %d |\n", t, op, $2, $3, $4, $5, $6 }' |
+            tee -a "$work/http.md"
+    done
 }
 
 log "seeding $patients patients (family names spread wide)"
@@ -81,15 +110,15 @@ start_server pms_bench
 sleep 2
 idle_rss="$(rss_mb VmRSS)"
 ids_of pms_bench
-measure "$gateway" gateway wide read,exact,mixed
-measure "$service" service wide read,exact,mixed
+measure "$gateway" gateway wide read exact mixed
+measure "$service" service wide read exact mixed
 measure "$gateway" gateway wide create
 measure "$service" service wide create
 peak_rss="$(rss_mb VmHWM)"
 stop_server
 start_server pms_bench_common
-measure "$gateway" gateway common exact,mixed
-measure "$service" service common exact,mixed
+measure "$gateway" gateway common exact mixed
+measure "$service" service common exact mixed
 stop_server
 
 if [ "${PMS_BENCH_MILLION:-0}" = 1 ]; then
@@ -101,8 +130,8 @@ if [ "${PMS_BENCH_MILLION:-0}" = 1 ]; then
     psql -h "$pg_dir" -U pms -d pms_bench -qc "VACUUM ANALYZE" >/dev/null
     start_server pms_bench
     ids_of pms_bench
-    measure "$gateway" "gateway, 1M" wide read,exact,mixed
-    measure "$service" "service, 1M" wide read,exact,mixed
+    measure "$gateway" "gateway, 1M" wide read exact mixed
+    measure "$service" "service, 1M" wide read exact mixed
     stop_server
 fi
 

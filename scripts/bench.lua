@@ -1,0 +1,42 @@
+-- wrk script of scripts/bench.sh: sends the requests of a file written by pms-bench.
+--   wrk -t THREADS ... -s scripts/bench.lua URL -- FILE get|post THREADS
+-- get: each request is a random line (a path). post: each line is a JSON body for
+-- POST /api/patients, each used once: thread n of t takes lines n, n+t, n+2t, ...
+-- At the end it prints one line: RESULT requests requests/s p50-ms p99-ms errors.
+local next_id = 1
+
+function setup(thread)
+    thread:set("id", next_id)
+    next_id = next_id + 1
+end
+
+function init(args)
+    lines = {}
+    for line in io.lines(args[1]) do
+        lines[#lines + 1] = line
+    end
+    post = args[2] == "post"
+    step = tonumber(args[3])
+    at = id
+    if post then
+        -- Added to the -H headers (a headers argument to wrk.format would replace them).
+        wrk.headers["Content-Type"] = "application/json"
+    end
+    math.randomseed(os.time() * 7 + id)
+end
+
+function request()
+    if post then
+        local body = lines[at]
+        at = at + step
+        return wrk.format("POST", "/api/patients", nil, body)
+    end
+    return wrk.format("GET", lines[math.random(#lines)])
+end
+
+function done(summary, latency, requests)
+    local e = summary.errors
+    io.write(string.format("RESULT %d %.0f %.2f %.2f %d\n", summary.requests,
+        summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+        latency:percentile(99) / 1000, e.connect + e.read + e.write + e.status + e.timeout))
+end
