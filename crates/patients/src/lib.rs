@@ -90,6 +90,7 @@ pub struct State {
 /// Connects to the database and starts the audit writer and the registrar on `background`.
 pub async fn build(config: &Config, background: &Background) -> Result<State, sqlx::Error> {
     let pool = SCHEMA.connect(&config.db).await?;
+    audit::keep_partitions(pool.clone(), background).await;
     let audit = AuditLog::start(pool.clone(), background);
     let registrar = Registrar::start(pool.clone(), background);
     let access = PatientAccess::new(PatientRepository::new(pool.clone()), registrar, audit);

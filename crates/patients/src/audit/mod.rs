@@ -8,7 +8,7 @@
 
 mod writer;
 
-use kit::RequestContext;
+use kit::{RequestContext, tasks::Background};
 use serde_json::Value;
 use sqlx::{PgExecutor, PgPool, Postgres, postgres::PgArguments, query::Query};
 use uuid::Uuid;
@@ -175,27 +175,82 @@ pub struct AuditQuery {
     pub actor_id: Option<String>,
     pub from: Option<time::OffsetDateTime>,
     pub to: Option<time::OffsetDateTime>,
-    /// Rows with a smaller id than this (keyset paging, newest first).
-    pub before_id: Option<i64>,
+    /// Rows after this one (keyset paging, newest first).
+    pub after: Option<AuditPosition>,
 }
 
-/// Audit rows matching `query`, newest first.
+/// Where a page of the trail ended: the last row's time (microseconds since the Unix epoch,
+/// PostgreSQL's precision) and id. The trail is ordered by both, newest first, which is the
+/// order of its primary key and of its per-patient and per-actor indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct AuditPosition {
+    pub micros: i64,
+    pub id: i64,
+}
+
+impl AuditPosition {
+    pub fn of(record: &AuditRecord) -> Self {
+        Self { micros: (record.occurred_at.unix_timestamp_nanos() / 1_000) as i64, id: record.id }
+    }
+
+    fn instant(self) -> Option<time::OffsetDateTime> {
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.micros) * 1_000).ok()
+    }
+}
+
+/// Audit rows matching `query`, newest first. Only the given filters become conditions, so
+/// each combination is planned on the index that serves it, and only the months asked for are
+/// read (the table is partitioned by month).
 pub async fn list(pool: &PgPool, query: &AuditQuery, limit: u32) -> Result<Vec<AuditRecord>, sqlx::Error> {
-    sqlx::query_as(
+    let mut sql = sqlx::QueryBuilder::<Postgres>::new(
         "SELECT id, occurred_at, action, patient_id, actor_id, actor_roles, request_id, client_request_id,
                 client_address, user_agent, outcome, details
-         FROM audit_events
-         WHERE ($1::uuid IS NULL OR patient_id = $1) AND ($2::text IS NULL OR actor_id = $2)
-           AND ($3::timestamptz IS NULL OR occurred_at >= $3) AND ($4::timestamptz IS NULL OR occurred_at < $4)
-           AND ($5::bigint IS NULL OR id < $5)
-         ORDER BY id DESC LIMIT $6",
-    )
-    .bind(query.patient_id)
-    .bind(&query.actor_id)
-    .bind(query.from)
-    .bind(query.to)
-    .bind(query.before_id)
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
+         FROM audit_events WHERE true",
+    );
+    if let Some(patient) = query.patient_id {
+        sql.push(" AND patient_id = ").push_bind(patient);
+    }
+    if let Some(actor) = &query.actor_id {
+        sql.push(" AND actor_id = ").push_bind(actor.clone());
+    }
+    if let Some(from) = query.from {
+        sql.push(" AND occurred_at >= ").push_bind(from);
+    }
+    if let Some(to) = query.to {
+        sql.push(" AND occurred_at < ").push_bind(to);
+    }
+    if let Some(after) = query.after {
+        // A position whose time is out of range cannot come from a row: nothing is after it.
+        let Some(at) = after.instant() else { return Ok(Vec::new()) };
+        sql.push(" AND (occurred_at, id) < (").push_bind(at).push(", ").push_bind(after.id).push(")");
+    }
+    sql.push(" ORDER BY occurred_at DESC, id DESC LIMIT ").push_bind(i64::from(limit));
+    sql.build_query_as().fetch_all(pool).await
+}
+
+/// Creates this month's and the next two months' partitions of the trail where missing.
+/// Returns how many it created.
+pub async fn ensure_partitions(pool: &PgPool) -> Result<i32, sqlx::Error> {
+    sqlx::query_scalar("SELECT ensure_audit_partitions()").fetch_one(pool).await
+}
+
+/// How often the service makes sure the coming months have their partitions.
+const PARTITION_CHECK: std::time::Duration = std::time::Duration::from_secs(6 * 3600);
+
+/// Makes sure the trail has partitions for this month and the next two, now and every six
+/// hours while the service runs. Without this month's partition no audit row could be
+/// written, and reads would answer 503: the months are created long before they begin.
+pub async fn keep_partitions(pool: PgPool, background: &Background) {
+    async fn check(pool: &PgPool) {
+        match ensure_partitions(pool).await {
+            Ok(0) => {}
+            Ok(created) => tracing::info!(created, "audit partitions created"),
+            Err(err) => tracing::error!(error = %err, "cannot create the audit trail's coming partitions"),
+        }
+    }
+    check(&pool).await;
+    background.every("audit partitions", PARTITION_CHECK, move || {
+        let pool = pool.clone();
+        async move { check(&pool).await }
+    });
 }

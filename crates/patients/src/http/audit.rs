@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::{
     access::PatientAccess,
-    audit::{AuditQuery, AuditRecord},
+    audit::{AuditPosition, AuditQuery, AuditRecord},
     domain::PatientId,
     error::{Error, Result},
     policy::Action,
@@ -44,7 +44,7 @@ fn parse_audit_params(params: AuditParams) -> Result<(AuditQuery, u32)> {
         actor_id: uuid_param(params.user_id.as_deref(), "userId", &mut errors).map(|id| id.to_string()),
         from: instant_param(params.from.as_deref(), "from", &mut errors),
         to: instant_param(params.to.as_deref(), "to", &mut errors),
-        before_id: Cursor::param(params.cursor.as_deref(), &mut errors),
+        after: Cursor::param(params.cursor.as_deref(), &mut errors),
     };
     let limit = kit::json::page_limit(params.limit.as_deref(), 50, &mut errors);
     if errors.is_empty() { Ok((query, limit)) } else { Err(Error::Invalid(errors)) }
@@ -67,6 +67,7 @@ pub async fn audit_events(
     ctx.require(Action::ReadAudit)?;
     let (query, limit) = parse_audit_params(params)?;
     let mut items = access.audit_trail(&query, limit + 1).await?;
-    let next_cursor = kit::json::next_page(&mut items, limit, |last| Cursor::encode(&last.id));
+    let next_cursor =
+        kit::json::next_page(&mut items, limit, |last| Cursor::encode(&AuditPosition::of(last)));
     Ok(Json(AuditPage { events: items, next_cursor }))
 }

@@ -57,6 +57,11 @@ impl TestApp {
         Self { base, client, pool, tokens, shutdown, server, _db: db }
     }
 
+    /// How to connect to the app's database as its owner (the role migrations run as).
+    pub fn db_options(&self) -> &sqlx::postgres::PgConnectOptions {
+        &self._db.options
+    }
+
     /// A client whose requests carry a token for `user` with `roles` (or none at all).
     pub fn client_as(&self, user: &str, roles: &[Role]) -> reqwest::Client {
         self.tokens.client_as(user, roles)

@@ -4,6 +4,7 @@
 mod access;
 mod helpers;
 mod lifecycle;
+mod partitions;
 mod registration;
 mod search;
 mod shutdown;
