@@ -9,7 +9,14 @@
 //! active patient (or to an earlier one of the same batch) is skipped by the statement and
 //! answered [`Error::DuplicateEmail`]; the others still commit.
 
-use std::collections::{BTreeMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use kit::{
     batch::{Batcher, Limits},
@@ -183,13 +190,34 @@ pub struct Registrar {
     batcher: Batcher<Registration, Result<Patient>>,
 }
 
+/// How often the search-key index's pending list is merged after registrations.
+const MERGE_KEYS_EVERY: Duration = Duration::from_millis(500);
+
 impl Registrar {
     /// Starts the writer on `background`; when the background work stops, it registers every
-    /// patient handed to it before, then ends.
+    /// patient handed to it before, then ends. Also starts the merging of new search keys
+    /// (migration 0005): every half second after registrations, so no registration waits for
+    /// a merge of the whole pending list.
     pub fn start(pool: PgPool, background: &Background) -> Self {
+        let registered = Arc::new(AtomicUsize::new(0));
+        let (writer_pool, counter) = (pool.clone(), registered.clone());
         let batcher = Batcher::start(background, "registrar", LIMITS, move |batch| {
-            let pool = pool.clone();
-            async move { commit(&pool, batch).await }
+            let (pool, counter) = (writer_pool.clone(), counter.clone());
+            async move {
+                counter.fetch_add(batch.len(), Ordering::Relaxed);
+                commit(&pool, batch).await
+            }
+        });
+        background.every("search key merge", MERGE_KEYS_EVERY, move || {
+            let (pool, registered) = (pool.clone(), registered.clone());
+            async move {
+                if registered.swap(0, Ordering::Relaxed) > 0
+                    && let Err(err) =
+                        sqlx::query("SELECT clean_name_keys_pending_list()").execute(&pool).await
+                {
+                    tracing::warn!(error = %err, "cannot merge the search keys' pending list");
+                }
+            }
         });
         Self { batcher }
     }

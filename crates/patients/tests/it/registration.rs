@@ -149,3 +149,28 @@ async fn seeded_patients_are_complete_audited_and_found_by_the_api() {
     assert_eq!(found.len(), 100);
     assert!(found.iter().all(|p| p["familyName"] == "García"));
 }
+
+#[tokio::test]
+async fn the_service_may_merge_new_search_keys_only_through_its_function() {
+    let app = TestApp::spawn().await;
+    for i in 0..40 {
+        app.register_named(&format!("Key{i}"), "Merged").await;
+    }
+    // The runtime role may run the merge (the service does, every half second after
+    // registrations); what it merged is searchable at once either way.
+    let merged: i64 = sqlx::query_scalar("SELECT clean_name_keys_pending_list()")
+        .fetch_one(&app.pool)
+        .await
+        .expect("merge");
+    assert!(merged >= 0);
+    let page = app.search("name=key1%20merged").await;
+    assert!(!page["patients"].as_array().expect("patients").is_empty());
+    let err = sqlx::query("SELECT gin_clean_pending_list('patients_name_keys'::regclass)")
+        .execute(&app.pool)
+        .await
+        .expect_err("only through the function");
+    assert!(
+        err.to_string().contains("must be owner") || err.to_string().contains("permission denied"),
+        "{err}"
+    );
+}
