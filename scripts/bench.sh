@@ -7,7 +7,9 @@
 # create; then the name searches again on a second database whose family names are few and
 # common (a fifth García or Nguyễn); then the same SQL directly with pgbench as the ceiling.
 # With PMS_BENCH_MILLION=1 it grows the first database to 1 000 000 patients and measures
-# reads and searches again. Prints Markdown tables for docs/benchmarks.md.
+# reads and searches again; with PMS_BENCH_AUDIT_ROWS=N it then adds N audit rows spread over
+# the past year (e.g. 50000000) and measures reads and a patient's audit trail with them.
+# Prints Markdown tables for docs/benchmarks.md.
 #
 #   scripts/bench.sh [PATIENTS] [CONCURRENCY] [SECONDS]     (defaults: 100000 16 20)
 #
@@ -73,6 +75,7 @@ label_of() {
         read) echo "read by id" ;;
         exact) echo "exact family-name search, 20 rows" ;;
         mixed) echo "mixed name search, 20 rows" ;;
+        audit) echo "audit trail of a patient, 50 rows" ;;
         create) echo "create" ;;
     esac
 }
@@ -135,10 +138,37 @@ if [ "${PMS_BENCH_MILLION:-0}" = 1 ]; then
     stop_server
 fi
 
-log "PostgreSQL ceiling: the same statements with pgbench, $concurrency clients"
 db=(-h "$pg_dir" -U pms -d pms_bench)
 psql "${db[@]}" -qc "DROP TABLE IF EXISTS public.bench_ids; CREATE TABLE public.bench_ids (n serial PRIMARY KEY, id uuid NOT NULL)" >/dev/null
 psql "${db[@]}" -qc "\\copy public.bench_ids (id) FROM '$work/ids.txt'" >/dev/null
+
+audit_rows="${PMS_BENCH_AUDIT_ROWS:-0}"
+if [ "$audit_rows" -gt 0 ]; then
+    log "adding $audit_rows audit rows over the past year (5 000 000 per statement)"
+    psql "${db[@]}" -qAtc "SELECT patients.ensure_audit_partitions(now() - interval '13 months')" >/dev/null
+    step=5000000 done_rows=0 started=$SECONDS
+    while [ "$done_rows" -lt "$audit_rows" ]; do
+        chunk=$(( audit_rows - done_rows < step ? audit_rows - done_rows : step ))
+        # Oldest first, evenly over 365 days, patients from the sample of ids, 300 users.
+        psql "${db[@]}" -qc "
+            WITH ids AS (SELECT array_agg(id ORDER BY n) AS a, count(*) AS c FROM public.bench_ids)
+            INSERT INTO patients.audit_events (occurred_at, action, patient_id, actor_id, actor_roles, request_id,
+                                               outcome, client_address, user_agent)
+            SELECT now() - interval '365 days' * (1 - (g::float8 / $audit_rows)), 'read', ids.a[1 + g % ids.c],
+                   'user-' || g % 300, '{clinician}', 'bench-' || g, 'ok', '10.0.0.1', 'pms-bench'
+            FROM ids, generate_series($done_rows + 1, $done_rows + $chunk) g" >/dev/null
+        done_rows=$(( done_rows + chunk ))
+        log "  $done_rows audit rows ($(( SECONDS - started )) s)"
+    done
+    psql "${db[@]}" -qc "VACUUM ANALYZE patients.audit_events" >/dev/null
+    total="$(psql "${db[@]}" -Atc "SELECT count(*) FROM patients.audit_events")"
+    start_server pms_bench
+    measure "$gateway" "gateway, $total audit rows" wide read audit
+    measure "$service" "service, $total audit rows" wide read audit
+    stop_server
+fi
+
+log "PostgreSQL ceiling: the same statements with pgbench, $concurrency clients"
 n="$(psql "${db[@]}" -Atc "SELECT count(*) FROM public.bench_ids")"
 psql "${db[@]}" -qc "VACUUM ANALYZE" >/dev/null
 

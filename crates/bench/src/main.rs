@@ -5,6 +5,8 @@
 //! - `exact`: `/api/patients?name=<family>&limit=20`, family names spread as `--names`;
 //! - `mixed`: the same with the front desk's mixed queries, a quarter each exact family name,
 //!   three-letter prefix, one typo, and "given family" (`patients::sample::name_query`);
+//! - `audit`: `/api/audit-events?patientId={id}&limit=50`, the trail of a random patient from
+//!   `--ids-file` (who saw this record), for an admin;
 //! - `create`: JSON bodies of sample patients for `POST /api/patients` (emails are random, so
 //!   every body can be registered once).
 //!
@@ -20,7 +22,7 @@ use patients::sample::{self, Names};
 #[derive(Parser)]
 #[command(about = "Write the requests of a pms benchmark measurement, one per line")]
 struct Args {
-    /// read, exact, mixed or create.
+    /// read, exact, mixed, audit or create.
     kind: String,
     /// How many lines.
     #[arg(long, default_value_t = 100_000)]
@@ -28,7 +30,7 @@ struct Args {
     /// How the family names of the stored patients are spread: wide or common.
     #[arg(long, default_value = "wide")]
     names: String,
-    /// Patient ids (one per line), for `read`.
+    /// Patient ids (one per line), for `read` and `audit`.
     #[arg(long)]
     ids_file: Option<std::path::PathBuf>,
 }
@@ -72,8 +74,8 @@ fn main() -> anyhow::Result<()> {
     let mut rng = fastrand::Rng::new();
     let mut out = BufWriter::new(std::io::stdout().lock());
     match args.kind.as_str() {
-        "read" => {
-            let path = args.ids_file.context("read needs --ids-file")?;
+        "read" | "audit" => {
+            let path = args.ids_file.context("read and audit need --ids-file")?;
             let ids =
                 std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
             let ids: Vec<&str> = ids.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
@@ -81,7 +83,12 @@ fn main() -> anyhow::Result<()> {
                 bail!("no patient ids in {}", path.display());
             }
             for _ in 0..args.count {
-                writeln!(out, "/api/patients/{}", ids[rng.usize(..ids.len())])?;
+                let id = ids[rng.usize(..ids.len())];
+                if args.kind == "read" {
+                    writeln!(out, "/api/patients/{id}")?;
+                } else {
+                    writeln!(out, "/api/audit-events?patientId={id}&limit=50")?;
+                }
             }
         }
         "exact" => {
@@ -99,7 +106,7 @@ fn main() -> anyhow::Result<()> {
                 writeln!(out, "{}", create_body(&mut rng, names)?)?;
             }
         }
-        other => bail!("{other}: the kinds are read, exact, mixed and create"),
+        other => bail!("{other}: the kinds are read, exact, mixed, audit and create"),
     }
     out.flush()?;
     Ok(())
