@@ -114,3 +114,23 @@ pg_private_createdb() {
         psql -h "$dir" -U pms -d postgres -qc "CREATE DATABASE \"$name\"" >/dev/null
     fi
 }
+
+# The moto server (an emulator of AWS APIs, S3 among them) in a virtualenv under the state
+# directory, pinned; installed if missing. Prints the path of its `moto_server`.
+MOTO_VERSION=5.2.5
+ensure_moto() {
+    local venv
+    venv="$(pms_state_dir)/aws-venv"
+    if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION"; then
+        ensure_debian_packages python3 python3-venv
+        log "installing moto $MOTO_VERSION (an S3 API for the tests)"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "moto[server,s3]==$MOTO_VERSION"
+    fi
+    printf '%s\n' "$venv/bin/moto_server"
+}
+
+# A free TCP port on 127.0.0.1.
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}

@@ -2,7 +2,8 @@
 # Runs the whole test suite: unit tests, integration tests against a private PostgreSQL
 # cluster (under .pms/test-pg, started here) over real sockets, and the contract check of the
 # running API against its OpenAPI document (scripts/contract.sh). Installs what is missing.
-# Set PMS_TEST_DATABASE_URL to use another server on which the tests may create databases.
+# Set PMS_TEST_DATABASE_URL to use another server on which the tests may create databases,
+# PMS_TEST_S3_URL another S3 API (else a moto server is started here).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_build_tools
@@ -21,11 +22,23 @@ if [ -z "${PMS_TEST_DATABASE_URL:-}" ]; then
     export PMS_TEST_RUNTIME_USER=pms_app
 fi
 
+# Object storage for the audit archive's tests: a moto server (a real S3 API over HTTP).
+moto_pid=""
+if [ -z "${PMS_TEST_S3_URL:-}" ]; then
+    ensure_debian_packages curl
+    moto="$(ensure_moto)"
+    moto_port="$(free_port)"
+    "$moto" -H 127.0.0.1 -p "$moto_port" >"$(pms_state_dir)/moto.log" 2>&1 &
+    moto_pid=$!
+    export PMS_TEST_S3_URL="http://127.0.0.1:$moto_port"
+    for _ in $(seq 100); do curl -fs "$PMS_TEST_S3_URL/moto-api/" >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+
 cd "$ROOT"
 # Unit and integration tests (targets without tests set `test = false`, libraries
 # `doctest = false`, so nothing links for nothing); then one summary line.
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log"; [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; true' EXIT
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

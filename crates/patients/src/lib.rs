@@ -5,6 +5,7 @@
 //! goes `http` (parse, answer) → [`access`] (policy, audit) → [`records`] / [`search`] (SQL).
 
 pub mod access;
+pub mod archive;
 pub mod audit;
 pub mod domain;
 pub mod error;

@@ -48,6 +48,19 @@ fn cli() -> Command {
                         .help("the same seed gives the same patients"),
                 ),
         )
+        .subcommand(
+            Command::new("audit-archive")
+                .about(
+                    "Archive a month of the patient audit trail that has ended to S3 (PMS_AUDIT_ARCHIVE_BUCKET), \
+                     with its row count and SHA-256, then remove it from the database",
+                )
+                .arg(Arg::new("month").required(true).help("YYYY-MM")),
+        )
+        .subcommand(
+            Command::new("audit-restore")
+                .about("Bring an archived month of the patient audit trail back, after checking it against its manifest")
+                .arg(Arg::new("month").required(true).help("YYYY-MM")),
+        )
         .subcommand(Command::new("openapi").about("Print the OpenAPI document of the public API"));
     for service in pms::SERVICES {
         let about = format!(
@@ -102,6 +115,7 @@ async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
             Ok(())
         }
         "seed" => seed(arguments).await,
+        "audit-archive" | "audit-restore" => audit_archive(command, arguments).await,
         "openapi" => {
             println!("{}", pms::openapi().to_pretty_json()?);
             Ok(())
@@ -147,5 +161,38 @@ async fn seed(arguments: &ArgMatches) -> anyhow::Result<()> {
             String::new()
         }
     );
+    Ok(())
+}
+
+/// `pms audit-archive MONTH` and `pms audit-restore MONTH`, as the schema's owner.
+async fn audit_archive(command: &str, arguments: &ArgMatches) -> anyhow::Result<()> {
+    let month = arguments.get_one::<String>("month").context("a month is required")?;
+    let month = patients::archive::Month::parse(month)?;
+    let bucket =
+        kit::config::var("PMS_AUDIT_ARCHIVE_BUCKET").context("PMS_AUDIT_ARCHIVE_BUCKET is not set")?;
+    let prefix =
+        kit::config::var("PMS_AUDIT_ARCHIVE_PREFIX").unwrap_or_else(|| "patients/audit-events/".to_owned());
+    // Region, endpoint (AWS_ENDPOINT_URL, e.g. LocalStack) and credentials: the AWS SDK's own
+    // settings; path-style addressing for emulators without bucket subdomains.
+    let aws = aws_config::load_from_env().await;
+    let path_style = kit::config::var("PMS_S3_FORCE_PATH_STYLE").is_some_and(|v| v == "true");
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&aws).force_path_style(path_style).build(),
+    );
+    let store = patients::archive::ArchiveStore { client, bucket, prefix };
+    let owner = patients::SCHEMA
+        .connect_and_migrate(&DbConfig::from_env(patients::SERVICE.name)?)
+        .await
+        .context("cannot connect to the patients database as its owner")?;
+    if command == "audit-archive" {
+        let manifest = patients::archive::archive(&owner, &store, month).await?;
+        println!(
+            "archived {month}: {} rows, {} bytes, sha256 {} -> s3://{}/{}{month}.csv; removed from the database",
+            manifest.rows, manifest.bytes, manifest.sha256, store.bucket, store.prefix
+        );
+    } else {
+        let manifest = patients::archive::restore(&owner, &store, month).await?;
+        println!("restored {month}: {} rows, sha256 {} checked", manifest.rows, manifest.sha256);
+    }
     Ok(())
 }

@@ -2,6 +2,7 @@
 //! PostgreSQL database per test, driven over HTTP like a client would.
 
 mod access;
+mod archive;
 mod helpers;
 mod lifecycle;
 mod partitions;
