@@ -40,8 +40,11 @@ fresh_db() { # fresh_db NAME
     psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS $1" >/dev/null
     psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE $1" >/dev/null
 }
-seed() { # seed DB COUNT NAMES: prints pms seed's summary line
+seed() { # seed DB COUNT NAMES: prints pms seed's summary line; then vacuums and analyzes, as
+    # a database that has been running would be (autovacuum would otherwise run during the
+    # first measurements, with the planner's statistics still those of an empty table)
     PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_LOG=warn "$pms" seed "$2" --names "$3" --rng-seed "$RANDOM"
+    psql -h "$pg_dir" -U pms -d "$1" -qc "VACUUM ANALYZE" >/dev/null
 }
 start_server() { # start_server DB
     PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
@@ -130,7 +133,6 @@ if [ "${PMS_BENCH_MILLION:-0}" = 1 ]; then
         log "growing to 1 000 000 patients"
         seed pms_bench "$((1000000 - have))" wide | tee "$work/seed-million.txt"
     fi
-    psql -h "$pg_dir" -U pms -d pms_bench -qc "VACUUM ANALYZE" >/dev/null
     start_server pms_bench
     ids_of pms_bench
     measure "$gateway" "gateway, 1M" wide read exact mixed
