@@ -9,7 +9,7 @@ use crate::{
     domain::{Patient, PatientId, Phone},
     error::Result,
     mrn::Mrn,
-    names::{NameQuery, WordQuery, WordTier},
+    names::{NameQuery, WordQuery, WordTier, WordsQuery},
     records::{COLUMNS, PatientRepository, PatientRow},
 };
 
@@ -91,7 +91,8 @@ impl PatientRepository {
     ) -> Result<SearchPage> {
         let mut rows = match &filter.name {
             Some(NameQuery::Word(word)) => self.search_word_tiers(filter, word, limit, after).await?,
-            _ => ranked_query(filter, limit, after).build_query_as().fetch_all(self.pool()).await?,
+            Some(NameQuery::Words(words)) => self.search_words_ranks(filter, words, limit, after).await?,
+            None => unnamed_query(filter, limit, after).build_query_as().fetch_all(self.pool()).await?,
         };
         let next = kit::json::next_page(&mut rows, limit, |last| Position {
             rank: last.rank,
@@ -126,6 +127,74 @@ impl PatientRepository {
         }
         Ok(rows)
     }
+}
+
+impl PatientRepository {
+    /// Reads the ranks of a query of several words one at a time, best first, from the
+    /// cursor's rank on, and stops once the page (plus one row) is full: a page of "mary brown"
+    /// reads the exact matches, and the prefix or typo matches only when they are needed.
+    async fn search_words_ranks(
+        &self,
+        filter: &SearchFilter,
+        words: &WordsQuery,
+        limit: u32,
+        after: Option<&Position>,
+    ) -> Result<Vec<SearchRow>> {
+        let wanted = limit as usize + 1;
+        let mut rows: Vec<SearchRow> = Vec::with_capacity(wanted);
+        for rank in 0..=2 {
+            if after.is_some_and(|c| c.rank > rank) {
+                continue;
+            }
+            let cursor = after.filter(|c| c.rank == rank);
+            let mut sql = words_rank_query(filter, words, rank, wanted - rows.len(), cursor);
+            rows.extend(sql.build_query_as::<SearchRow>().fetch_all(self.pool()).await?);
+            if rows.len() >= wanted {
+                break;
+            }
+        }
+        Ok(rows)
+    }
+}
+
+/// One rank of a query of several words ([`NameQuery::rank`]): 0, every word is a whole name
+/// word; 1, every word starts a name word (and not rank 0); 2, every word matches with at most
+/// one typo (and not rank 1). A whole word is also a prefix, and a prefix also a typo match,
+/// so ranks 0 and 1 need only their own keys; each rank reads its matches through the GIN
+/// index and sorts only them.
+fn words_rank_query<'a>(
+    filter: &'a SearchFilter,
+    q: &'a WordsQuery,
+    rank: i16,
+    rows: usize,
+    cursor: Option<&'a Position>,
+) -> QueryBuilder<'a, Postgres> {
+    // The matches are found through the GIN index and then sorted (`OFFSET 0` keeps the
+    // planner from walking the whole name-ordered index instead, filtering row by row, which
+    // took seconds when matches were rare among a million patients).
+    let mut sql = QueryBuilder::new(format!(
+        "SELECT * FROM (SELECT {COLUMNS}, {rank}::smallint AS rank, family_sort AS k1, given_sort AS k2 \
+         FROM patients WHERE active"
+    ));
+    match rank {
+        0 => {
+            sql.push(" AND name_keys @> ").push_bind(&q.exact);
+        }
+        1 => {
+            sql.push(" AND name_keys @> ").push_bind(&q.prefix);
+            sql.push(" AND NOT name_keys @> ").push_bind(&q.exact);
+        }
+        _ => {
+            for word_keys in &q.fuzzy {
+                sql.push(" AND name_keys && ").push_bind(word_keys);
+            }
+            sql.push(" AND NOT name_keys @> ").push_bind(&q.prefix);
+        }
+    }
+    push_filters(&mut sql, filter);
+    sql.push(" OFFSET 0) AS matches WHERE true");
+    push_page(&mut sql, ("k1", "k2"), false, cursor, rows);
+    sql
 }
 
 /// The filters other than the name, as `AND` conditions.
@@ -242,38 +311,17 @@ fn tier_query<'a>(
     sql
 }
 
-/// Searches without a name (rank 0, indexed order) or with several words (ranked by the keys).
-fn ranked_query<'a>(
+/// Searches without a name: rank 0, in the indexed order of family and given name.
+fn unnamed_query<'a>(
     filter: &'a SearchFilter,
     limit: u32,
     after: Option<&'a Position>,
 ) -> QueryBuilder<'a, Postgres> {
-    let mut sql = QueryBuilder::new("SELECT * FROM (SELECT ");
-    sql.push(COLUMNS).push(", family_sort AS k1, given_sort AS k2, ");
-    let words = match &filter.name {
-        Some(NameQuery::Words(words)) => Some(words),
-        _ => None,
-    };
-    match words {
-        Some(q) => {
-            sql.push("(CASE WHEN name_keys @> ")
-                .push_bind(&q.exact)
-                .push(" THEN 0 WHEN name_keys @> ")
-                .push_bind(&q.prefix)
-                .push(" THEN 1 ELSE 2 END)::smallint");
-        }
-        None => {
-            sql.push("0::smallint");
-        }
-    }
-    sql.push(" AS rank FROM patients WHERE active");
-    for word_keys in words.iter().flat_map(|q| &q.fuzzy) {
-        sql.push(" AND name_keys && ").push_bind(word_keys);
-    }
+    let mut sql = QueryBuilder::new(format!(
+        "SELECT {COLUMNS}, 0::smallint AS rank, family_sort AS k1, given_sort AS k2 FROM patients WHERE active"
+    ));
     push_filters(&mut sql, filter);
-    sql.push(") AS matches WHERE true");
-    // Without a name every rank is 0: compare and sort on the indexed columns alone.
-    push_page(&mut sql, ("k1", "k2"), words.is_some(), after, limit as usize + 1);
+    push_page(&mut sql, ("family_sort", "given_sort"), false, after, limit as usize + 1);
     sql
 }
 
@@ -316,11 +364,21 @@ mod tests {
             second: "b".into(),
             id: PatientId::from(uuid::Uuid::nil()),
         };
-        let sql = ranked_query(&by_date, 20, Some(&cursor)).into_sql();
-        assert!(sql.contains("AND (k1, k2, id) > ("), "{sql}");
-        assert!(sql.contains("ORDER BY k1, k2, id"), "{sql}");
-        let by_words = SearchFilter { name: NameQuery::parse("anna smith").ok(), ..Default::default() };
-        let sql = ranked_query(&by_words, 20, None).into_sql();
-        assert!(sql.contains("ORDER BY rank, k1, k2, id"), "{sql}");
+        let sql = unnamed_query(&by_date, 20, Some(&cursor)).into_sql();
+        assert!(sql.contains("AND (family_sort, given_sort, id) > ("), "{sql}");
+        assert!(sql.contains("ORDER BY family_sort, given_sort, id"), "{sql}");
+    }
+
+    #[test]
+    fn each_rank_of_several_words_reads_only_its_own_matches() {
+        let filter = SearchFilter { name: NameQuery::parse("anna smith").ok(), ..Default::default() };
+        let Some(NameQuery::Words(words)) = &filter.name else { panic!("two words") };
+        let exact = words_rank_query(&filter, words, 0, 21, None).into_sql();
+        assert!(exact.contains("AND name_keys @> $1 OFFSET 0) AS matches"), "{exact}");
+        assert!(exact.ends_with("ORDER BY k1, k2, id LIMIT $2"), "{exact}");
+        let prefix = words_rank_query(&filter, words, 1, 21, None).into_sql();
+        assert!(prefix.contains("name_keys @> $1 AND NOT name_keys @> $2"), "{prefix}");
+        let typos = words_rank_query(&filter, words, 2, 21, None).into_sql();
+        assert!(typos.contains("name_keys && $1 AND name_keys && $2 AND NOT name_keys @> $3"), "{typos}");
     }
 }

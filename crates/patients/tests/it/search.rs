@@ -77,6 +77,14 @@ async fn several_words_must_all_match_and_exact_ranks_first() {
         app.search_families("name=john%20smith").await,
         ["John Smith", "Johnny Smithson", "Jhon Smith"]
     );
+    // Paged one row at a time, across the three ranks, the order is the same.
+    let one_page: Vec<String> = app.search("name=john%20smith&limit=100").await["patients"]
+        .as_array()
+        .expect("patients")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(all_pages(&app, "name=john%20smith", 1).await, one_page);
 }
 
 #[tokio::test]
