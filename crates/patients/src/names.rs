@@ -140,6 +140,13 @@ pub enum WordTier {
     GivenOther = 5,
 }
 
+impl From<WordTier> for i16 {
+    /// The tier's rank, as search results and cursors carry it.
+    fn from(tier: WordTier) -> i16 {
+        tier as i16
+    }
+}
+
 impl WordTier {
     pub const ALL: [WordTier; 6] = [
         WordTier::FamilyExact,

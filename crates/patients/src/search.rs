@@ -90,8 +90,18 @@ impl PatientRepository {
         after: Option<&Position>,
     ) -> Result<SearchPage> {
         let mut rows = match &filter.name {
-            Some(NameQuery::Word(word)) => self.search_word_tiers(filter, word, limit, after).await?,
-            Some(NameQuery::Words(words)) => self.search_words_ranks(filter, words, limit, after).await?,
+            Some(NameQuery::Word(word)) => {
+                self.search_ranks(WordTier::ALL, limit, after, |tier, rows, cursor| {
+                    tier_query(filter, word, tier, rows, cursor)
+                })
+                .await?
+            }
+            Some(NameQuery::Words(words)) => {
+                self.search_ranks(0..=2i16, limit, after, |rank, rows, cursor| {
+                    words_rank_query(filter, words, rank, rows, cursor)
+                })
+                .await?
+            }
             None => unnamed_query(filter, limit, after).build_query_as().fetch_all(self.pool()).await?,
         };
         let next = kit::json::next_page(&mut rows, limit, |last| Position {
@@ -103,51 +113,26 @@ impl PatientRepository {
         Ok(SearchPage { items: rows.into_iter().map(|r| Patient::from(r.patient)).collect(), next })
     }
 
-    /// Reads the tiers of a one-word query in rank order, from the cursor's tier on, and stops
-    /// as soon as the page (plus one row, to know whether there is a next page) is full.
-    async fn search_word_tiers(
+    /// Reads the ranks of a name query in order, from the cursor's rank on, and stops as soon
+    /// as the page (plus one row, to know whether there is a next page) is full: a page of a
+    /// common name reads only its exact matches, and the prefix or typo ranks only when they
+    /// are needed. `query(rank, rows, cursor)` is the SQL of one rank.
+    async fn search_ranks<'a, R: Copy + Into<i16>>(
         &self,
-        filter: &SearchFilter,
-        word: &WordQuery,
+        ranks: impl IntoIterator<Item = R>,
         limit: u32,
-        after: Option<&Position>,
+        after: Option<&'a Position>,
+        query: impl Fn(R, usize, Option<&'a Position>) -> QueryBuilder<'a, Postgres>,
     ) -> Result<Vec<SearchRow>> {
         let wanted = limit as usize + 1;
         let mut rows: Vec<SearchRow> = Vec::with_capacity(wanted);
-        for tier in WordTier::ALL {
-            if after.is_some_and(|c| c.rank > tier as i16) {
+        for rank in ranks {
+            let number: i16 = rank.into();
+            if after.is_some_and(|c| c.rank > number) {
                 continue;
             }
-            let cursor = after.filter(|c| c.rank == tier as i16);
-            let mut sql = tier_query(filter, word, tier, wanted - rows.len(), cursor);
-            rows.extend(sql.build_query_as::<SearchRow>().fetch_all(self.pool()).await?);
-            if rows.len() >= wanted {
-                break;
-            }
-        }
-        Ok(rows)
-    }
-}
-
-impl PatientRepository {
-    /// Reads the ranks of a query of several words one at a time, best first, from the
-    /// cursor's rank on, and stops once the page (plus one row) is full: a page of "mary brown"
-    /// reads the exact matches, and the prefix or typo matches only when they are needed.
-    async fn search_words_ranks(
-        &self,
-        filter: &SearchFilter,
-        words: &WordsQuery,
-        limit: u32,
-        after: Option<&Position>,
-    ) -> Result<Vec<SearchRow>> {
-        let wanted = limit as usize + 1;
-        let mut rows: Vec<SearchRow> = Vec::with_capacity(wanted);
-        for rank in 0..=2 {
-            if after.is_some_and(|c| c.rank > rank) {
-                continue;
-            }
-            let cursor = after.filter(|c| c.rank == rank);
-            let mut sql = words_rank_query(filter, words, rank, wanted - rows.len(), cursor);
+            let cursor = after.filter(|c| c.rank == number);
+            let mut sql = query(rank, wanted - rows.len(), cursor);
             rows.extend(sql.build_query_as::<SearchRow>().fetch_all(self.pool()).await?);
             if rows.len() >= wanted {
                 break;
