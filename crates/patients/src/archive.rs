@@ -135,6 +135,52 @@ impl ArchiveStore {
     fn key(&self, month: Month, suffix: &str) -> String {
         format!("{}{month}{suffix}", self.prefix)
     }
+
+    /// The body of the month's object ending in `suffix`.
+    async fn get(&self, month: Month, suffix: &str) -> Result<ByteStream, ArchiveError> {
+        let object = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(month, suffix))
+            .send()
+            .await
+            .map_err(storage)?;
+        Ok(object.body)
+    }
+}
+
+/// A month on its way through a temporary file: what was written, its SHA-256 and size.
+struct Spool {
+    file: TempFile,
+    out: tokio::fs::File,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl Spool {
+    async fn new(month: Month) -> std::io::Result<Self> {
+        let file = TempFile::new(month);
+        let out = tokio::fs::File::create(&file.0).await?;
+        Ok(Self { file, out, hasher: Sha256::new(), bytes: 0 })
+    }
+
+    async fn write(&mut self, chunk: &[u8]) -> std::io::Result<()> {
+        self.hasher.update(chunk);
+        self.bytes += chunk.len() as u64;
+        self.out.write_all(chunk).await
+    }
+
+    /// The file, the SHA-256 of its content and its size.
+    async fn finish(mut self) -> std::io::Result<(TempFile, Vec<u8>, u64)> {
+        self.out.flush().await?;
+        Ok((self.file, self.hasher.finalize().to_vec(), self.bytes))
+    }
+}
+
+/// The rows of `partition` as `executor` sees them.
+async fn count_rows(executor: &mut sqlx::PgConnection, partition: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(&format!("SELECT count(*) FROM patients.{partition}")).fetch_one(executor).await
 }
 
 /// A temporary file, removed when dropped.
@@ -175,13 +221,8 @@ pub async fn archive(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
     let mut conn = owner.acquire().await?;
     let mut snapshot = conn.begin().await?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ").execute(&mut *snapshot).await?;
-    let rows: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM patients.{partition}"))
-        .fetch_one(&mut *snapshot)
-        .await?;
-    let file = TempFile::new(month);
-    let mut out = tokio::fs::File::create(&file.0).await?;
-    let mut hasher = Sha256::new();
-    let mut bytes = 0u64;
+    let rows = count_rows(&mut snapshot, &partition).await?;
+    let mut spool = Spool::new(month).await?;
     {
         let mut stream = snapshot
             .copy_out_raw(&format!(
@@ -189,14 +230,11 @@ pub async fn archive(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
             ))
             .await?;
         while let Some(chunk) = stream.try_next().await? {
-            hasher.update(&chunk);
-            out.write_all(&chunk).await?;
-            bytes += chunk.len() as u64;
+            spool.write(&chunk).await?;
         }
     }
-    out.flush().await?;
     snapshot.commit().await?;
-    let digest = hasher.finalize();
+    let (file, digest, bytes) = spool.finish().await?;
     let manifest = Manifest {
         month: month.to_string(),
         rows,
@@ -214,7 +252,7 @@ pub async fn archive(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
         .key(&data_key)
         .content_type("text/csv")
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .checksum_sha256(BASE64.encode(digest))
+        .checksum_sha256(BASE64.encode(&digest))
         .body(ByteStream::from_path(&file.0).await.map_err(storage)?)
         .send()
         .await
@@ -242,7 +280,7 @@ pub async fn archive(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
         .map_err(storage)?;
     let stored_sha = stored.checksum_sha256().map(str::to_owned);
     if stored.content_length() != Some(manifest.bytes as i64)
-        || stored_sha.as_deref() != Some(&BASE64.encode(digest))
+        || stored_sha.as_deref() != Some(&BASE64.encode(&digest))
     {
         return Err(ArchiveError::Corrupt {
             month,
@@ -255,9 +293,7 @@ pub async fn archive(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
     sqlx::query(&format!("LOCK TABLE patients.{partition} IN ACCESS EXCLUSIVE MODE"))
         .execute(&mut *detach)
         .await?;
-    let now: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM patients.{partition}"))
-        .fetch_one(&mut *detach)
-        .await?;
+    let now = count_rows(&mut detach, &partition).await?;
     if now != rows {
         return Err(ArchiveError::Changed { month, counted: rows, now });
     }
@@ -271,35 +307,16 @@ pub async fn archive(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
 
 /// Brings an archived `month` back into the trail, after checking it against its manifest.
 pub async fn restore(owner: &PgPool, store: &ArchiveStore, month: Month) -> Result<Manifest, ArchiveError> {
-    let manifest = store
-        .client
-        .get_object()
-        .bucket(&store.bucket)
-        .key(store.key(month, ".manifest.json"))
-        .send()
-        .await
-        .map_err(storage)?;
-    let manifest = manifest.body.collect().await.map_err(storage)?.into_bytes();
+    let manifest = store.get(month, ".manifest.json").await?.collect().await.map_err(storage)?.into_bytes();
     let manifest: Manifest = serde_json::from_slice(&manifest)
         .map_err(|e| ArchiveError::Corrupt { month, what: format!("unreadable manifest: {e}") })?;
-    let data = store
-        .client
-        .get_object()
-        .bucket(&store.bucket)
-        .key(store.key(month, ".csv"))
-        .send()
-        .await
-        .map_err(storage)?;
-    let file = TempFile::new(month);
-    let mut out = tokio::fs::File::create(&file.0).await?;
-    let (mut hasher, mut bytes, mut body) = (Sha256::new(), 0u64, data.body);
+    let mut body = store.get(month, ".csv").await?;
+    let mut spool = Spool::new(month).await?;
     while let Some(chunk) = body.try_next().await.map_err(storage)? {
-        hasher.update(&chunk);
-        out.write_all(&chunk).await?;
-        bytes += chunk.len() as u64;
+        spool.write(&chunk).await?;
     }
-    out.flush().await?;
-    let sha256 = hex(&hasher.finalize());
+    let (file, digest, bytes) = spool.finish().await?;
+    let sha256 = hex(&digest);
     if bytes != manifest.bytes || sha256 != manifest.sha256 {
         return Err(ArchiveError::Corrupt {
             month,
@@ -317,9 +334,7 @@ pub async fn restore(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
         .bind(month.start())
         .execute(&mut *load)
         .await?;
-    let present: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM patients.{partition}"))
-        .fetch_one(&mut *load)
-        .await?;
+    let present = count_rows(&mut load, &partition).await?;
     if present > 0 {
         return Err(ArchiveError::AlreadyPresent(month));
     }
@@ -336,9 +351,7 @@ pub async fn restore(owner: &PgPool, store: &ArchiveStore, month: Month) -> Resu
         copy.send(&buffer[..read]).await?;
     }
     let loaded = copy.finish().await?;
-    let counted: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM patients.{partition}"))
-        .fetch_one(&mut *load)
-        .await?;
+    let counted = count_rows(&mut load, &partition).await?;
     if loaded as i64 != manifest.rows || counted != manifest.rows {
         return Err(ArchiveError::Corrupt {
             month,
