@@ -43,7 +43,7 @@ fresh_db() { # fresh_db NAME
 seed() { # seed DB COUNT NAMES: prints pms seed's summary line; then vacuums and analyzes, as
     # a database that has been running would be (autovacuum would otherwise run during the
     # first measurements, with the planner's statistics still those of an empty table)
-    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_LOG=warn "$pms" seed "$2" --names "$3" --rng-seed "$RANDOM"
+    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_LOG=warn "$pms" seed "$2" --names "$3" --rng-seed "$RANDOM" --no-events
     psql -h "$pg_dir" -U pms -d "$1" -qc "VACUUM ANALYZE" >/dev/null
 }
 start_server() { # start_server DB

@@ -26,6 +26,12 @@ pg_private_runtime_role "$pg_dir"
 psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_contract WITH (FORCE)" >/dev/null 2>&1
 psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_contract" >/dev/null
 
+# The whole system, broker included (a fresh one: events of earlier runs do not matter).
+broker_dir="$state/contract-broker"
+rm -rf "$broker_dir"
+broker_port="$(free_port)"
+broker_start "$broker_dir" "$broker_port"
+
 cd "$ROOT"
 cargo build --locked -q -p pms
 port="${PMS_CONTRACT_PORT:-18480}"
@@ -35,12 +41,12 @@ PMS_DATABASE_URL="postgres://pms_app@localhost/pms_contract?host=$pg_dir" \
 PMS_MIGRATION_DATABASE_URL="$(pg_private_url "$pg_dir" pms_contract)" \
 PMS_LAPTOP_CLUSTER="$pg_dir" \
 PMS_BIND="127.0.0.1:$port" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" \
-PMS_GATEWAY_ADMIN_BIND=off PMS_LOG=warn \
+PMS_GATEWAY_ADMIN_BIND=off PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
 PMS_GATEWAY_RATE_PER_SECOND=100000 PMS_GATEWAY_RATE_BURST=100000 \
 PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=100000 PMS_GATEWAY_ADDRESS_RATE_BURST=100000 \
     "$CARGO_TARGET_DIR/debug/pms" up >"$log" 2>&1 &
 pms_pid=$!
-trap 'kill "$pms_pid" 2>/dev/null; wait "$pms_pid" 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill "$pms_pid" 2>/dev/null; wait "$pms_pid" 2>/dev/null; kill "$(cat "$broker_dir/broker.pid")" 2>/dev/null; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do
     curl -sf "$api/health/ready" >/dev/null 2>&1 && break
     kill -0 "$pms_pid" 2>/dev/null || { cat "$log" >&2; die "pms did not start"; }

@@ -28,10 +28,52 @@ ensure_rust() {
     command -v cargo >/dev/null 2>&1 || die "Rust is needed (https://rustup.rs); then run this again"
 }
 
-# Everything building pms needs: a C toolchain for linking.
+# Everything building pms needs: a C toolchain for linking, cmake and curl's headers for the
+# bundled librdkafka (its sources include curl/curl.h even when built without curl), and
+# protoc for the .proto files.
 ensure_build_tools() {
     ensure_rust
     command -v cc >/dev/null 2>&1 || ensure_debian_packages build-essential
+    ensure_debian_packages cmake libcurl4-openssl-dev protobuf-compiler
+}
+
+# The Kafka-protocol broker for laptops and tests: Tansu, built once per machine into cargo's
+# bin directory with the storage engines that need no setup (its defaults have none) and kept
+# across runs. About 5 minutes the first time. Prints the path of the binary.
+TANSU_VERSION=0.6.0
+ensure_tansu() {
+    local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu" build
+    if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "tansu $TANSU_VERSION" ]; then
+        ensure_build_tools
+        log "building the Tansu broker $TANSU_VERSION (once per machine, about 5 minutes)"
+        build="$(mktemp -d)"
+        # --locked: without it the build fails; debug (no debug info): a release build takes
+        # about 17 minutes on 2 cores, and the broker is fast enough for a laptop and tests.
+        CARGO_TARGET_DIR="$build" CARGO_PROFILE_DEV_DEBUG=0 cargo install --quiet --locked --debug \
+            tansu --version "$TANSU_VERSION" --features dynostore,libsql >&2
+        rm -rf "$build"
+    fi
+    printf '%s\n' "$bin"
+}
+
+# broker_start DIR PORT: starts a Tansu broker on 127.0.0.1:PORT keeping its topics, records
+# and group offsets in DIR/broker.db (sqlite), unless one already listens there. Idempotent.
+broker_start() {
+    local dir="$1" port="$2" tansu
+    tansu="$(ensure_tansu)"
+    mkdir -p "$dir"
+    if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        return 0
+    fi
+    (cd "$dir" && RUST_LOG=warn nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+        --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine sqlite://broker.db \
+        >>"$dir/broker.log" 2>&1 & echo $! >"$dir/broker.pid")
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    tail -n 20 "$dir/broker.log" >&2
+    die "the Kafka broker did not start on port $port"
 }
 
 pg_bindir() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests, integration tests against a private PostgreSQL
-# cluster (under .pms/test-pg, started here) over real sockets, and the contract check of the
+# cluster (under .pms/test-pg, started here) and real Kafka-protocol brokers (Tansu processes
+# the tests start) over real sockets, and the contract check of the
 # running API against its OpenAPI document (scripts/contract.sh). Installs what is missing.
 # Set PMS_TEST_DATABASE_URL to use another server on which the tests may create databases,
 # PMS_TEST_S3_URL another S3 API (else a moto server is started here).
@@ -21,6 +22,10 @@ if [ -z "${PMS_TEST_DATABASE_URL:-}" ]; then
     pg_private_runtime_role "$pg_dir"
     export PMS_TEST_RUNTIME_USER=pms_app
 fi
+
+# The Kafka-protocol broker: tests start their own broker processes (they stop and restart
+# them) from this binary.
+export PMS_TEST_TANSU="${PMS_TEST_TANSU:-$(ensure_tansu)}"
 
 # Object storage for the audit archive's tests: a moto server (a real S3 API over HTTP).
 moto_pid=""

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Brings pms up with its public API on http://127.0.0.1:8080 (PMS_BIND to change).
 #
-# Installs what is missing (a C toolchain, PostgreSQL), starts a private PostgreSQL cluster
-# under .pms/ unless PMS_DATABASE_URL names a database, builds the release binary and runs
+# Installs what is missing (a C toolchain, PostgreSQL, the Tansu broker), starts a private
+# PostgreSQL cluster under .pms/ unless PMS_DATABASE_URL names a database, a Kafka-protocol
+# broker unless PMS_KAFKA_BROKERS names one, builds the release binary and runs
 # `pms up` in the foreground (Ctrl-C stops it; the database keeps running for the next time).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -20,6 +21,13 @@ if [ -z "${PMS_DATABASE_URL:-}" ]; then
     # pms up creates the laptop admin (documented password) only on this private cluster.
     export PMS_LAPTOP_CLUSTER="$pg_dir"
     log "PostgreSQL: psql -h $pg_dir -U pms pms"
+fi
+
+# The Kafka-protocol broker on 127.0.0.1:9092, its data under .pms/broker, unless
+# PMS_KAFKA_BROKERS names another (it keeps running for the next time, like the database).
+if [ -z "${PMS_KAFKA_BROKERS:-}" ]; then
+    broker_start "$(pms_state_dir)/broker" 9092
+    log "Kafka broker: 127.0.0.1:9092 (Tansu, data in $(pms_state_dir)/broker)"
 fi
 
 log "building pms (the first build takes a few minutes)"

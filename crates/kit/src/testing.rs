@@ -372,3 +372,129 @@ pub fn forged_tokens(valid: &str, sign: impl Fn(&Claims) -> String) -> Vec<(&'st
         ("foreign key", TestTokens::new().token("someone", &[Role::Admin])),
     ]
 }
+
+/// A real Kafka-protocol broker process (Tansu, `PMS_TEST_TANSU`, installed by
+/// scripts/test.sh) on a port of its own, keeping its data in a temporary directory, so a
+/// test can stop it and start it again with its topics, records and group offsets intact.
+pub struct TestBroker {
+    pub port: u16,
+    dir: std::path::PathBuf,
+    process: Option<std::process::Child>,
+}
+
+impl TestBroker {
+    pub async fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let dir = std::env::temp_dir().join(format!("pms-test-broker-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("broker directory");
+        let mut broker = Self { port, dir, process: None };
+        broker.resume().await;
+        broker
+    }
+
+    /// `host:port`, as `PMS_KAFKA_BROKERS` takes it.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn config(&self) -> crate::kafka::KafkaConfig {
+        crate::kafka::KafkaConfig::plaintext(self.address())
+    }
+
+    /// Kills the broker (as a crash would: no clean shutdown).
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+            let _ = process.wait();
+        }
+    }
+
+    /// Starts the broker again on the same port and data, and waits until it accepts
+    /// connections.
+    pub async fn resume(&mut self) {
+        assert!(self.process.is_none(), "the broker is running");
+        let tansu = std::env::var("PMS_TEST_TANSU").unwrap_or_else(|_| "tansu".to_owned());
+        let url = format!("tcp://127.0.0.1:{}", self.port);
+        let process = std::process::Command::new(&tansu)
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "sqlite://broker.db"])
+            .current_dir(&self.dir)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("broker.log")).expect("broker log"))
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start the Kafka broker `{tansu}` ({e}); run ./scripts/test.sh or set PMS_TEST_TANSU")
+            });
+        self.process = Some(process);
+        for _ in 0..200 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("the test broker did not start listening within 5 s (see {})", self.dir.display());
+    }
+}
+
+impl Drop for TestBroker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: String,
+    pub payload: Vec<u8>,
+    pub partition: i32,
+}
+
+/// Reads `topic` from its beginning with a consumer group of its own until `count` records
+/// came (or 20 seconds passed), and then for another `settle` to catch any extra record.
+pub async fn consume(
+    config: &crate::kafka::KafkaConfig,
+    topic: &str,
+    count: usize,
+    settle: std::time::Duration,
+) -> Vec<Record> {
+    use rdkafka::{
+        Message as _,
+        consumer::{Consumer as _, StreamConsumer},
+    };
+    let consumer: StreamConsumer = config
+        .client_config()
+        .set("group.id", format!("pms-test-{}", uuid::Uuid::new_v4().simple()))
+        .set("auto.offset.reset", "earliest")
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("test consumer");
+    consumer.subscribe(&[topic]).expect("subscribe");
+    let mut records = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let until = if records.len() >= count { tokio::time::Instant::now() + settle } else { deadline };
+        match tokio::time::timeout_at(until, consumer.recv()).await {
+            Err(_) => break,
+            // The topic may not exist yet: the producer creates it with its first record.
+            Ok(Err(rdkafka::error::KafkaError::MessageConsumption(
+                rdkafka::types::RDKafkaErrorCode::UnknownTopicOrPartition,
+            ))) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            Ok(Err(err)) => panic!("consuming {topic}: {err}"),
+            Ok(Ok(message)) => records.push(Record {
+                key: String::from_utf8_lossy(message.key().unwrap_or_default()).into_owned(),
+                payload: message.payload().unwrap_or_default().to_vec(),
+                partition: message.partition(),
+            }),
+        }
+        if records.len() >= count && settle.is_zero() {
+            break;
+        }
+    }
+    records
+}

@@ -13,7 +13,7 @@ use crate::{
     domain::{Patient, PatientDraft, PatientId},
     error::{Error, Result},
     policy::Action,
-    records::{PatientRepository, PatientVersion},
+    records::{Change, PatientRepository, PatientVersion},
     registration::{Registrar, Registration},
     search::{Position, SearchFilter, SearchPage},
 };
@@ -48,8 +48,8 @@ impl PatientAccess {
     /// Registers a patient.
     pub async fn register(&self, ctx: &RequestContext, draft: PatientDraft) -> Result<Patient> {
         let id = PatientId::new();
-        let audit = AuditEvent::new(ctx, Action::Create, Some(id), "ok");
-        self.registrar.register(Registration { id, draft, audit }).await
+        let Change { audit, trace_id } = Change::new(ctx, Action::Create, id);
+        self.registrar.register(Registration { id, draft, audit, trace_id }).await
     }
 
     /// Replaces a patient's data if it is still at `expected_version`.
@@ -60,8 +60,7 @@ impl PatientAccess {
         expected_version: i32,
         draft: PatientDraft,
     ) -> Result<Patient> {
-        let audit = AuditEvent::new(ctx, Action::Update, Some(id), "ok");
-        self.records.update(id, expected_version, draft, audit).await
+        self.records.update(id, expected_version, draft, Change::new(ctx, Action::Update, id)).await
     }
 
     /// Deactivates a patient.
@@ -71,8 +70,7 @@ impl PatientAccess {
         id: PatientId,
         expected_version: i32,
     ) -> Result<Patient> {
-        let audit = AuditEvent::new(ctx, Action::Deactivate, Some(id), "ok");
-        self.records.deactivate(id, expected_version, audit).await
+        self.records.deactivate(id, expected_version, Change::new(ctx, Action::Deactivate, id)).await
     }
 
     /// Reads a patient; the read is audited whatever the outcome, before anything is answered.

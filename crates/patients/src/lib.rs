@@ -9,6 +9,7 @@ pub mod archive;
 pub mod audit;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod mrn;
 pub mod names;
@@ -26,7 +27,9 @@ use kit::{
     config::{ConfigError, HttpConfig},
     db::{DbConfig, Schema},
     health::{self, Readiness},
+    kafka::KafkaConfig,
     net::TrustedProxies,
+    outbox::{KafkaPublisher, Relay, RelayConfig},
     service::{BoxError, Launch, Peers, Running, Service},
     shutdown::Shutdown,
     tasks::Background,
@@ -35,8 +38,8 @@ use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
 
 use crate::{
-    access::PatientAccess, audit::AuditLog, http::PatientsState, records::PatientRepository,
-    registration::Registrar,
+    access::PatientAccess, audit::AuditLog, events::PatientEvents, http::PatientsState,
+    records::PatientRepository, registration::Registrar,
 };
 
 /// The service's migrations, embedded in the binary.
@@ -67,6 +70,12 @@ pub struct Config {
     pub verifier: VerifierConfig,
     /// Whose `X-Forwarded-For` names the client in audit rows (the gateway).
     pub trusted_proxies: TrustedProxies,
+    /// The topic patient events go to (`PMS_PATIENTS_TOPIC`).
+    pub events: PatientEvents,
+    /// The broker (`PMS_KAFKA_*`).
+    pub kafka: KafkaConfig,
+    /// How the outbox relays pace themselves (`PMS_OUTBOX_*`).
+    pub relay: RelayConfig,
 }
 
 impl Config {
@@ -76,6 +85,9 @@ impl Config {
             http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
             verifier: VerifierConfig::from_env(&peers.auth_url())?,
             trusted_proxies: TrustedProxies::from_env()?,
+            events: PatientEvents::from_env()?,
+            kafka: KafkaConfig::from_env()?,
+            relay: RelayConfig::from_env()?,
         })
     }
 }
@@ -88,13 +100,17 @@ pub struct State {
     pub http: HttpConfig,
 }
 
-/// Connects to the database and starts the audit writer and the registrar on `background`.
-pub async fn build(config: &Config, background: &Background) -> Result<State, sqlx::Error> {
+/// Connects to the database and starts on `background` the audit writer, the registrar and
+/// the outbox relay to the broker.
+pub async fn build(config: &Config, background: &Background) -> Result<State, BoxError> {
     let pool = SCHEMA.connect(&config.db).await?;
     audit::keep_partitions(pool.clone(), background).await;
     let audit = AuditLog::start(pool.clone(), background);
-    let registrar = Registrar::start(pool.clone(), background);
-    let access = PatientAccess::new(PatientRepository::new(pool.clone()), registrar, audit);
+    let kafka = KafkaPublisher::new(&config.kafka)?;
+    let relays = vec![Relay::start(pool.clone(), events::KAFKA, kafka, config.relay.clone(), background)];
+    let registrar = Registrar::start(pool.clone(), config.events.clone(), relays.clone(), background);
+    let records = PatientRepository::new(pool.clone(), config.events.clone(), relays);
+    let access = PatientAccess::new(records, registrar, audit);
     Ok(State {
         pool,
         api: PatientsState {

@@ -1,15 +1,20 @@
 //! `PatientRepository`: the SQL that reads and writes patient records and their versions.
 //!
 //! It decides nothing about who may do what, and audits nothing by itself: [`crate::access`]
-//! does both around it. A write takes the audit row to commit with it, so a change, its
-//! version snapshot and its audit row commit together or not at all (an update or deactivation
-//! as one transaction, through [`record_change`]; registrations in batches, see
-//! [`crate::registration`]).
+//! does both around it. A write takes the audit row to commit with it ([`Change`]), so a
+//! change, its version snapshot, its audit row and its events in the outbox commit together or
+//! not at all (an update or deactivation as one transaction, through [`record_change`];
+//! registrations in batches, see [`crate::registration`]).
 //! Updates are optimistic: `UPDATE ... WHERE version = $expected` under the row lock means of
 //! two concurrent updates from the same version exactly one succeeds; the other sees a
 //! mismatch and answers 412.
 
-use kit::{db::ResultExt, email::Email};
+use kit::{
+    RequestContext,
+    db::ResultExt,
+    email::Email,
+    outbox::{self, OutboxEvent, Relay},
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction, types::Json};
@@ -19,8 +24,24 @@ use crate::{
     audit::{self, AuditEvent},
     domain::{Address, Patient, PatientDraft, PatientId, Phone, Sex, format_date},
     error::{Error, Result},
+    events::PatientEvents,
     names,
+    policy::Action,
 };
+
+/// What a write records beside the record: its audit row, and the trace id its event carries.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub audit: AuditEvent,
+    pub trace_id: Option<String>,
+}
+
+impl Change {
+    /// `ctx`'s `action` on patient `id`, succeeding.
+    pub fn new(ctx: &RequestContext, action: Action, id: PatientId) -> Self {
+        Self { audit: AuditEvent::new(ctx, action, Some(id), "ok"), trace_id: ctx.trace_id.clone() }
+    }
+}
 
 pub(crate) const COLUMNS: &str = "id, mrn, given_name, family_name, birth_date, sex, email, phone, address, \
                                   active, registered_at, updated_at, version";
@@ -83,6 +104,9 @@ pub struct PatientVersion {
 #[derive(Clone)]
 pub struct PatientRepository {
     pool: PgPool,
+    events: PatientEvents,
+    /// Woken after each committed change.
+    relays: Vec<Relay>,
 }
 
 /// Now, at the microsecond precision PostgreSQL keeps, so stored and returned values agree.
@@ -92,8 +116,8 @@ pub(crate) fn now() -> OffsetDateTime {
 }
 
 impl PatientRepository {
-    pub fn new(pool: PgPool) -> Self {
-        Self { pool }
+    pub fn new(pool: PgPool, events: PatientEvents, relays: Vec<Relay>) -> Self {
+        Self { pool, events, relays }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -110,13 +134,13 @@ impl PatientRepository {
         Ok(row.map(Patient::from))
     }
 
-    /// Replaces a patient's data if it is still at `expected_version`, with `audit`.
+    /// Replaces a patient's data if it is still at `expected_version`, recording `change`.
     pub async fn update(
         &self,
         id: PatientId,
         expected_version: i32,
         draft: PatientDraft,
-        audit: AuditEvent,
+        change: Change,
     ) -> Result<Patient> {
         let mut tx = self.pool.begin().await?;
         let row: Option<PatientRow> = sqlx::query_as(&format!(
@@ -148,17 +172,12 @@ impl PatientRepository {
         .fetch_optional(&mut *tx)
         .await
         .on_constraint(ACTIVE_EMAIL_CONSTRAINT, || Error::DuplicateEmail)?;
-        commit_change(tx, id, row, audit).await
+        self.commit_change(tx, id, row, change, PatientEvents::updated).await
     }
 
-    /// Deactivates a patient, with `audit`: it keeps its record and history but leaves
+    /// Deactivates a patient, recording `change`: it keeps its record and history but leaves
     /// searches and reads.
-    pub async fn deactivate(
-        &self,
-        id: PatientId,
-        expected_version: i32,
-        audit: AuditEvent,
-    ) -> Result<Patient> {
+    pub async fn deactivate(&self, id: PatientId, expected_version: i32, change: Change) -> Result<Patient> {
         let mut tx = self.pool.begin().await?;
         let row: Option<PatientRow> = sqlx::query_as(&format!(
             "UPDATE patients SET active = false, updated_at = $3, version = version + 1
@@ -170,7 +189,7 @@ impl PatientRepository {
         .bind(now())
         .fetch_optional(&mut *tx)
         .await?;
-        commit_change(tx, id, row, audit).await
+        self.commit_change(tx, id, row, change, PatientEvents::deactivated).await
     }
 
     /// Every version of a patient record, newest first (also for deactivated records); empty
@@ -189,27 +208,39 @@ impl PatientRepository {
     }
 }
 
-/// Finishes a conditional change: when `row` came back, records it ([`record_change`]) and
-/// commits; when the condition held no row, says why (missing, gone, or newer) and rolls back.
-async fn commit_change(
-    mut tx: Transaction<'_, Postgres>,
-    id: PatientId,
-    row: Option<PatientRow>,
-    audit: AuditEvent,
-) -> Result<Patient> {
-    let Some(row) = row else {
-        return Err(why_not_changed(&mut tx, id).await);
-    };
-    let patient = Patient::from(row);
-    record_change(&mut tx, &patient, audit).await?;
-    tx.commit().await?;
-    Ok(patient)
+impl PatientRepository {
+    /// Finishes a conditional change: when `row` came back, records it ([`record_change`])
+    /// with its `event` and commits, then wakes the relays; when the condition held no row,
+    /// says why (missing, gone, or newer) and rolls back.
+    async fn commit_change(
+        &self,
+        mut tx: Transaction<'_, Postgres>,
+        id: PatientId,
+        row: Option<PatientRow>,
+        change: Change,
+        event: fn(&PatientEvents, &Patient, Option<&str>) -> OutboxEvent,
+    ) -> Result<Patient> {
+        let Some(row) = row else {
+            return Err(why_not_changed(&mut tx, id).await);
+        };
+        let patient = Patient::from(row);
+        let event = event(&self.events, &patient, change.trace_id.as_deref());
+        record_change(&mut tx, &patient, change.audit, event).await?;
+        tx.commit().await?;
+        self.relays.iter().for_each(Relay::wake);
+        Ok(patient)
+    }
 }
 
-/// Records a change in its transaction: the record's new version snapshot and the change's
-/// audit row (naming that version). Every update and deactivation goes through here, so none
-/// can forget either.
-async fn record_change(tx: &mut PgConnection, patient: &Patient, audit: AuditEvent) -> Result<()> {
+/// Records a change in its transaction: the record's new version snapshot, the change's
+/// audit row (naming that version) and its event. Every update and deactivation goes through
+/// here, so none can forget one.
+async fn record_change(
+    tx: &mut PgConnection,
+    patient: &Patient,
+    audit: AuditEvent,
+    event: OutboxEvent,
+) -> Result<()> {
     sqlx::query(&format!("{KEEP_VERSION} VALUES ($1, $2, $3, $4)"))
         .bind(patient.id)
         .bind(patient.version)
@@ -219,6 +250,7 @@ async fn record_change(tx: &mut PgConnection, patient: &Patient, audit: AuditEve
         .await?;
     let audit = audit.with_details(json!({ "version": patient.version }));
     audit::insert(&mut *tx, &[&audit]).await?;
+    outbox::insert(&mut *tx, &[event]).await?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 //!
 //! Two round trips per batch: the MRNs' sequence numbers (sequences are outside transactions;
 //! a failed registration leaves a gap, never a duplicate), then one statement that writes
-//! every patient, names, version and audit row. A registration whose email belongs to another
+//! every patient, names, version, audit row and outbox rows ([`crate::events`]). A registration whose email belongs to another
 //! active patient (or to an earlier one of the same batch) is skipped by the statement and
 //! answered [`Error::DuplicateEmail`]; the others still commit.
 
@@ -20,6 +20,7 @@ use std::{
 
 use kit::{
     batch::{Batcher, Limits},
+    outbox::{self, Relay},
     tasks::Background,
 };
 use sqlx::{PgPool, Row, types::Json};
@@ -29,16 +30,19 @@ use crate::{
     audit::{self, AuditEvent},
     domain::{Patient, PatientDraft, PatientId, Phone, format_date},
     error::{Error, Result},
+    events::PatientEvents,
     mrn::Mrn,
     names,
     records::{KEEP_VERSION, now},
 };
 
-/// One patient to register, with the audit row of its registration.
+/// One patient to register, with the audit row of its registration and the trace its
+/// events carry.
 pub struct Registration {
     pub id: PatientId,
     pub draft: PatientDraft,
     pub audit: AuditEvent,
+    pub trace_id: Option<String>,
 }
 
 /// Name keys travel as one space-separated text per name (keys are folded words: they never
@@ -47,10 +51,15 @@ fn joined(keys: Vec<String>) -> String {
     keys.join(" ")
 }
 
-/// Registers every patient of `batch` in one transaction. Answers, in `batch`'s order, each
-/// patient as stored, or [`Error::DuplicateEmail`] for one whose email is taken. Fails as a
-/// whole only if the statement fails (nothing of the batch is then written).
-pub async fn register_batch(pool: &PgPool, batch: Vec<Registration>) -> Result<Vec<Result<Patient>>> {
+/// Registers every patient of `batch` in one transaction, with their events when `events` is
+/// given. Answers, in `batch`'s order, each patient as stored, or [`Error::DuplicateEmail`]
+/// for one whose email is taken. Fails as a whole only if the statement fails (nothing of the
+/// batch is then written).
+pub async fn register_batch(
+    pool: &PgPool,
+    batch: Vec<Registration>,
+    events: Option<&PatientEvents>,
+) -> Result<Vec<Result<Patient>>> {
     if batch.is_empty() {
         return Ok(Vec::new());
     }
@@ -65,8 +74,9 @@ pub async fn register_batch(pool: &PgPool, batch: Vec<Registration>) -> Result<V
     let mut columns = Columns::default();
     let mut patients = Vec::with_capacity(batch.len());
     let mut audits = Vec::with_capacity(batch.len());
+    let mut outbox = Vec::with_capacity(if events.is_some() { 2 * batch.len() } else { 0 });
     for (registration, sequence) in batch.into_iter().zip(sequences) {
-        let Registration { id, draft, audit } = registration;
+        let Registration { id, draft, audit, trace_id } = registration;
         let family_sort = names::sort_key(draft.family_name.as_str());
         let given_sort = names::sort_key(draft.given_name.as_str());
         dictionary
@@ -103,6 +113,9 @@ pub async fn register_batch(pool: &PgPool, batch: Vec<Registration>) -> Result<V
         columns.name_keys.push(joined(names::index_keys(&patient.given_name, &patient.family_name)));
         columns.family_sorts.push(family_sort);
         columns.given_sorts.push(given_sort);
+        if let Some(events) = events {
+            outbox.extend(events.registered(&patient, trace_id.as_deref()));
+        }
         patients.push(patient);
         audits.push(audit);
     }
@@ -127,9 +140,11 @@ pub async fn register_batch(pool: &PgPool, batch: Vec<Registration>) -> Result<V
              ON CONFLICT (email_key) WHERE active AND email_key IS NOT NULL DO NOTHING
              RETURNING id),
          version AS ({KEEP_VERSION} SELECT i.id, 1, $17, i.snapshot FROM input i JOIN patient USING (id)),
-         audit AS ({} WHERE p IN (SELECT id FROM patient))
+         audit AS ({} WHERE p IN (SELECT id FROM patient)),
+         outbox AS ({} WHERE k IN (SELECT id::text FROM patient))
          SELECT id FROM patient",
-        audit::insert_sql(18)
+        audit::insert_sql(18),
+        outbox::insert_sql(28)
     );
     let (names, keys): (Vec<String>, Vec<String>) = dictionary.into_iter().unzip();
     let query = sqlx::query(&sql)
@@ -151,7 +166,8 @@ pub async fn register_batch(pool: &PgPool, batch: Vec<Registration>) -> Result<V
         .bind(patients.iter().map(Json).collect::<Vec<_>>())
         .bind(at);
     let audit_rows: Vec<&AuditEvent> = audits.iter().collect();
-    let rows = audit::bind_rows(query, &audit_rows).fetch_all(pool).await?;
+    let query = outbox::bind_rows(audit::bind_rows(query, &audit_rows), &outbox);
+    let rows = query.fetch_all(pool).await?;
     let stored = rows.iter().map(|row| row.try_get::<Uuid, _>(0)).collect::<Result<HashSet<_>, _>>()?;
     Ok(patients
         .into_iter()
@@ -183,8 +199,9 @@ const LIMITS: Limits = Limits { queue: 4096, max_batch: 256 };
 
 /// Groups the API's concurrent registrations into one commit each batch ([`kit::batch`]): a
 /// busy front desk pays one statement and one WAL flush for many registrations, and each
-/// request is answered once its patient is durable. A batch the database refuses as a whole is
-/// retried one registration at a time, so one bad registration never fails the others.
+/// request is answered once its patient is durable (and its events are in the outbox; the
+/// relays are woken after each commit). A batch the database refuses as a whole is retried
+/// one registration at a time, so one bad registration never fails the others.
 #[derive(Clone)]
 pub struct Registrar {
     batcher: Batcher<Registration, Result<Patient>>,
@@ -198,14 +215,18 @@ impl Registrar {
     /// patient handed to it before, then ends. Also starts the merging of new search keys
     /// (migration 0005): every half second after registrations, so no registration waits for
     /// a merge of the whole pending list.
-    pub fn start(pool: PgPool, background: &Background) -> Self {
+    pub fn start(pool: PgPool, events: PatientEvents, relays: Vec<Relay>, background: &Background) -> Self {
         let registered = Arc::new(AtomicUsize::new(0));
         let (writer_pool, counter) = (pool.clone(), registered.clone());
+        let (events, relays) = (Arc::new(events), Arc::new(relays));
         let batcher = Batcher::start(background, "registrar", LIMITS, move |batch| {
-            let (pool, counter) = (writer_pool.clone(), counter.clone());
+            let (pool, counter, events, relays) =
+                (writer_pool.clone(), counter.clone(), events.clone(), relays.clone());
             async move {
                 counter.fetch_add(batch.len(), Ordering::Relaxed);
-                commit(&pool, batch).await
+                let results = commit(&pool, batch, &events).await;
+                relays.iter().for_each(Relay::wake);
+                results
             }
         });
         background.every("search key merge", MERGE_KEYS_EVERY, move || {
@@ -234,21 +255,22 @@ impl Registrar {
 }
 
 /// Registers `batch`, or each of its registrations alone if the batch fails as a whole.
-async fn commit(pool: &PgPool, batch: Vec<Registration>) -> Vec<Result<Patient>> {
+async fn commit(pool: &PgPool, batch: Vec<Registration>, events: &PatientEvents) -> Vec<Result<Patient>> {
     metrics::histogram!("registration_batch_rows").record(batch.len() as f64);
     if batch.len() == 1 {
-        return vec![register_batch(pool, batch).await.and_then(only)];
+        return vec![register_batch(pool, batch, Some(events)).await.and_then(only)];
     }
     // Kept to retry one by one if the batch fails as a whole (drafts are small).
-    let copies: Vec<_> = batch.iter().map(|r| (r.id, r.draft.clone(), r.audit.clone())).collect();
-    match register_batch(pool, batch).await {
+    let copies: Vec<_> =
+        batch.iter().map(|r| (r.id, r.draft.clone(), r.audit.clone(), r.trace_id.clone())).collect();
+    match register_batch(pool, batch, Some(events)).await {
         Ok(results) => results,
         Err(err) => {
             tracing::warn!(error = %err, rows = copies.len(), "a registration batch failed; registering one at a time");
             let mut results = Vec::with_capacity(copies.len());
-            for (id, draft, audit) in copies {
-                results
-                    .push(register_batch(pool, vec![Registration { id, draft, audit }]).await.and_then(only));
+            for (id, draft, audit, trace_id) in copies {
+                let one = vec![Registration { id, draft, audit, trace_id }];
+                results.push(register_batch(pool, one, Some(events)).await.and_then(only));
             }
             results
         }

@@ -3,7 +3,8 @@
 //! Every patient passes the same domain validation as one registered through the API
 //! ([`PatientDraft::parse`]) and is written by the same statement ([`register_batch`]): names
 //! in the dictionary, search keys, version 1, and a `create` audit row whose actor is
-//! `pms seed`. Batches of [`BATCH`] patients, [`IN_FLIGHT`] of them committing at once (one
+//! `pms seed`, and (unless told otherwise, for benchmark data) the events of a registration,
+//! so billing and analytics learn of seeded patients as of any other. Batches of [`BATCH`] patients, [`IN_FLIGHT`] of them committing at once (one
 //! prepares its rows while another waits for PostgreSQL).
 
 use sqlx::PgPool;
@@ -13,6 +14,7 @@ use crate::{
     audit::AuditEvent,
     domain::{PatientDraft, PatientId},
     error::{Error, Result},
+    events::PatientEvents,
     policy::Action,
     registration::{Registration, register_batch},
     sample::{self, Names},
@@ -33,10 +35,12 @@ pub struct Seeded {
     pub skipped: u64,
 }
 
-/// Registers `count` sample patients with family names spread as `names`; the same `rng_seed`
-/// gives the same patients. Calls `progress` with the running total after every batch.
+/// Registers `count` sample patients with family names spread as `names`, with their events
+/// when `events` is given; the same `rng_seed` gives the same patients. Calls `progress` with
+/// the running total after every batch.
 pub async fn seed(
     pool: &PgPool,
+    events: Option<PatientEvents>,
     count: u64,
     names: Names,
     rng_seed: u64,
@@ -52,8 +56,8 @@ pub async fn seed(
             let size = remaining.min(BATCH as u64);
             remaining -= size;
             let batch = sample_batch(size as usize, names, &mut rng, today)?;
-            let pool = pool.clone();
-            batches.spawn(async move { register_batch(&pool, batch).await });
+            let (pool, events) = (pool.clone(), events.clone());
+            batches.spawn(async move { register_batch(&pool, batch, events.as_ref()).await });
             continue;
         }
         let Some(finished) = batches.join_next().await else { break };
@@ -81,7 +85,8 @@ fn sample_batch(
         .map(|_| {
             let draft = PatientDraft::parse(sample::patient(names, rng), today).map_err(Error::Invalid)?;
             let id = PatientId::new();
-            Ok(Registration { id, draft, audit: AuditEvent::system(ACTOR, Action::Create, Some(id)) })
+            let audit = AuditEvent::system(ACTOR, Action::Create, Some(id));
+            Ok(Registration { id, draft, audit, trace_id: None })
         })
         .collect()
 }

@@ -29,8 +29,14 @@ fn cli() -> Command {
         .subcommand(
             Command::new("seed")
                 .about(
-                    "Register COUNT realistic sample patients in bulk (same validation, search keys, versions \
-                     and audit rows as the API; no HTTP), with a progress bar",
+                    "Register COUNT realistic sample patients in bulk (same validation, search keys, versions, \
+                     audit rows and events as the API; no HTTP), with a progress bar",
+                )
+                .arg(
+                    Arg::new("no-events")
+                        .long("no-events")
+                        .action(clap::ArgAction::SetTrue)
+                        .help("write no events (benchmark data: no billing accounts, not in analytics)"),
                 )
                 .arg(Arg::new("count").required(true).value_parser(clap::value_parser!(u64)).help("how many"))
                 .arg(
@@ -144,7 +150,12 @@ async fn seed(arguments: &ArgMatches) -> anyhow::Result<()> {
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let started = std::time::Instant::now();
-    let seeded = patients::seed::seed(&pool, count, names, rng_seed, |done| {
+    let events = if arguments.get_flag("no-events") {
+        None
+    } else {
+        Some(patients::events::PatientEvents::from_env()?)
+    };
+    let seeded = patients::seed::seed(&pool, events, count, names, rng_seed, |done| {
         bar.set_position(done.registered + done.skipped)
     })
     .await

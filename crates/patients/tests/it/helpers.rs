@@ -1,14 +1,22 @@
+use std::time::Duration;
+
 use kit::{
     auth::Role,
     config::HttpConfig,
+    kafka::KafkaConfig,
+    outbox::RelayConfig,
     shutdown::Shutdown,
     tasks::Background,
     testing::{TestDatabase, TestTokens},
 };
+use patients::events::PatientEvents;
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use tokio::task::JoinHandle;
+
+/// The topic of the test apps' events.
+pub const TOPIC: &str = "patients.v1";
 
 pub use kit::testing::{error_fields, expect_problem};
 
@@ -33,6 +41,16 @@ impl TestApp {
 
     /// As [`spawn`](Self::spawn), stopping as `shutdown` says when it is triggered.
     pub async fn spawn_with(shutdown: Shutdown) -> Self {
+        // No broker listens there: events wait in the outbox (tests of events start one).
+        Self::spawn_full(shutdown, KafkaConfig::plaintext("127.0.0.1:9")).await
+    }
+
+    /// As [`spawn`](Self::spawn), publishing its events to `kafka`.
+    pub async fn spawn_with_broker(kafka: KafkaConfig) -> Self {
+        Self::spawn_full(Shutdown::default(), kafka).await
+    }
+
+    pub async fn spawn_full(shutdown: Shutdown, kafka: KafkaConfig) -> Self {
         let db = TestDatabase::create().await;
         patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate");
         let tokens = TestTokens::new();
@@ -41,6 +59,9 @@ impl TestApp {
             http: HttpConfig::ephemeral(),
             verifier: tokens.verifier.clone(),
             trusted_proxies: kit::net::TrustedProxies::default(),
+            events: PatientEvents::on(TOPIC),
+            kafka,
+            relay: RelayConfig { poll: Duration::from_millis(50), ..RelayConfig::default() },
         };
         let background = Background::new();
         let state = patients::build(&config, &background).await.expect("build");

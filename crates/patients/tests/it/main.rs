@@ -3,6 +3,7 @@
 
 mod access;
 mod archive;
+mod events;
 mod helpers;
 mod lifecycle;
 mod partitions;

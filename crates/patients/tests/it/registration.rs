@@ -9,6 +9,7 @@ use patients::{
     audit::AuditEvent,
     domain::{PatientDraft, PatientId, PatientInput},
     error::Error,
+    events::PatientEvents,
     policy::Action,
     registration::{Registrar, Registration},
     sample::Names,
@@ -16,7 +17,7 @@ use patients::{
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, patient};
+use crate::helpers::{TOPIC, TestApp, patient};
 
 async fn count(app: &TestApp, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(&app.pool).await.expect("count")
@@ -64,6 +65,11 @@ async fn concurrent_registrations_each_commit_once_and_a_shared_email_wins_once(
     assert_eq!(count(&app, "SELECT count(*) FROM patients").await, 21);
     assert_eq!(count(&app, "SELECT count(*) FROM patient_versions WHERE version = 1").await, 21);
     assert_eq!(count(&app, "SELECT count(*) FROM audit_events WHERE action = 'create'").await, 21);
+    // And its events, for the topic and for billing; none for the refused ones.
+    let events =
+        "SELECT count(DISTINCT key) FROM outbox WHERE event_type = 'pms.patients.v1.PatientRegistered'";
+    assert_eq!(count(&app, events).await, 21);
+    assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE sink = 'billing'").await, 21);
 }
 
 fn draft(given: &str) -> PatientDraft {
@@ -73,14 +79,15 @@ fn draft(given: &str) -> PatientDraft {
 
 fn registration(id: PatientId, given: &str) -> Registration {
     let ctx = RequestContext::of("desk-1", vec![Role::Receptionist]);
-    Registration { id, draft: draft(given), audit: AuditEvent::new(&ctx, Action::Create, Some(id), "ok") }
+    let audit = AuditEvent::new(&ctx, Action::Create, Some(id), "ok");
+    Registration { id, draft: draft(given), audit, trace_id: None }
 }
 
 #[tokio::test]
 async fn a_registration_the_database_refuses_does_not_fail_the_others_of_its_batch() {
     let app = TestApp::spawn().await;
     let background = Background::new();
-    let registrar = Registrar::start(app.pool.clone(), &background);
+    let registrar = Registrar::start(app.pool.clone(), PatientEvents::on(TOPIC), Vec::new(), &background);
     let taken = PatientId::new();
     registrar.register(registration(taken, "First")).await.expect("first");
     // Hold the writer on a registration that waits for a table lock, so that the next three
@@ -126,9 +133,11 @@ async fn seeded_patients_are_complete_audited_and_found_by_the_api() {
     let app = TestApp::spawn().await;
     let mut reported = Vec::new();
     let seeded =
-        patients::seed::seed(&app.pool, 4_500, Names::Common, 7, |done| reported.push(done.registered))
-            .await
-            .expect("seed");
+        patients::seed::seed(&app.pool, Some(PatientEvents::on(TOPIC)), 4_500, Names::Common, 7, |done| {
+            reported.push(done.registered)
+        })
+        .await
+        .expect("seed");
     assert_eq!(seeded.registered + seeded.skipped, 4_500);
     assert_eq!(seeded.skipped, 0, "random emails do not collide");
     assert_eq!(reported.last().copied(), Some(4_500), "progress after each batch: {reported:?}");
@@ -141,6 +150,7 @@ async fn seeded_patients_are_complete_audited_and_found_by_the_api() {
             .await,
         4_500
     );
+    assert_eq!(count(&app, "SELECT count(*) FROM outbox WHERE sink = 'kafka'").await, 4_500);
     // About a tenth are called García: found by the name search, accent and case forgiven.
     let garcias = count(&app, "SELECT count(*) FROM patients WHERE family_name = 'García'").await;
     assert!((300..600).contains(&garcias), "{garcias}");

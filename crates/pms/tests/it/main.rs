@@ -3,6 +3,7 @@
 
 mod access;
 mod docs;
+mod flow;
 mod hostile;
 mod process;
 mod system;

@@ -4,10 +4,11 @@ use gateway::{RateConfig, routes};
 use kit::{
     auth::{KeySource, TokenSettings, VerifierConfig},
     config::HttpConfig,
+    outbox::RelayConfig,
     service::{Peer, Peers},
     shutdown::Shutdown,
     tasks::Background,
-    testing::{ApiClient, TestDatabase},
+    testing::{ApiClient, TestBroker, TestDatabase},
 };
 use sqlx::PgPool;
 
@@ -18,7 +19,7 @@ pub const ADMIN_PASSWORD: &str = "admin-password-123";
 /// How often the gateway and the services refresh token keys and revocations here.
 pub const REFRESH: Duration = Duration::from_millis(200);
 
-/// Gateway, auth and patients on random ports with one fresh database, each started by its
+/// Gateway, auth and patients on random ports with one fresh database and a broker, each started by its
 /// crate's own `run` (auth by `build` + `router`, to keep its state at hand), reached through
 /// the gateway as clients reach them.
 pub struct TestSystem {
@@ -26,6 +27,8 @@ pub struct TestSystem {
     pub api: ApiClient,
     pub auth_pool: PgPool,
     pub auth: auth::AuthState,
+    /// The Kafka-protocol broker the services publish to.
+    pub broker: TestBroker,
     shutdown: Shutdown,
     _db: TestDatabase,
 }
@@ -33,6 +36,7 @@ pub struct TestSystem {
 impl TestSystem {
     pub async fn start() -> Self {
         let db = TestDatabase::create().await;
+        let broker = TestBroker::start().await;
         let auth_pool = auth::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate auth");
         patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate patients");
         let (gateway_listener, gateway_url) = kit::testing::listener().await;
@@ -71,6 +75,9 @@ impl TestSystem {
             http: HttpConfig::ephemeral(),
             verifier,
             trusted_proxies: kit::net::TrustedProxies::parse("127.0.0.0/8").expect("loopback"),
+            events: patients::events::PatientEvents::on("patients.v1"),
+            kafka: broker.config(),
+            relay: RelayConfig { poll: Duration::from_millis(50), ..RelayConfig::default() },
         };
         let shutdown = Shutdown::default();
         let background = Background::new();
@@ -85,7 +92,7 @@ impl TestSystem {
         tokio::spawn(patients::run(patients, patients_listener, shutdown.clone()));
         tokio::spawn(gateway::run(gateway, gateway_listener, shutdown.clone()));
         let api = ApiClient::new(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD);
-        Self { api, auth_pool, auth, shutdown, _db: db }
+        Self { api, auth_pool, auth, broker, shutdown, _db: db }
     }
 }
 

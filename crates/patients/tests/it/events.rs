@@ -1,0 +1,97 @@
+//! Patient events on a real Kafka-protocol broker (a Tansu process): what each write
+//! publishes, in order, with its trace id, and that nothing is lost while the broker is down.
+
+use std::{collections::HashSet, time::Duration};
+
+use kit::testing::{Record, TestBroker, consume};
+use proto::{
+    Message,
+    events::v1::Envelope,
+    patients::v1::{PatientDeactivated, PatientRegistered, PatientUpdated},
+};
+use reqwest::StatusCode;
+
+use crate::helpers::{TOPIC, TestApp, patient};
+
+fn envelope(record: &Record) -> Envelope {
+    Envelope::decode(record.payload.as_slice()).expect("an envelope")
+}
+
+const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+
+#[tokio::test]
+async fn each_write_publishes_its_event_in_order_keyed_by_patient_with_its_trace() {
+    let broker = TestBroker::start().await;
+    let app = TestApp::spawn_with_broker(broker.config()).await;
+    let traceparent = format!("00-{TRACE}-00f067aa0ba902b7-01");
+    let created = app.client.post(app.url("/api/patients")).header("traceparent", &traceparent);
+    let created = created.json(&patient("Ana", "García")).send().await.expect("register");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: serde_json::Value = created.json().await.expect("json");
+    let id = created["id"].as_str().expect("id").to_owned();
+    let mut changed = patient("Ana María", "García");
+    changed["email"] = "ana@example.org".into();
+    let updated = app.put(&format!("/api/patients/{id}"), Some("\"1\""), &changed).await;
+    assert_eq!(updated.status(), StatusCode::OK);
+    let gone = app.delete(&format!("/api/patients/{id}"), Some("\"2\"")).await;
+    assert_eq!(gone.status(), StatusCode::NO_CONTENT);
+
+    let records = consume(&broker.config(), TOPIC, 3, Duration::from_millis(300)).await;
+    assert_eq!(records.len(), 3, "one record per write");
+    assert!(records.iter().all(|r| r.key == id), "keyed by the patient id");
+    let envelopes: Vec<Envelope> = records.iter().map(envelope).collect();
+    let types: Vec<&str> = envelopes.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        [
+            "pms.patients.v1.PatientRegistered",
+            "pms.patients.v1.PatientUpdated",
+            "pms.patients.v1.PatientDeactivated"
+        ]
+    );
+    let first = &envelopes[0];
+    assert_eq!(first.aggregate_id, id);
+    assert_eq!(first.trace_id, TRACE, "the trace of the request that registered");
+    assert_eq!(first.schema_version, 1);
+    assert_eq!(uuid::Uuid::parse_str(&first.event_id).expect("uuid").get_version_num(), 7);
+    assert_eq!(envelopes.iter().map(|e| &e.event_id).collect::<HashSet<_>>().len(), 3);
+    let registered = PatientRegistered::decode(first.payload.as_slice()).expect("payload");
+    let registered = registered.patient.expect("patient");
+    assert_eq!((registered.given_name.as_str(), registered.family_name.as_str()), ("Ana", "García"));
+    assert_eq!((registered.version, registered.birth_date.as_str()), (1, "1980-01-01"));
+    let updated = PatientUpdated::decode(envelopes[1].payload.as_slice()).expect("payload");
+    let updated = updated.patient.expect("patient");
+    assert_eq!(
+        (updated.given_name.as_str(), updated.email.as_str(), updated.version),
+        ("Ana María", "ana@example.org", 2)
+    );
+    let deactivated = PatientDeactivated::decode(envelopes[2].payload.as_slice()).expect("payload");
+    assert_eq!((deactivated.patient_id.as_str(), deactivated.version), (id.as_str(), 3));
+    assert!(envelopes[2].trace_id.is_empty(), "this request carried no traceparent");
+}
+
+#[tokio::test]
+async fn registrations_while_the_broker_is_down_are_published_once_it_is_back() {
+    let mut broker = TestBroker::start().await;
+    let app = TestApp::spawn_with_broker(broker.config()).await;
+    let before = app.register_named("Before", "Outage").await;
+    assert_eq!(consume(&broker.config(), TOPIC, 1, Duration::ZERO).await.len(), 1);
+    broker.stop();
+    let mut ids = HashSet::new();
+    for i in 0..50 {
+        ids.insert(app.register_named(&format!("During{i}"), "Outage").await);
+    }
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM outbox WHERE sink = 'kafka' AND published_at IS NULL")
+            .fetch_one(&app.pool)
+            .await
+            .expect("count");
+    assert_eq!(pending, 50, "every registration answered 201 and waits in the outbox");
+    broker.resume().await;
+    let records = consume(&broker.config(), TOPIC, 51, Duration::from_secs(1)).await;
+    let envelopes: Vec<Envelope> = records.iter().map(envelope).collect();
+    let mut published: HashSet<String> = envelopes.iter().map(|e| e.aggregate_id.clone()).collect();
+    assert_eq!(records.len(), 51, "each registration published once");
+    assert!(published.remove(&before));
+    assert_eq!(published, ids);
+}
