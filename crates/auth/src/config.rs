@@ -59,6 +59,8 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// Passwords hashed or checked at once (each Argon2 run takes 19 MiB).
     pub hashes_at_once: usize,
+    /// `PMS_SERVICE_SECRET`: what services present for a service token; none, none issued.
+    pub service_secret: Option<String>,
 }
 
 impl Config {
@@ -78,6 +80,7 @@ impl Config {
             clock: Clock::default(),
             trusted_proxies: TrustedProxies::parse("127.0.0.0/8,::1").unwrap_or_default(),
             hashes_at_once: 4,
+            service_secret: None,
         }
     }
 
@@ -120,6 +123,7 @@ impl Config {
             admin,
             trusted_proxies: TrustedProxies::from_env()?,
             hashes_at_once: config::parse_or("PMS_AUTH_HASHES_AT_ONCE", defaults.hashes_at_once)?,
+            service_secret: config::var("PMS_SERVICE_SECRET"),
             ..defaults
         })
     }

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod policy;
 pub mod revocations;
+pub mod service_tokens;
 pub mod tokens;
 pub mod trail;
 pub mod user_id;
@@ -153,6 +154,7 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
 fn launch(launch: Launch) -> Running {
     Box::pin(async move {
         let mut config = Config::from_env()?;
+        config.service_secret = config.service_secret.or(launch.service_secret.clone());
         if config.admin.is_none() && launch.profile == Profile::Laptop {
             laptop_admin_allowed(&config, &launch)?;
             tracing::warn!(

@@ -103,6 +103,23 @@ fn shared() -> &'static HttpClient {
 pub async fn get_json<T: DeserializeOwned>(url: &str) -> Result<T, ClientError> {
     let request =
         axum::http::Request::get(url).body(Body::empty()).map_err(|e| ClientError::Request(e.to_string()))?;
+    send_for_json(request).await
+}
+
+/// POSTs `body` as JSON to `url` and parses the JSON answer; fails on a non-2xx status.
+pub async fn post_json<T: DeserializeOwned>(
+    url: &str,
+    body: &impl serde::Serialize,
+) -> Result<T, ClientError> {
+    let body = serde_json::to_vec(body).map_err(|e| ClientError::Request(e.to_string()))?;
+    let request = axum::http::Request::post(url)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .map_err(|e| ClientError::Request(e.to_string()))?;
+    send_for_json(request).await
+}
+
+async fn send_for_json<T: DeserializeOwned>(request: axum::http::Request<Body>) -> Result<T, ClientError> {
     let response = tokio::time::timeout(GET_TIMEOUT, shared().request(request))
         .await
         .map_err(|_| ClientError::Timeout)?

@@ -111,4 +111,7 @@ pub struct Launch {
     pub peers: Peers,
     pub shutdown: Shutdown,
     pub profile: Profile,
+    /// The installation's service secret (`PMS_SERVICE_SECRET`; under `pms up` a random one
+    /// when unset): what services present to auth for service tokens.
+    pub service_secret: Option<String>,
 }

@@ -36,6 +36,12 @@ pub fn next_traceparent(incoming: Option<&str>) -> String {
     format!("00-{trace_id}-{}-{flags}", random_hex(16))
 }
 
+/// A `traceparent` continuing the trace `trace_id` (as events carry it) with a new span; a
+/// new trace when `trace_id` is not a valid one.
+pub fn traceparent_for(trace_id: &str) -> String {
+    next_traceparent(Some(&format!("00-{trace_id}-{}-01", random_hex(16))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,7 +13,7 @@ use crate::domain::Patient;
 
 /// The sink of the Kafka topic.
 pub const KAFKA: &str = "kafka";
-/// The sink of billing account creation (the [`crate::billing`] publisher).
+/// The sink of billing account opening (the [`crate::billing`] publisher).
 pub const BILLING: &str = "billing";
 
 pub const REGISTERED: &str = "pms.patients.v1.PatientRegistered";
@@ -25,23 +25,32 @@ pub const DEACTIVATED: &str = "pms.patients.v1.PatientDeactivated";
 pub struct PatientEvents {
     /// `PMS_PATIENTS_TOPIC`, default `patients.v1`.
     pub topic: String,
+    /// Whether registrations also leave a row for the `billing` sink (off when the service
+    /// opens no billing accounts: `PMS_BILLING_GRPC_URL=off`).
+    pub billing: bool,
 }
 
 impl PatientEvents {
     pub fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::on(config::var("PMS_PATIENTS_TOPIC").unwrap_or_else(|| "patients.v1".to_owned())))
+        Ok(Self {
+            topic: config::var("PMS_PATIENTS_TOPIC").unwrap_or_else(|| "patients.v1".to_owned()),
+            billing: config::var("PMS_BILLING_GRPC_URL").as_deref() != Some("off"),
+        })
     }
 
+    /// Events on `topic`, registrations also for billing.
     pub fn on(topic: impl Into<String>) -> Self {
-        Self { topic: topic.into() }
+        Self { topic: topic.into(), billing: true }
     }
 
-    /// A registration's events: one for the topic, the same one for billing.
-    pub fn registered(&self, patient: &Patient, trace_id: Option<&str>) -> [OutboxEvent; 2] {
+    /// A registration's events: one for the topic, and the same one for billing.
+    pub fn registered(&self, patient: &Patient, trace_id: Option<&str>) -> Vec<OutboxEvent> {
         let message = pb::PatientRegistered { patient: Some(to_proto(patient)) };
         let event = self.event(REGISTERED, patient, patient.registered_at, trace_id, &message);
-        let billing = event.for_sink(BILLING);
-        [event, billing]
+        match self.billing {
+            true => vec![event.for_sink(BILLING), event],
+            false => vec![event],
+        }
     }
 
     pub fn updated(&self, patient: &Patient, trace_id: Option<&str>) -> OutboxEvent {

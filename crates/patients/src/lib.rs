@@ -7,6 +7,7 @@
 pub mod access;
 pub mod archive;
 pub mod audit;
+pub mod billing;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -31,6 +32,7 @@ use kit::{
     net::TrustedProxies,
     outbox::{KafkaPublisher, Relay, RelayConfig},
     service::{BoxError, Launch, Peers, Running, Service},
+    service_token::ServiceTokens,
     shutdown::Shutdown,
     tasks::Background,
 };
@@ -38,8 +40,8 @@ use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
 
 use crate::{
-    access::PatientAccess, audit::AuditLog, events::PatientEvents, http::PatientsState,
-    records::PatientRepository, registration::Registrar,
+    access::PatientAccess, audit::AuditLog, billing::BillingPublisher, events::PatientEvents,
+    http::PatientsState, records::PatientRepository, registration::Registrar,
 };
 
 /// The service's migrations, embedded in the binary.
@@ -76,7 +78,41 @@ pub struct Config {
     pub kafka: KafkaConfig,
     /// How the outbox relays pace themselves (`PMS_OUTBOX_*`).
     pub relay: RelayConfig,
+    /// Where registrations open billing accounts (`PMS_BILLING_GRPC_URL`; `off`: nowhere).
+    pub billing: Option<BillingSink>,
 }
+
+/// Where and how the `billing` sink opens accounts.
+#[derive(Debug, Clone)]
+pub struct BillingSink {
+    /// The billing service's gRPC address, `http://host:port`.
+    pub url: String,
+    /// Each call's deadline (`PMS_BILLING_DEADLINE_MS`).
+    pub deadline: std::time::Duration,
+    /// Where service tokens come from: the auth service.
+    pub auth_url: String,
+    /// The installation's service secret (`PMS_SERVICE_SECRET`).
+    pub service_secret: Option<String>,
+}
+
+impl BillingSink {
+    fn from_env(peers: &Peers) -> Result<Option<Self>, ConfigError> {
+        let url = kit::config::var("PMS_BILLING_GRPC_URL")
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", DEFAULT_BILLING_GRPC_PORT));
+        if url == "off" {
+            return Ok(None);
+        }
+        Ok(Some(Self {
+            url,
+            deadline: kit::config::millis_or("PMS_BILLING_DEADLINE_MS", std::time::Duration::from_secs(5))?,
+            auth_url: peers.auth_url(),
+            service_secret: kit::config::var("PMS_SERVICE_SECRET"),
+        }))
+    }
+}
+
+/// Where the billing service listens for gRPC on a laptop (billing's own default).
+const DEFAULT_BILLING_GRPC_PORT: u16 = 50053;
 
 impl Config {
     pub fn from_env(peers: &Peers) -> Result<Self, ConfigError> {
@@ -88,6 +124,7 @@ impl Config {
             events: PatientEvents::from_env()?,
             kafka: KafkaConfig::from_env()?,
             relay: RelayConfig::from_env()?,
+            billing: BillingSink::from_env(peers)?,
         })
     }
 }
@@ -101,13 +138,18 @@ pub struct State {
 }
 
 /// Connects to the database and starts on `background` the audit writer, the registrar and
-/// the outbox relay to the broker.
+/// the outbox relays (to the broker, and to billing).
 pub async fn build(config: &Config, background: &Background) -> Result<State, BoxError> {
     let pool = SCHEMA.connect(&config.db).await?;
     audit::keep_partitions(pool.clone(), background).await;
     let audit = AuditLog::start(pool.clone(), background);
     let kafka = KafkaPublisher::new(&config.kafka)?;
-    let relays = vec![Relay::start(pool.clone(), events::KAFKA, kafka, config.relay.clone(), background)];
+    let mut relays = vec![Relay::start(pool.clone(), events::KAFKA, kafka, config.relay.clone(), background)];
+    if let Some(sink) = &config.billing {
+        let tokens = ServiceTokens::new(&sink.auth_url, SERVICE.name, sink.service_secret.clone());
+        let billing = BillingPublisher::new(&sink.url, tokens, sink.deadline)?;
+        relays.push(Relay::start(pool.clone(), events::BILLING, billing, config.relay.clone(), background));
+    }
     let registrar = Registrar::start(pool.clone(), config.events.clone(), relays.clone(), background);
     let records = PatientRepository::new(pool.clone(), config.events.clone(), relays);
     let access = PatientAccess::new(records, registrar, audit);
@@ -137,5 +179,11 @@ pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> R
 }
 
 fn launch(launch: Launch) -> Running {
-    Box::pin(async move { run(Config::from_env(&launch.peers)?, launch.listener, launch.shutdown).await })
+    Box::pin(async move {
+        let mut config = Config::from_env(&launch.peers)?;
+        if let Some(sink) = config.billing.as_mut() {
+            sink.service_secret = sink.service_secret.take().or(launch.service_secret);
+        }
+        run(config, launch.listener, launch.shutdown).await
+    })
 }

@@ -15,7 +15,7 @@ use kit::{
 use tokio::task::JoinSet;
 
 /// Every service of pms. The gateway comes first: it is the one public entry.
-pub const SERVICES: &[&Service] = &[&gateway::SERVICE, &auth::SERVICE, &patients::SERVICE];
+pub const SERVICES: &[&Service] = &[&gateway::SERVICE, &auth::SERVICE, &patients::SERVICE, &billing::SERVICE];
 
 /// The service called `name`.
 pub fn find(name: &str) -> Option<&'static Service> {
@@ -73,9 +73,19 @@ pub async fn run(
     if let Some(url) = peers.url(gateway::SERVICE.name).filter(|_| profile == Profile::Laptop) {
         tracing::info!(api = %url, docs = %format!("{url}/docs"), "pms is up");
     }
+    // Services that act on their own (the outbox relay calling billing) get tokens from auth
+    // with the installation's secret; one process on a laptop can make its own.
+    let service_secret =
+        kit::config::var("PMS_SERVICE_SECRET").or_else(|| (profile == Profile::Laptop).then(random_secret));
     let mut running = JoinSet::new();
     for (service, listener) in bound {
-        let launch = Launch { listener, peers: peers.clone(), shutdown: shutdown.clone(), profile };
+        let launch = Launch {
+            listener,
+            peers: peers.clone(),
+            shutdown: shutdown.clone(),
+            profile,
+            service_secret: service_secret.clone(),
+        };
         let name = service.name;
         running.spawn(async move { (service.launch)(launch).await.map_err(|e| format!("{name}: {e}")) });
     }
@@ -92,4 +102,9 @@ pub async fn run(
         Some(err) => Err(err.into()),
         None => Ok(()),
     }
+}
+
+/// 244 random bits from the operating system (UUIDv4 draws on it), as text.
+fn random_secret() -> String {
+    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
 }

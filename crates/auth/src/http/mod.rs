@@ -33,8 +33,11 @@ pub fn api() -> OpenApiRouter<AuthState> {
         .routes(routes!(trail::auth_events))
 }
 
-/// The routes of the auth API, serving `state`.
+/// The routes of the auth API, serving `state`, and the internal service-token route (not
+/// part of the public API: the gateway routes nothing under `/internal`).
 pub fn routes(state: AuthState) -> Router {
     let (router, _) = api().split_for_parts();
-    router.with_state(state)
+    router
+        .route(crate::service_tokens::PATH, axum::routing::post(crate::service_tokens::issue))
+        .with_state(state)
 }

@@ -62,6 +62,8 @@ impl TestApp {
             events: PatientEvents::on(TOPIC),
             kafka,
             relay: RelayConfig { poll: Duration::from_millis(50), ..RelayConfig::default() },
+            // Billing accounts are the end-to-end suite's (crates/pms/tests/it/flow.rs).
+            billing: None,
         };
         let background = Background::new();
         let state = patients::build(&config, &background).await.expect("build");

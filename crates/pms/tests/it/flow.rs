@@ -1,14 +1,46 @@
-//! What follows a registration through the gateway: its event on the broker, carrying the
-//! client's trace.
+//! What follows a registration through the gateway: its event on the broker (with the
+//! client's trace), and its billing account opened over gRPC from the outbox, exactly once
+//! even when billing was down.
 
-use std::time::Duration;
+use std::{collections::HashSet, time::Duration};
 
-use kit::{auth::Role, testing::consume};
-use proto::{Message, events::v1::Envelope};
+use kit::{auth::Role, grpc, testing::consume};
+use proto::{
+    Message,
+    billing::v1::{GetBillingAccountRequest, billing_service_client::BillingServiceClient},
+    events::v1::Envelope,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
 use crate::system::TestSystem;
+
+fn patient(given: &str) -> Value {
+    json!({ "givenName": given, "familyName": "Flow", "birthDate": "1990-05-01", "sex": "female",
+            "email": format!("{}@example.org", given.to_lowercase()) })
+}
+
+async fn register(system: &TestSystem, token: &str, given: &str) -> String {
+    let response =
+        system.client.post(system.url("/api/patients")).bearer_auth(token).json(&patient(given)).send().await;
+    let response = response.expect("request");
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let created: Value = response.json().await.expect("json");
+    created["id"].as_str().expect("id").to_owned()
+}
+
+/// Polls `GET /api/billing/accounts/{id}` until it answers 200 (ten seconds at most).
+async fn account(system: &TestSystem, token: &str, patient_id: &str) -> Value {
+    for _ in 0..200 {
+        let response = system.get(&format!("/api/billing/accounts/{patient_id}"), token).await;
+        if response.status() == StatusCode::OK {
+            return response.json().await.expect("json");
+        }
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no billing account for {patient_id} within 10 s");
+}
 
 #[tokio::test]
 async fn a_registration_through_the_gateway_reaches_the_topic_with_the_clients_trace() {
@@ -20,7 +52,7 @@ async fn a_registration_through_the_gateway_reaches_the_topic_with_the_clients_t
         .post(system.url("/api/patients"))
         .bearer_auth(&token)
         .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
-        .json(&json!({ "givenName": "Flow", "familyName": "Through", "birthDate": "1990-05-01", "sex": "female" }))
+        .json(&patient("Traced"))
         .send()
         .await
         .expect("request");
@@ -31,4 +63,58 @@ async fn a_registration_through_the_gateway_reaches_the_topic_with_the_clients_t
     let envelope = Envelope::decode(records[0].payload.as_slice()).expect("envelope");
     assert_eq!(envelope.aggregate_id, created["id"].as_str().expect("id"));
     assert_eq!(envelope.trace_id, trace, "the gateway passes the client's trace on to the event");
+}
+
+#[tokio::test]
+async fn a_registration_opens_its_billing_account_readable_over_rest_and_grpc() {
+    let system = TestSystem::start().await;
+    let desk = system.token_for("desk", &[Role::Receptionist]).await;
+    let billing = system.token_for("biller", &[Role::Billing]).await;
+    let id = register(&system, &desk, "Billed").await;
+    let account = account(&system, &billing, &id).await;
+    assert_eq!(account["patientId"], id.as_str());
+    assert_eq!(account["name"], "Billed Flow");
+    assert_eq!(account["email"], "billed@example.org");
+    assert_eq!(account["status"], "active");
+    assert!(account["number"].as_str().expect("number").starts_with("BA-"));
+    // The same account over gRPC, asked with the billing user's token.
+    let channel = grpc::channel(&system.billing_grpc, Duration::from_secs(2)).expect("channel");
+    let request = GetBillingAccountRequest { patient_id: id.clone() };
+    let request = grpc::outgoing(request, &billing, None, Duration::from_secs(2));
+    let over_grpc = BillingServiceClient::new(channel).get_billing_account(request).await.expect("gRPC read");
+    assert_eq!(over_grpc.get_ref().number, account["number"].as_str().expect("number"));
+    // The front desk may not read billing accounts; the gateway says so.
+    let refused = system.get(&format!("/api/billing/accounts/{id}"), &desk).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn registrations_while_billing_is_down_get_their_accounts_exactly_once_when_it_is_back() {
+    let mut system = TestSystem::start().await;
+    let desk = system.token_for("desk", &[Role::Receptionist]).await;
+    let billing = system.token_for("biller", &[Role::Billing]).await;
+    let first = register(&system, &desk, "Before").await;
+    account(&system, &billing, &first).await;
+    system.billing.stop().await;
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(register(&system, &desk, &format!("During{i}")).await);
+    }
+    system.billing.resume().await;
+    let mut numbers = HashSet::new();
+    for id in &ids {
+        numbers.insert(account(&system, &billing, id).await["number"].as_str().expect("number").to_owned());
+    }
+    assert_eq!(numbers.len(), 20, "one account each");
+    let pool = sqlx::PgPool::connect_with(system.db_options().clone()).await.expect("connect");
+    let accounts: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM billing.accounts").fetch_one(&pool).await.expect("count");
+    assert_eq!(accounts, 21, "no duplicate, none missing");
+    let pending: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM patients.outbox WHERE sink = 'billing' AND published_at IS NULL",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(pending, 0);
 }

@@ -16,10 +16,12 @@ pub use kit::testing::expect_problem;
 
 pub const ADMIN_EMAIL: &str = "admin@test.example";
 pub const ADMIN_PASSWORD: &str = "admin-password-123";
+/// The installation's service secret (services get their own tokens from auth with it).
+pub const SERVICE_SECRET: &str = "test-service-secret";
 /// How often the gateway and the services refresh token keys and revocations here.
 pub const REFRESH: Duration = Duration::from_millis(200);
 
-/// Gateway, auth and patients on random ports with one fresh database and a broker, each started by its
+/// Gateway, auth, patients and billing on random ports with one fresh database and a broker, each started by its
 /// crate's own `run` (auth by `build` + `router`, to keep its state at hand), reached through
 /// the gateway as clients reach them.
 pub struct TestSystem {
@@ -29,6 +31,10 @@ pub struct TestSystem {
     pub auth: auth::AuthState,
     /// The Kafka-protocol broker the services publish to.
     pub broker: TestBroker,
+    /// Billing's gRPC address, `http://127.0.0.1:<port>`.
+    pub billing_grpc: String,
+    /// The billing service, which tests stop and start again.
+    pub billing: BillingProcess,
     shutdown: Shutdown,
     _db: TestDatabase,
 }
@@ -39,13 +45,17 @@ impl TestSystem {
         let broker = TestBroker::start().await;
         let auth_pool = auth::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate auth");
         patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate patients");
+        billing::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate billing");
         let (gateway_listener, gateway_url) = kit::testing::listener().await;
         let (auth_listener, auth_url) = kit::testing::listener().await;
         let (patients_listener, patients_url) = kit::testing::listener().await;
+        let (billing_listener, billing_url) = kit::testing::listener().await;
+        let (billing_grpc, billing_grpc_url) = kit::testing::listener().await;
         let peers = Peers::new(vec![
             Peer { service: &gateway::SERVICE, url: gateway_url.clone() },
             Peer { service: &auth::SERVICE, url: auth_url.clone() },
             Peer { service: &patients::SERVICE, url: patients_url },
+            Peer { service: &billing::SERVICE, url: billing_url },
         ]);
         let tokens = TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() };
         // Services verify tokens with keys fetched from auth's JWKS over HTTP, as in production.
@@ -70,14 +80,28 @@ impl TestSystem {
         let mut auth_config = auth::Config::new(db.config(), HttpConfig::ephemeral());
         auth_config.admin =
             Some(auth::AdminBootstrap { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.into() });
+        auth_config.service_secret = Some(SERVICE_SECRET.into());
         let patients = patients::Config {
             db: db.config(),
             http: HttpConfig::ephemeral(),
-            verifier,
+            verifier: verifier.clone(),
             trusted_proxies: kit::net::TrustedProxies::parse("127.0.0.0/8").expect("loopback"),
             events: patients::events::PatientEvents::on("patients.v1"),
             kafka: broker.config(),
             relay: RelayConfig { poll: Duration::from_millis(50), ..RelayConfig::default() },
+            billing: Some(patients::BillingSink {
+                url: billing_grpc_url.clone(),
+                deadline: Duration::from_secs(2),
+                auth_url: auth_url.clone(),
+                service_secret: Some(SERVICE_SECRET.into()),
+            }),
+        };
+        let billing = billing::Config {
+            db: db.config(),
+            http: HttpConfig::ephemeral(),
+            grpc_bind: billing_grpc.local_addr().expect("address"),
+            verifier: verifier.clone(),
+            trusted_proxies: kit::net::TrustedProxies::parse("127.0.0.0/8").expect("loopback"),
         };
         let shutdown = Shutdown::default();
         let background = Background::new();
@@ -90,9 +114,17 @@ impl TestSystem {
             shutdown.clone(),
         ));
         tokio::spawn(patients::run(patients, patients_listener, shutdown.clone()));
+        let billing = BillingProcess::start(billing, billing_listener, billing_grpc);
         tokio::spawn(gateway::run(gateway, gateway_listener, shutdown.clone()));
         let api = ApiClient::new(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD);
-        Self { api, auth_pool, auth, broker, shutdown, _db: db }
+        Self { api, auth_pool, auth, broker, billing_grpc: billing_grpc_url, billing, shutdown, _db: db }
+    }
+}
+
+impl TestSystem {
+    /// How to connect to the system's database as its owner (every schema is readable).
+    pub fn db_options(&self) -> &sqlx::postgres::PgConnectOptions {
+        &self._db.options
     }
 }
 
@@ -108,5 +140,39 @@ impl Drop for TestSystem {
     /// The services stop with the test (before its database is dropped).
     fn drop(&mut self) {
         self.shutdown.trigger();
+        self.billing.shutdown.trigger();
+    }
+}
+
+/// The billing service on its two ports, stoppable and startable again on the same ports
+/// (as a restarted container would be).
+pub struct BillingProcess {
+    config: billing::Config,
+    rest: std::net::SocketAddr,
+    shutdown: Shutdown,
+    task: Option<tokio::task::JoinHandle<Result<(), kit::service::BoxError>>>,
+}
+
+impl BillingProcess {
+    fn start(config: billing::Config, rest: tokio::net::TcpListener, grpc: tokio::net::TcpListener) -> Self {
+        let address = rest.local_addr().expect("address");
+        let shutdown = Shutdown::default();
+        let task = tokio::spawn(billing::run(config.clone(), rest, grpc, shutdown.clone()));
+        Self { config, rest: address, shutdown, task: Some(task) }
+    }
+
+    /// Stops billing and waits until both its ports are closed.
+    pub async fn stop(&mut self) {
+        self.shutdown.trigger();
+        if let Some(task) = self.task.take() {
+            task.await.expect("billing task").expect("billing stopped cleanly");
+        }
+    }
+
+    /// Starts billing again on the same ports.
+    pub async fn resume(&mut self) {
+        let rest = tokio::net::TcpListener::bind(self.rest).await.expect("rebind billing REST");
+        let grpc = tokio::net::TcpListener::bind(self.config.grpc_bind).await.expect("rebind billing gRPC");
+        *self = Self::start(self.config.clone(), rest, grpc);
     }
 }

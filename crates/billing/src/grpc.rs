@@ -1,0 +1,101 @@
+//! `pms.billing.v1.BillingService` over gRPC, with standard health checking and reflection.
+
+use kit::{auth::Verifier, grpc};
+use proto::billing::v1::{
+    self as pb,
+    billing_service_server::{BillingService, BillingServiceServer},
+};
+use tonic::{Request, Response, Status};
+use uuid::Uuid;
+
+use crate::{
+    accounts::{Account, AccountRepository},
+    error::Error,
+    policy::{self, Action},
+};
+
+#[derive(Clone)]
+pub struct BillingGrpc {
+    pub accounts: AccountRepository,
+    pub verifier: Verifier,
+}
+
+fn patient_id(raw: &str) -> Result<Uuid, Status> {
+    Uuid::parse_str(raw).map_err(|_| Status::invalid_argument("patient_id must be a UUID"))
+}
+
+fn to_proto(account: Account) -> pb::BillingAccount {
+    pb::BillingAccount {
+        id: account.id.to_string(),
+        number: account.number,
+        patient_id: account.patient_id.to_string(),
+        status: account.status,
+        name: account.name,
+        email: account.email.unwrap_or_default(),
+    }
+}
+
+impl BillingGrpc {
+    async fn authorize<T>(&self, request: &Request<T>, action: Action) -> Result<(), Status> {
+        let ctx = grpc::caller(&self.verifier, request).await?;
+        if policy::may(&ctx, action) {
+            Ok(())
+        } else {
+            tracing::warn!(action = kit::auth::Action::as_str(action), actor = %ctx.user_id, "access denied");
+            Err(Error::Forbidden.into())
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl BillingService for BillingGrpc {
+    async fn create_billing_account(
+        &self,
+        request: Request<pb::CreateBillingAccountRequest>,
+    ) -> Result<Response<pb::BillingAccount>, Status> {
+        self.authorize(&request, Action::OpenAccount).await?;
+        let ask = request.into_inner();
+        let patient_id = patient_id(&ask.patient_id)?;
+        let name = ask.name.trim();
+        if name.is_empty() || name.chars().count() > 300 {
+            return Err(Status::invalid_argument("name must have 1 to 300 characters"));
+        }
+        let email = Some(ask.email.trim()).filter(|e| !e.is_empty());
+        let (account, opened) = self.accounts.open(patient_id, name, email).await?;
+        if opened {
+            tracing::info!(account = %account.number, "billing account opened");
+        }
+        Ok(Response::new(to_proto(account)))
+    }
+
+    async fn get_billing_account(
+        &self,
+        request: Request<pb::GetBillingAccountRequest>,
+    ) -> Result<Response<pb::BillingAccount>, Status> {
+        self.authorize(&request, Action::ReadAccount).await?;
+        let patient_id = patient_id(&request.get_ref().patient_id)?;
+        let account = self.accounts.get(patient_id).await?.ok_or(Error::NotFound)?;
+        Ok(Response::new(to_proto(account)))
+    }
+}
+
+/// Serves the billing service, gRPC health (`grpc.health.v1.Health`, SERVING for the billing
+/// service) and server reflection on `listener` until `shutdown`.
+pub async fn serve(
+    service: BillingGrpc,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), kit::service::BoxError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<BillingServiceServer<BillingGrpc>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(BillingServiceServer::new(service))
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,85 @@
+//! gRPC between services (tonic): who is calling, and how calls carry identity, trace and
+//! deadline.
+//!
+//! A caller sends its access token as `authorization: Bearer ...` metadata (a user's token
+//! when it acts for a user; a service token from auth when it acts for itself, see
+//! [`crate::service_token`]), its `traceparent` and a deadline (`grpc-timeout`, which tonic
+//! turns into a server-side timeout: a call past its deadline ends `DEADLINE_EXCEEDED` /
+//! `CANCELLED`). A server reads the caller with [`caller`]: `UNAUTHENTICATED` without a valid
+//! token, `UNAVAILABLE` when the token keys cannot be fetched.
+
+use std::{net::SocketAddr, time::Duration};
+
+use tonic::{Request, Status, metadata::MetadataMap, transport::Endpoint};
+
+use crate::{
+    RequestContext,
+    auth::{TokenError, Verifier},
+};
+
+/// The verified caller of a gRPC request (as [`RequestContext`] is for HTTP).
+pub async fn caller<T>(verifier: &Verifier, request: &Request<T>) -> Result<RequestContext, Status> {
+    let metadata = request.metadata();
+    let token = text(metadata, "authorization")
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")).map(str::to_owned))
+        .ok_or_else(|| Status::unauthenticated("send `authorization: Bearer <access token>` metadata"))?;
+    let claims = verifier.verify(&token).await.map_err(|err| match err {
+        TokenError::KeysUnavailable(e) => {
+            tracing::warn!(error = %e, "cannot fetch the token keys");
+            Status::unavailable("tokens cannot be verified right now")
+        }
+        TokenError::Expired => Status::unauthenticated("the access token has expired"),
+        _ => Status::unauthenticated("the access token is not valid"),
+    })?;
+    let trace_id =
+        text(metadata, "traceparent").and_then(|t| crate::trace::parse(&t)).map(|(trace, _)| trace);
+    let mut ctx = RequestContext::of(claims.sub, claims.roles);
+    ctx.trace_id = trace_id;
+    ctx.request_id = text(metadata, "x-request-id").filter(|r| r.len() <= 128);
+    ctx.client_address = request.remote_addr().map(|a| a.ip().to_string());
+    Ok(ctx)
+}
+
+fn text(metadata: &MetadataMap, key: &str) -> Option<String> {
+    metadata.get(key).and_then(|v| v.to_str().ok()).map(str::to_owned)
+}
+
+/// The status a caller should act on: tonic reports a call that ran past its deadline as
+/// `CANCELLED` ("Timeout expired", on the client and on the server alike), where gRPC says
+/// `DEADLINE_EXCEEDED`; this gives it that code, and leaves every other status as it is.
+pub fn status(status: Status) -> Status {
+    let timed_out = std::error::Error::source(&status).is_some_and(|s| s.is::<tonic::TimeoutExpired>())
+        || (status.code() == tonic::Code::Cancelled && status.message() == "Timeout expired");
+    if timed_out { Status::deadline_exceeded("the call ran past its deadline") } else { status }
+}
+
+/// Adds the caller's token and trace to an outgoing request, with a deadline.
+pub fn outgoing<T>(message: T, token: &str, traceparent: Option<&str>, deadline: Duration) -> Request<T> {
+    let mut request = Request::new(message);
+    request.set_timeout(deadline);
+    if let Ok(value) = format!("Bearer {token}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    if let Some(value) = traceparent.and_then(|t| t.parse().ok()) {
+        request.metadata_mut().insert("traceparent", value);
+    }
+    request
+}
+
+/// A lazily connecting channel to `url` (`http://host:port`): the first call connects, a
+/// broken connection is re-established by the next call, and connecting gives up after
+/// `connect_timeout` (the call then fails `UNAVAILABLE`).
+pub fn channel(
+    url: &str,
+    connect_timeout: Duration,
+) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+/// Where a service listens for gRPC: `var`, else 127.0.0.1 and `default_port`.
+pub fn bind_address(var: &str, default_port: u16) -> Result<SocketAddr, crate::config::ConfigError> {
+    crate::config::parse_or(var, SocketAddr::from(([127, 0, 0, 1], default_port)))
+}
