@@ -1,9 +1,6 @@
 //! The REST face: `GET /api/billing/accounts/{patientId}` (billing staff and admins).
 
-use axum::{
-    Json, Router,
-    extract::{FromRef, State},
-};
+use axum::{Json, Router, extract::State};
 use kit::{
     RequestContext,
     auth::Verifier,
@@ -27,23 +24,11 @@ pub struct BillingState {
     pub trusted_proxies: TrustedProxies,
 }
 
-impl FromRef<BillingState> for AccountRepository {
-    fn from_ref(state: &BillingState) -> Self {
-        state.accounts.clone()
-    }
-}
-
-impl FromRef<BillingState> for Verifier {
-    fn from_ref(state: &BillingState) -> Self {
-        state.verifier.clone()
-    }
-}
-
-impl FromRef<BillingState> for TrustedProxies {
-    fn from_ref(state: &BillingState) -> Self {
-        state.trusted_proxies.clone()
-    }
-}
+kit::state_parts!(BillingState {
+    accounts: AccountRepository,
+    verifier: Verifier,
+    trusted_proxies: TrustedProxies
+});
 
 #[derive(OpenApi)]
 #[openapi(tags((name = "billing", description = "Billing accounts, one per patient")))]

@@ -81,6 +81,23 @@ pub fn etag(version: i32) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
+/// Lets handlers extract parts of a service's state: `kit::state_parts!(BillingState {
+/// accounts: AccountRepository, verifier: Verifier })` implements `FromRef<BillingState>` for
+/// each named type by cloning its field (what [`crate::RequestContext`] needs: `Verifier` and
+/// `TrustedProxies`; and what handlers take with `State<...>`).
+#[macro_export]
+macro_rules! state_parts {
+    ($state:ty { $($field:ident: $part:ty),+ $(,)? }) => {
+        $(
+            impl ::axum::extract::FromRef<$state> for $part {
+                fn from_ref(state: &$state) -> Self {
+                    state.$field.clone()
+                }
+            }
+        )+
+    };
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

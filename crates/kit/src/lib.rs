@@ -12,6 +12,7 @@ pub mod batch;
 pub mod client;
 pub mod clock;
 pub mod config;
+pub mod consumer;
 pub mod context;
 pub mod db;
 pub mod email;

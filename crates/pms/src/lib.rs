@@ -15,7 +15,8 @@ use kit::{
 use tokio::task::JoinSet;
 
 /// Every service of pms. The gateway comes first: it is the one public entry.
-pub const SERVICES: &[&Service] = &[&gateway::SERVICE, &auth::SERVICE, &patients::SERVICE, &billing::SERVICE];
+pub const SERVICES: &[&Service] =
+    &[&gateway::SERVICE, &auth::SERVICE, &patients::SERVICE, &billing::SERVICE, &analytics::SERVICE];
 
 /// The service called `name`.
 pub fn find(name: &str) -> Option<&'static Service> {

@@ -6,7 +6,7 @@ pub mod patients;
 
 use axum::{
     Json, Router,
-    extract::{FromRef, Request},
+    extract::Request,
     http::{HeaderValue, header},
     response::{IntoResponse, Response},
 };
@@ -29,23 +29,11 @@ pub struct PatientsState {
     pub trusted_proxies: TrustedProxies,
 }
 
-impl FromRef<PatientsState> for TrustedProxies {
-    fn from_ref(state: &PatientsState) -> Self {
-        state.trusted_proxies.clone()
-    }
-}
-
-impl FromRef<PatientsState> for PatientAccess {
-    fn from_ref(state: &PatientsState) -> Self {
-        state.access.clone()
-    }
-}
-
-impl FromRef<PatientsState> for Verifier {
-    fn from_ref(state: &PatientsState) -> Self {
-        state.verifier.clone()
-    }
-}
+kit::state_parts!(PatientsState {
+    access: PatientAccess,
+    verifier: Verifier,
+    trusted_proxies: TrustedProxies
+});
 
 /// The service's part of the public OpenAPI document: its tags, and every operation as it
 /// is routed.

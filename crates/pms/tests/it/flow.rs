@@ -118,3 +118,55 @@ async fn registrations_while_billing_is_down_get_their_accounts_exactly_once_whe
     .expect("count");
     assert_eq!(pending, 0);
 }
+
+/// The analytics summary as an analyst sees it through the gateway, once `done` holds for it
+/// (fifteen seconds at most).
+async fn summary_when(system: &TestSystem, token: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    for _ in 0..300 {
+        let response = system.get("/api/analytics/summary", token).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let summary: Value = response.json().await.expect("json");
+        if done(&summary) {
+            return summary;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the analytics summary never showed {what}");
+}
+
+fn registrations(summary: &Value) -> i64 {
+    summary["registrationsPerDay"]
+        .as_array()
+        .expect("days")
+        .iter()
+        .map(|d| d["registrations"].as_i64().unwrap_or(0))
+        .sum()
+}
+
+#[tokio::test]
+async fn analytics_counts_registrations_and_exactly_the_fifty_made_while_the_broker_was_down() {
+    let mut system = TestSystem::start().await;
+    let desk = system.token_for("desk", &[Role::Receptionist]).await;
+    let analyst = system.token_for("analyst", &[Role::Analyst]).await;
+    register(&system, &desk, "Counted").await;
+    let summary =
+        summary_when(&system, &analyst, "the first registration", |s| s["activePatients"] == 1).await;
+    assert_eq!(registrations(&summary), 1);
+    system.broker.stop();
+    for i in 0..50 {
+        register(&system, &desk, &format!("Offline{i}")).await;
+    }
+    system.broker.resume().await;
+    summary_when(&system, &analyst, "51 registrations", |s| registrations(s) >= 51).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let response = system.get("/api/analytics/summary", &analyst).await;
+    let summary: Value = response.json().await.expect("json");
+    assert_eq!(
+        (registrations(&summary), summary["activePatients"].as_i64()),
+        (51, Some(51)),
+        "exactly 50 more"
+    );
+    // Only analysts and admins see it.
+    let refused = system.get("/api/analytics/summary", &desk).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+}

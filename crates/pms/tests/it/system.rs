@@ -21,7 +21,7 @@ pub const SERVICE_SECRET: &str = "test-service-secret";
 /// How often the gateway and the services refresh token keys and revocations here.
 pub const REFRESH: Duration = Duration::from_millis(200);
 
-/// Gateway, auth, patients and billing on random ports with one fresh database and a broker, each started by its
+/// Gateway, auth, patients, billing and analytics on random ports with one fresh database and a broker, each started by its
 /// crate's own `run` (auth by `build` + `router`, to keep its state at hand), reached through
 /// the gateway as clients reach them.
 pub struct TestSystem {
@@ -46,16 +46,19 @@ impl TestSystem {
         let auth_pool = auth::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate auth");
         patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate patients");
         billing::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate billing");
+        analytics::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate analytics");
         let (gateway_listener, gateway_url) = kit::testing::listener().await;
         let (auth_listener, auth_url) = kit::testing::listener().await;
         let (patients_listener, patients_url) = kit::testing::listener().await;
         let (billing_listener, billing_url) = kit::testing::listener().await;
         let (billing_grpc, billing_grpc_url) = kit::testing::listener().await;
+        let (analytics_listener, analytics_url) = kit::testing::listener().await;
         let peers = Peers::new(vec![
             Peer { service: &gateway::SERVICE, url: gateway_url.clone() },
             Peer { service: &auth::SERVICE, url: auth_url.clone() },
             Peer { service: &patients::SERVICE, url: patients_url },
             Peer { service: &billing::SERVICE, url: billing_url },
+            Peer { service: &analytics::SERVICE, url: analytics_url },
         ]);
         let tokens = TokenSettings { issuer: "pms-auth".into(), audience: "pms".into() };
         // Services verify tokens with keys fetched from auth's JWKS over HTTP, as in production.
@@ -103,6 +106,19 @@ impl TestSystem {
             verifier: verifier.clone(),
             trusted_proxies: kit::net::TrustedProxies::parse("127.0.0.0/8").expect("loopback"),
         };
+        let analytics = analytics::Config {
+            db: db.config(),
+            http: HttpConfig::ephemeral(),
+            verifier: verifier.clone(),
+            trusted_proxies: kit::net::TrustedProxies::parse("127.0.0.0/8").expect("loopback"),
+            kafka: broker.config(),
+            consumer: kit::consumer::ConsumerConfig {
+                group: "pms-analytics".into(),
+                topics: vec!["patients.v1".into()],
+                dead_letter_topic: "patients.v1.analytics.dlq".into(),
+                max_batch: 500,
+            },
+        };
         let shutdown = Shutdown::default();
         let background = Background::new();
         let auth = auth::build(auth_config, &background).await.expect("auth starts");
@@ -115,6 +131,7 @@ impl TestSystem {
         ));
         tokio::spawn(patients::run(patients, patients_listener, shutdown.clone()));
         let billing = BillingProcess::start(billing, billing_listener, billing_grpc);
+        tokio::spawn(analytics::run(analytics, analytics_listener, shutdown.clone()));
         tokio::spawn(gateway::run(gateway, gateway_listener, shutdown.clone()));
         let api = ApiClient::new(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD);
         Self { api, auth_pool, auth, broker, billing_grpc: billing_grpc_url, billing, shutdown, _db: db }

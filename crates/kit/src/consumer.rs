@@ -1,0 +1,277 @@
+//! Consuming events: one consumer group per service, batches handed to the service's
+//! [`Handler`], poison records parked in a dead-letter topic, offsets committed only after a
+//! batch was handled, and the group's lag as a metric.
+//!
+//! Delivery is at least once (a crash replays what was handled but not yet committed), so a
+//! handler makes each event's effect happen once by recording its event id in the same
+//! transaction as the effect. A record that is not an [`Envelope`] (or whose payload the
+//! handler cannot decode) is produced to the dead-letter topic with its key, value and the
+//! reason as a header, logged without its content, and passed over: it never stops the
+//! consumer. While the handler fails (the database is down) the same batch is retried with
+//! backoff; nothing is committed past it.
+
+use std::{sync::Arc, time::Duration};
+
+use proto::{Message as _, events::v1::Envelope};
+use rdkafka::{
+    Message, Offset, TopicPartitionList,
+    consumer::{CommitMode, Consumer as _, StreamConsumer},
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{kafka::KafkaConfig, tasks::Background};
+
+/// One record of a batch, decoded to its envelope.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub envelope: Envelope,
+    pub key: Vec<u8>,
+    pub payload: Vec<u8>,
+}
+
+/// What a handler says about a batch it handled: which of its deliveries (by index) it could
+/// not understand, to be parked.
+#[derive(Debug, Default)]
+pub struct Handled {
+    pub poison: Vec<(usize, String)>,
+}
+
+/// A service's handling of its events. `handle` is called with up to `max_batch` deliveries
+/// in topic order per partition; it succeeds only when their effects are committed.
+pub trait Handler: Send + Sync + 'static {
+    fn handle(
+        &self,
+        batch: &[Delivery],
+    ) -> impl Future<Output = Result<Handled, Box<dyn std::error::Error + Send + Sync>>> + Send;
+}
+
+/// How the consumer is set up.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub group: String,
+    pub topics: Vec<String>,
+    /// Where poison records go.
+    pub dead_letter_topic: String,
+    pub max_batch: usize,
+}
+
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const LAG_EVERY: Duration = Duration::from_secs(5);
+
+/// Starts consuming on `background` until it stops; the batch in hand is finished and its
+/// offsets committed first.
+pub fn start(
+    kafka: &KafkaConfig,
+    config: ConsumerConfig,
+    handler: impl Handler,
+    background: &Background,
+) -> Result<(), rdkafka::error::KafkaError> {
+    let consumer: StreamConsumer = kafka
+        .client_config()
+        .set("group.id", &config.group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("enable.partition.eof", "false")
+        // Notice new partitions (and topics created late) within seconds, not 5 minutes.
+        .set("topic.metadata.refresh.interval.ms", "10000")
+        .create()?;
+    let consumer = Arc::new(consumer);
+    let producer = kafka.producer()?;
+    let lag_consumer = consumer.clone();
+    let kafka = kafka.clone();
+    background.spawn("event consumer", move |cancel| async move {
+        // The topics must exist before the subscription, or the group waits for the next
+        // metadata refresh to see them; the broker may still be down, so keep trying.
+        let mut topics: Vec<&str> = config.topics.iter().map(String::as_str).collect();
+        topics.push(&config.dead_letter_topic);
+        let mut backoff = Duration::from_millis(100);
+        while let Err(err) = crate::kafka::ensure_topics(&kafka, &topics).await {
+            tracing::warn!(error = %err, "cannot reach the broker to set up the topics; retrying");
+            tokio::select! {
+                () = cancel.cancelled() => return,
+                () = tokio::time::sleep(backoff) => backoff = (backoff * 2).min(MAX_BACKOFF),
+            }
+        }
+        topics.pop();
+        if let Err(err) = consumer.subscribe(&topics) {
+            tracing::error!(error = %err, "cannot subscribe; no events are consumed");
+            return;
+        }
+        run(consumer, producer, config, handler, cancel).await;
+    });
+    background.every("consumer lag", LAG_EVERY, move || {
+        let consumer = lag_consumer.clone();
+        async move {
+            let _ = tokio::task::spawn_blocking(move || record_lag(&consumer)).await;
+        }
+    });
+    Ok(())
+}
+
+async fn run(
+    consumer: Arc<StreamConsumer>,
+    producer: FutureProducer,
+    config: ConsumerConfig,
+    handler: impl Handler,
+    cancel: CancellationToken,
+) {
+    loop {
+        let first = tokio::select! {
+            () = cancel.cancelled() => break,
+            received = consumer.recv() => received,
+        };
+        let first = match first {
+            Ok(message) => message.detach(),
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot consume; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        // Whatever else is already here joins the batch.
+        let mut records = vec![first];
+        while records.len() < config.max_batch {
+            match tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await {
+                Ok(Ok(message)) => records.push(message.detach()),
+                _ => break,
+            }
+        }
+        handle_batch(&consumer, &producer, &config, &handler, records, &cancel).await;
+    }
+    if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
+        tracing::debug!(error = %err, "no offsets to commit on stop");
+    }
+}
+
+/// Handles `records` (retrying while the handler fails, unless stopping), parks poison, then
+/// commits the batch's offsets.
+async fn handle_batch(
+    consumer: &StreamConsumer,
+    producer: &FutureProducer,
+    config: &ConsumerConfig,
+    handler: &impl Handler,
+    records: Vec<rdkafka::message::OwnedMessage>,
+    cancel: &CancellationToken,
+) {
+    let mut deliveries = Vec::with_capacity(records.len());
+    let mut poison: Vec<(&rdkafka::message::OwnedMessage, String)> = Vec::new();
+    let mut sources = Vec::with_capacity(records.len());
+    for record in &records {
+        let payload = record.payload().unwrap_or_default();
+        match Envelope::decode(payload) {
+            Ok(envelope) if !envelope.event_id.is_empty() => {
+                sources.push(record);
+                deliveries.push(Delivery {
+                    envelope,
+                    key: record.key().unwrap_or_default().to_vec(),
+                    payload: payload.to_vec(),
+                });
+            }
+            Ok(_) => poison.push((record, "an envelope without an event id".to_owned())),
+            Err(err) => poison.push((record, format!("not an event envelope: {err}"))),
+        }
+    }
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        match handler.handle(&deliveries).await {
+            Ok(handled) => {
+                poison.extend(
+                    handled.poison.into_iter().filter_map(|(i, why)| sources.get(i).map(|r| (*r, why))),
+                );
+                break;
+            }
+            Err(err) => {
+                metrics::counter!("consumer_handler_failures_total").increment(1);
+                tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "cannot handle a batch of events");
+                if cancel.is_cancelled() {
+                    // Stopping: nothing of this batch is committed, so it is handled after the restart.
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+    for (record, why) in poison {
+        park(producer, &config.dead_letter_topic, record, &why).await;
+    }
+    metrics::counter!("consumer_events_total").increment(deliveries.len() as u64);
+    commit(consumer, &records);
+}
+
+/// Produces `record` to the dead-letter topic, retrying until it is there (a parked record
+/// must not be lost), and logs where it came from, never its content.
+async fn park(producer: &FutureProducer, topic: &str, record: &rdkafka::message::OwnedMessage, why: &str) {
+    let origin = format!("{}/{}/{}", record.topic(), record.partition(), record.offset());
+    tracing::error!(%origin, reason = why, dead_letter_topic = topic, "a poison record was parked");
+    metrics::counter!("consumer_poison_total").increment(1);
+    let headers = OwnedHeaders::new()
+        .insert(Header { key: "pms-dead-letter-reason", value: Some(why) })
+        .insert(Header { key: "pms-dead-letter-origin", value: Some(origin.as_str()) });
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut out =
+            FutureRecord::to(topic).payload(record.payload().unwrap_or_default()).headers(headers.clone());
+        if let Some(key) = record.key() {
+            out = out.key(key);
+        }
+        match producer.send(out, Duration::from_secs(5)).await {
+            Ok(_) => return,
+            Err((err, _)) => {
+                tracing::warn!(error = %err, "cannot park a poison record yet; retrying");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+/// Commits, per partition, the offset after the last record of `records`.
+fn commit(consumer: &StreamConsumer, records: &[rdkafka::message::OwnedMessage]) {
+    let mut offsets = TopicPartitionList::new();
+    for record in records {
+        let next = Offset::Offset(record.offset() + 1);
+        let entry = offsets.find_partition(record.topic(), record.partition());
+        let later = entry.is_none_or(|e| matches!(e.offset(), Offset::Offset(o) if o < record.offset() + 1));
+        if later && let Err(err) = offsets.add_partition_offset(record.topic(), record.partition(), next) {
+            tracing::warn!(error = %err, "cannot note an offset");
+        }
+    }
+    if let Err(err) = consumer.commit(&offsets, CommitMode::Async) {
+        tracing::warn!(error = %err, "cannot commit offsets; the records are handled again after a restart");
+    }
+}
+
+/// The group's lag (records not yet consumed) per assigned partition, as the gauge
+/// `consumer_lag{topic, partition}`.
+fn record_lag(consumer: &StreamConsumer) {
+    let Ok(positions) = consumer.position() else { return };
+    for element in positions.elements() {
+        let (topic, partition) = (element.topic().to_owned(), element.partition());
+        let Ok((_, high)) = consumer.fetch_watermarks(&topic, partition, Duration::from_secs(2)) else {
+            continue;
+        };
+        let position = match element.offset() {
+            Offset::Offset(o) => o,
+            _ => match consumer.committed_offsets(
+                {
+                    let mut list = TopicPartitionList::new();
+                    list.add_partition(&topic, partition);
+                    list
+                },
+                Duration::from_secs(2),
+            ) {
+                Ok(list) => list
+                    .elements()
+                    .first()
+                    .and_then(|e| if let Offset::Offset(o) = e.offset() { Some(o) } else { None })
+                    .unwrap_or(0),
+                Err(_) => continue,
+            },
+        };
+        metrics::gauge!("consumer_lag", "topic" => topic, "partition" => partition.to_string())
+            .set((high - position).max(0) as f64);
+    }
+}
