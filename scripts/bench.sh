@@ -50,7 +50,7 @@ start_server() { # start_server DB
     PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
         PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
         PMS_BILLING_BIND="127.0.0.1:$((port + 3))" PMS_BILLING_GRPC_BIND="127.0.0.1:$((port + 4))" \
-        PMS_BILLING_GRPC_URL="http://127.0.0.1:$((port + 4))" PMS_ANALYTICS_BIND="127.0.0.1:$((port + 5))" \
+        PMS_BILLING_GRPC_URL="http://127.0.0.1:$((port + 4))" PMS_ANALYTICS_BIND="127.0.0.1:$((port + 5))" PMS_PATIENTS_GRPC_BIND="127.0.0.1:$((port + 6))" \
         PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
         PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
         PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \

@@ -1,10 +1,8 @@
-//! `pms.billing.v1.BillingService` over gRPC, with standard health checking and reflection.
+//! `pms.billing.v1.BillingService` over gRPC (served with health checking and reflection by
+//! [`kit::grpc::serve`]).
 
 use kit::{auth::Verifier, grpc};
-use proto::billing::v1::{
-    self as pb,
-    billing_service_server::{BillingService, BillingServiceServer},
-};
+use proto::billing::v1::{self as pb, billing_service_server::BillingService};
 use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
@@ -77,25 +75,4 @@ impl BillingService for BillingGrpc {
         let account = self.accounts.get(patient_id).await?.ok_or(Error::NotFound)?;
         Ok(Response::new(to_proto(account)))
     }
-}
-
-/// Serves the billing service, gRPC health (`grpc.health.v1.Health`, SERVING for the billing
-/// service) and server reflection on `listener` until `shutdown`.
-pub async fn serve(
-    service: BillingGrpc,
-    listener: tokio::net::TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
-) -> Result<(), kit::service::BoxError> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<BillingServiceServer<BillingGrpc>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(BillingServiceServer::new(service))
-        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
-        .await?;
-    Ok(())
 }

@@ -30,6 +30,8 @@ use kit::{
 use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
 
+use proto::billing::v1::billing_service_server::BillingServiceServer;
+
 use crate::{accounts::AccountRepository, grpc::BillingGrpc, http::BillingState};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -105,17 +107,8 @@ pub async fn run(
     let background = Background::new();
     let state = build(&config, &background).await?;
     let service = BillingGrpc { accounts: state.api.accounts.clone(), verifier: state.api.verifier.clone() };
-    let stop = shutdown.clone();
-    let grpc = tokio::spawn(async move {
-        grpc::serve(service, grpc_listener, async move { stop.triggered().await }).await
-    });
-    let rest =
-        kit::http::run(listener, router(state), config.http.clone(), background, shutdown.clone()).await;
-    // REST ends on shutdown (or fails); gRPC is told to stop by the same signal.
-    shutdown.trigger();
-    let grpc = grpc.await.map_err(|e| format!("the gRPC server panicked: {e}"))?;
-    rest?;
-    grpc
+    let rest = kit::http::run(listener, router(state), config.http.clone(), background, shutdown.clone());
+    kit::grpc::run_beside(rest, BillingServiceServer::new(service), grpc_listener, shutdown).await
 }
 
 fn launch(launch: Launch) -> Running {

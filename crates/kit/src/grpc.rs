@@ -83,3 +83,62 @@ pub fn channel(
 pub fn bind_address(var: &str, default_port: u16) -> Result<SocketAddr, crate::config::ConfigError> {
     crate::config::parse_or(var, SocketAddr::from(([127, 0, 0, 1], default_port)))
 }
+
+/// Runs a service's REST side (`rest`, e.g. [`crate::http::run`]) and serves its gRPC
+/// `service` on `listener` beside it ([`serve`]), both until `shutdown`; when one ends the
+/// other is stopped too.
+pub async fn run_beside<S>(
+    rest: impl Future<Output = std::io::Result<()>>,
+    service: S,
+    listener: tokio::net::TcpListener,
+    shutdown: crate::shutdown::Shutdown,
+) -> Result<(), crate::service::BoxError>
+where
+    S: tower::Service<axum::http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    let stop = shutdown.clone();
+    let grpc = tokio::spawn(serve(service, listener, async move { stop.triggered().await }));
+    let rest = rest.await;
+    shutdown.trigger();
+    let grpc = grpc.await.map_err(|e| format!("the gRPC server panicked: {e}"))?;
+    rest?;
+    grpc
+}
+
+/// Serves `service` with standard gRPC health checking (SERVING for it) and server reflection
+/// (every pms contract) on `listener` until `shutdown`: what every pms gRPC server offers.
+pub async fn serve<S>(
+    service: S,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), crate::service::BoxError>
+where
+    S: tower::Service<axum::http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+{
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<S>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(service)
+        .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
+        .await?;
+    Ok(())
+}

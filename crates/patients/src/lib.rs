@@ -8,6 +8,7 @@ pub mod access;
 pub mod archive;
 pub mod audit;
 pub mod billing;
+pub mod directory;
 pub mod domain;
 pub mod error;
 pub mod events;
@@ -39,9 +40,11 @@ use kit::{
 use sqlx::{PgPool, migrate::Migrator};
 use tokio::net::TcpListener;
 
+use proto::patients::v1::patient_directory_server::PatientDirectoryServer;
+
 use crate::{
-    access::PatientAccess, audit::AuditLog, billing::BillingPublisher, events::PatientEvents,
-    http::PatientsState, records::PatientRepository, registration::Registrar,
+    access::PatientAccess, audit::AuditLog, billing::BillingPublisher, directory::Directory,
+    events::PatientEvents, http::PatientsState, records::PatientRepository, registration::Registrar,
 };
 
 /// The service's migrations, embedded in the binary.
@@ -68,6 +71,8 @@ pub struct Config {
     pub db: DbConfig,
     /// `PMS_PATIENTS_BIND` and the shared `PMS_HTTP_*` limits.
     pub http: HttpConfig,
+    /// `PMS_PATIENTS_GRPC_BIND` (default 127.0.0.1:50051): the `PatientDirectory`.
+    pub grpc_bind: std::net::SocketAddr,
     /// Token keys from the auth service (`PMS_AUTH_URL`, `PMS_JWKS_URL`).
     pub verifier: VerifierConfig,
     /// Whose `X-Forwarded-For` names the client in audit rows (the gateway).
@@ -111,6 +116,9 @@ impl BillingSink {
     }
 }
 
+/// Where the patients service listens for gRPC (`PatientDirectory`) on a laptop.
+pub const DEFAULT_GRPC_PORT: u16 = 50051;
+
 /// Where the billing service listens for gRPC on a laptop (billing's own default).
 const DEFAULT_BILLING_GRPC_PORT: u16 = 50053;
 
@@ -119,6 +127,7 @@ impl Config {
         Ok(Self {
             db: DbConfig::from_env(SERVICE.name)?,
             http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
+            grpc_bind: kit::grpc::bind_address("PMS_PATIENTS_GRPC_BIND", DEFAULT_GRPC_PORT)?,
             verifier: VerifierConfig::from_env(&peers.auth_url())?,
             trusted_proxies: TrustedProxies::from_env()?,
             events: PatientEvents::from_env()?,
@@ -170,12 +179,27 @@ pub fn router(state: State) -> Router {
     kit::http::app(SERVICE.name, http::routes(state.api), readiness, &state.http)
 }
 
-/// Runs the service on `listener` until `shutdown`, then lets its audit writer finish.
-pub async fn run(config: Config, listener: TcpListener, shutdown: Shutdown) -> Result<(), BoxError> {
+/// The `PatientDirectory` gRPC service of `state`.
+pub fn directory(state: &State) -> PatientDirectoryServer<Directory> {
+    PatientDirectoryServer::new(Directory {
+        access: state.api.access.clone(),
+        verifier: state.api.verifier.clone(),
+    })
+}
+
+/// Runs the service, REST on `listener` and gRPC on `grpc_listener`, until `shutdown`, then
+/// lets its audit writer and relays finish.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    grpc_listener: TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), BoxError> {
     let background = Background::new();
     let state = build(&config, &background).await?;
-    kit::http::run(listener, router(state), config.http.clone(), background, shutdown).await?;
-    Ok(())
+    let directory = directory(&state);
+    let rest = kit::http::run(listener, router(state), config.http.clone(), background, shutdown.clone());
+    kit::grpc::run_beside(rest, directory, grpc_listener, shutdown).await
 }
 
 fn launch(launch: Launch) -> Running {
@@ -184,6 +208,8 @@ fn launch(launch: Launch) -> Running {
         if let Some(sink) = config.billing.as_mut() {
             sink.service_secret = sink.service_secret.take().or(launch.service_secret);
         }
-        run(config, launch.listener, launch.shutdown).await
+        let grpc_listener = kit::http::bind(config.grpc_bind).await?;
+        tracing::info!(address = %config.grpc_bind, "patients gRPC listening");
+        run(config, launch.listener, grpc_listener, launch.shutdown).await
     })
 }

@@ -24,6 +24,8 @@ pub use kit::testing::{error_fields, expect_problem};
 /// `patients::run` starts it.
 pub struct TestApp {
     pub base: String,
+    /// The `PatientDirectory`, `http://127.0.0.1:<port>`.
+    pub grpc_url: String,
     pub client: reqwest::Client,
     /// The service's own pool.
     pub pool: PgPool,
@@ -54,9 +56,11 @@ impl TestApp {
         let db = TestDatabase::create().await;
         patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("migrate");
         let tokens = TestTokens::new();
+        let (grpc, grpc_url) = kit::testing::listener().await;
         let config = patients::Config {
             db: db.config(),
             http: HttpConfig::ephemeral(),
+            grpc_bind: grpc.local_addr().expect("address"),
             verifier: tokens.verifier.clone(),
             trusted_proxies: kit::net::TrustedProxies::default(),
             events: PatientEvents::on(TOPIC),
@@ -68,6 +72,12 @@ impl TestApp {
         let background = Background::new();
         let state = patients::build(&config, &background).await.expect("build");
         let pool = state.pool.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(kit::grpc::serve(
+            patients::directory(&state),
+            grpc,
+            async move { stop.triggered().await },
+        ));
         let (listener, base) = kit::testing::listener().await;
         let server = tokio::spawn(kit::http::run(
             listener,
@@ -77,7 +87,7 @@ impl TestApp {
             shutdown.clone(),
         ));
         let client = tokens.client_as("admin-1", &[Role::Admin]);
-        Self { base, client, pool, tokens, shutdown, server, _db: db }
+        Self { base, grpc_url, client, pool, tokens, shutdown, server, _db: db }
     }
 
     /// How to connect to the app's database as its owner (the role migrations run as).

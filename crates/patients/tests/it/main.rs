@@ -3,6 +3,7 @@
 
 mod access;
 mod archive;
+mod directory;
 mod events;
 mod helpers;
 mod lifecycle;

@@ -170,3 +170,23 @@ async fn analytics_counts_registrations_and_exactly_the_fifty_made_while_the_bro
     let refused = system.get("/api/analytics/summary", &desk).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
 }
+
+#[tokio::test]
+async fn the_patient_directory_answers_over_grpc_for_the_user_whose_token_it_carries() {
+    use proto::patients::v1::{GetPatientRequest, patient_directory_client::PatientDirectoryClient};
+    let system = TestSystem::start().await;
+    let desk = system.token_for("desk", &[Role::Receptionist]).await;
+    let id = register(&system, &desk, "Directory").await;
+    let channel = grpc::channel(&system.patients_grpc, Duration::from_secs(2)).expect("channel");
+    let mut directory = PatientDirectoryClient::new(channel);
+    // A clinician's token from auth, as appointments would pass it on.
+    let clinician = system.token_for("doctor", &[Role::Clinician]).await;
+    let ask = |token: &str| {
+        grpc::outgoing(GetPatientRequest { id: id.clone() }, token, None, Duration::from_secs(2))
+    };
+    let found = directory.get_patient(ask(&clinician)).await.expect("found").into_inner();
+    assert_eq!((found.given_name.as_str(), found.active), ("Directory", true));
+    let analyst = system.token_for("numbers", &[Role::Analyst]).await;
+    let denied = directory.get_patient(ask(&analyst)).await.expect_err("analysts read no patients");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+}

@@ -31,6 +31,8 @@ pub struct TestSystem {
     pub auth: auth::AuthState,
     /// The Kafka-protocol broker the services publish to.
     pub broker: TestBroker,
+    /// The patients service's gRPC address (`PatientDirectory`).
+    pub patients_grpc: String,
     /// Billing's gRPC address, `http://127.0.0.1:<port>`.
     pub billing_grpc: String,
     /// The billing service, which tests stop and start again.
@@ -50,6 +52,7 @@ impl TestSystem {
         let (gateway_listener, gateway_url) = kit::testing::listener().await;
         let (auth_listener, auth_url) = kit::testing::listener().await;
         let (patients_listener, patients_url) = kit::testing::listener().await;
+        let (patients_grpc, patients_grpc_url) = kit::testing::listener().await;
         let (billing_listener, billing_url) = kit::testing::listener().await;
         let (billing_grpc, billing_grpc_url) = kit::testing::listener().await;
         let (analytics_listener, analytics_url) = kit::testing::listener().await;
@@ -87,6 +90,7 @@ impl TestSystem {
         let patients = patients::Config {
             db: db.config(),
             http: HttpConfig::ephemeral(),
+            grpc_bind: patients_grpc.local_addr().expect("address"),
             verifier: verifier.clone(),
             trusted_proxies: kit::net::TrustedProxies::parse("127.0.0.0/8").expect("loopback"),
             events: patients::events::PatientEvents::on("patients.v1"),
@@ -129,12 +133,22 @@ impl TestSystem {
             background,
             shutdown.clone(),
         ));
-        tokio::spawn(patients::run(patients, patients_listener, shutdown.clone()));
+        tokio::spawn(patients::run(patients, patients_listener, patients_grpc, shutdown.clone()));
         let billing = BillingProcess::start(billing, billing_listener, billing_grpc);
         tokio::spawn(analytics::run(analytics, analytics_listener, shutdown.clone()));
         tokio::spawn(gateway::run(gateway, gateway_listener, shutdown.clone()));
         let api = ApiClient::new(gateway_url, ADMIN_EMAIL, ADMIN_PASSWORD);
-        Self { api, auth_pool, auth, broker, billing_grpc: billing_grpc_url, billing, shutdown, _db: db }
+        Self {
+            api,
+            auth_pool,
+            auth,
+            broker,
+            billing_grpc: billing_grpc_url,
+            patients_grpc: patients_grpc_url,
+            billing,
+            shutdown,
+            _db: db,
+        }
     }
 }
 
