@@ -84,6 +84,27 @@ pub fn bind_address(var: &str, default_port: u16) -> Result<SocketAddr, crate::c
     crate::config::parse_or(var, SocketAddr::from(([127, 0, 0, 1], default_port)))
 }
 
+/// A generated tonic server (`...Server::new(impl)`), as [`serve`] takes it.
+pub trait GrpcService:
+    tower::Service<axum::http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+    + tonic::server::NamedService
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> GrpcService for S where
+    S: tower::Service<axum::http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+        + tonic::server::NamedService
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Runs a service's REST side (`rest`, e.g. [`crate::http::run`]) and serves its gRPC
 /// `service` on `listener` beside it ([`serve`]), both until `shutdown`; when one ends the
 /// other is stopped too.
@@ -94,12 +115,7 @@ pub async fn run_beside<S>(
     shutdown: crate::shutdown::Shutdown,
 ) -> Result<(), crate::service::BoxError>
 where
-    S: tower::Service<axum::http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-        + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: GrpcService,
     S::Response: axum::response::IntoResponse,
     S::Future: Send + 'static,
 {
@@ -120,12 +136,7 @@ pub async fn serve<S>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), crate::service::BoxError>
 where
-    S: tower::Service<axum::http::Request<tonic::body::Body>, Error = std::convert::Infallible>
-        + tonic::server::NamedService
-        + Clone
-        + Send
-        + Sync
-        + 'static,
+    S: GrpcService,
     S::Response: axum::response::IntoResponse,
     S::Future: Send + 'static,
 {
