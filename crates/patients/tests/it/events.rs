@@ -95,3 +95,34 @@ async fn registrations_while_the_broker_is_down_are_published_once_it_is_back() 
     assert!(published.remove(&before));
     assert_eq!(published, ids);
 }
+
+#[tokio::test]
+async fn a_relay_stopped_mid_stream_and_another_started_publish_every_event_exactly_once() {
+    use kit::{
+        outbox::{KafkaPublisher, Relay, RelayConfig},
+        tasks::Background,
+    };
+    use patients::{events::PatientEvents, sample::Names};
+    let broker = TestBroker::start().await;
+    let mut app = TestApp::spawn_with_broker(broker.config()).await;
+    // 3 000 registrations committed at once (with their events) while the relay runs.
+    let events = PatientEvents { billing: false, ..PatientEvents::on(TOPIC) };
+    patients::seed::seed(&app.pool, Some(events), 3_000, Names::Wide, 11, |_| {}).await.expect("seed");
+    // Stop the service as SIGTERM does: the relay finishes the batch it holds, then stops.
+    app.shutdown.trigger();
+    (&mut app.server).await.expect("task").expect("stopped cleanly");
+    let pool = app.pool.clone();
+    let pending: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
+        .fetch_one(&pool)
+        .await
+        .expect("count");
+    eprintln!("{pending} events left for the next relay");
+    // The next process's relay takes over from the outbox.
+    let background = Background::new();
+    let publisher = KafkaPublisher::new(&broker.config()).expect("producer");
+    Relay::start(pool.clone(), patients::events::KAFKA, publisher, RelayConfig::default(), &background);
+    let records = consume(&broker.config(), TOPIC, 3_000, Duration::from_secs(1)).await;
+    assert!(background.stop(Duration::from_secs(10)).await);
+    let ids: HashSet<String> = records.iter().map(|r| envelope(r).event_id).collect();
+    assert_eq!((records.len(), ids.len()), (3_000, 3_000), "every event once, none twice");
+}
