@@ -27,6 +27,11 @@ ensure_postgres
 ensure_debian_packages wrk
 pg_dir="$(pms_state_dir)/bench-pg"
 pg_private_start "$pg_dir"
+# Creates publish their events as in production: a fresh broker of the run's own.
+broker_dir="$(pms_state_dir)/bench-broker"
+rm -rf "$broker_dir"
+broker_port="$(free_port)"
+broker_start "$broker_dir" "$broker_port"
 
 log "building (release)"
 cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
@@ -34,7 +39,7 @@ pms="$CARGO_TARGET_DIR/release/pms"
 
 work="$(mktemp -d)"
 server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$server" ] && kill "$server" 2>/dev/null; broker_stop "$broker_dir"; rm -rf "$work"' EXIT
 
 fresh_db() { # fresh_db NAME
     psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS $1" >/dev/null
@@ -50,7 +55,8 @@ start_server() { # start_server DB
     PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
         PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
         PMS_BILLING_BIND="127.0.0.1:$((port + 3))" PMS_BILLING_GRPC_BIND="127.0.0.1:$((port + 4))" \
-        PMS_BILLING_GRPC_URL="http://127.0.0.1:$((port + 4))" PMS_ANALYTICS_BIND="127.0.0.1:$((port + 5))" PMS_PATIENTS_GRPC_BIND="127.0.0.1:$((port + 6))" \
+        PMS_BILLING_GRPC_URL="http://127.0.0.1:$((port + 4))" PMS_ANALYTICS_BIND="127.0.0.1:$((port + 5))" \
+        PMS_PATIENTS_GRPC_BIND="127.0.0.1:$((port + 6))" PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
         PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
         PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
         PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \

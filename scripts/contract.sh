@@ -48,7 +48,7 @@ PMS_GATEWAY_RATE_PER_SECOND=100000 PMS_GATEWAY_RATE_BURST=100000 \
 PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=100000 PMS_GATEWAY_ADDRESS_RATE_BURST=100000 \
     "$CARGO_TARGET_DIR/debug/pms" up >"$log" 2>&1 &
 pms_pid=$!
-trap 'kill "$pms_pid" 2>/dev/null; wait "$pms_pid" 2>/dev/null; kill "$(cat "$broker_dir/broker.pid")" 2>/dev/null; rm -f "$log"' EXIT
+trap 'kill "$pms_pid" 2>/dev/null; wait "$pms_pid" 2>/dev/null; broker_stop "$broker_dir"; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do
     curl -sf "$api/health/ready" >/dev/null 2>&1 && break
     kill -0 "$pms_pid" 2>/dev/null || { cat "$log" >&2; die "pms did not start"; }

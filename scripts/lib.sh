@@ -65,15 +65,23 @@ broker_start() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         return 0
     fi
-    (cd "$dir" && RUST_LOG=warn nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
+    # exec: the recorded pid is the broker's own, so broker_stop stops the broker itself.
+    (cd "$dir" && RUST_LOG=warn exec nohup "$tansu" broker --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" --storage-engine sqlite://broker.db \
-        >>"$dir/broker.log" 2>&1 & echo $! >"$dir/broker.pid")
+        >>"$dir/broker.log" 2>&1) &
+    echo $! >"$dir/broker.pid"
     for _ in $(seq 100); do
         (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
         sleep 0.1
     done
     tail -n 20 "$dir/broker.log" >&2
     die "the Kafka broker did not start on port $port"
+}
+
+# broker_stop DIR: stops the broker broker_start started in DIR, if it runs.
+broker_stop() {
+    [ -f "$1/broker.pid" ] && kill "$(cat "$1/broker.pid")" 2>/dev/null
+    rm -f "$1/broker.pid"
 }
 
 pg_bindir() {

@@ -21,9 +21,12 @@ CREATE TABLE registrations_per_day (
 
 -- Every event handled, recorded in the same transaction as its effect: a redelivered event
 -- (a replay, a restart before the offsets were committed) finds its id here and changes nothing.
+-- occurred_at (from the envelope) and processed_at (when it was applied, clock time, not
+-- the transaction's start) give how far analytics runs behind (scripts/bench-events.sh).
 CREATE TABLE processed_events (
     event_id uuid PRIMARY KEY,
-    processed_at timestamptz NOT NULL DEFAULT now()
+    occurred_at timestamptz,
+    processed_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
 -- When the last event was applied (one row).

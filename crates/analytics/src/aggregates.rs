@@ -36,20 +36,27 @@ impl Aggregates {
                 handled.poison.push((index, "the event id is not a UUID".to_owned()));
                 continue;
             };
+            let occurred_at = envelope
+                .occurred_at
+                .and_then(|t| {
+                    OffsetDateTime::from_unix_timestamp_nanos(
+                        t.seconds as i128 * 1_000_000_000 + t.nanos as i128,
+                    )
+                    .ok()
+                })
+                .unwrap_or_else(OffsetDateTime::now_utc);
             let new: Option<Uuid> = sqlx::query_scalar(
-                "INSERT INTO processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING event_id",
+                "INSERT INTO processed_events (event_id, occurred_at) VALUES ($1, $2)
+                 ON CONFLICT DO NOTHING RETURNING event_id",
             )
             .bind(event_id)
+            .bind(occurred_at)
             .fetch_optional(&mut *tx)
             .await?;
             if new.is_none() {
                 metrics::counter!("analytics_duplicate_events_total").increment(1);
                 continue;
             }
-            let occurred_at = envelope
-                .occurred_at
-                .and_then(|t| OffsetDateTime::from_unix_timestamp(t.seconds).ok())
-                .unwrap_or_else(OffsetDateTime::now_utc);
             match apply_one(&mut tx, &envelope.event_type, &envelope.payload, occurred_at).await? {
                 Ok(()) => latest = latest.max(Some(occurred_at)),
                 Err(Poison(why)) => handled.poison.push((index, why)),

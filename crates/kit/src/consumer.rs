@@ -74,6 +74,9 @@ pub fn start(
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
+        // A fetch waits at most this long for records (librdkafka's default, 500 ms, is what
+        // a quiet topic adds to every event's delay: measured by scripts/bench-events.sh).
+        .set("fetch.wait.max.ms", "10")
         // Notice new partitions (and topics created late) within seconds, not 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create()?;

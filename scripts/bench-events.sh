@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# The event benchmark (not a test): how far behind a registration its consequences run.
+# Starts a private PostgreSQL cluster (.pms/bench-pg), a fresh Tansu broker and the release
+# build of `pms up` (gateway :18080), then:
+#   1. registers patients through the gateway at a steady ~RATE/s for SECONDS (wrk with
+#      scripts/bench-rate.lua) and reports, from analytics' own table, the time from each
+#      registration (its timestamp, taken just before its commit) to analytics applying it:
+#      p50/p99/max;
+#   2. registers as fast as 16 connections can for SECONDS (creates now write version, audit
+#      and outbox rows) and samples the outbox backlog (rows not yet published to the broker,
+#      and not yet sent to billing) every second, then how long it takes to drain.
+# Prints Markdown for docs/benchmarks.md.
+#
+#   scripts/bench-events.sh [RATE] [SECONDS]     (defaults: 500 30)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+rate="${1:-500}" seconds="${2:-30}"
+port="${PMS_BENCH_PORT:-18080}"
+gateway="http://127.0.0.1:$port"
+
+ensure_build_tools
+ensure_postgres
+ensure_debian_packages wrk curl
+pg_dir="$(pms_state_dir)/bench-pg"
+pg_private_start "$pg_dir"
+broker_dir="$(pms_state_dir)/bench-broker"
+rm -rf "$broker_dir"
+broker_port="$(free_port)"
+broker_start "$broker_dir" "$broker_port"
+
+log "building (release)"
+cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
+pms="$CARGO_TARGET_DIR/release/pms"
+work="$(mktemp -d)"
+server=""
+cleanup() {
+    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+    broker_stop "$broker_dir"
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_bench_events" >/dev/null
+psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_bench_events" >/dev/null
+sql() { psql -h "$pg_dir" -U pms -d pms_bench_events -Atqc "$1"; }
+
+PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms_bench_events)" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
+    PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
+    PMS_BILLING_BIND="127.0.0.1:$((port + 3))" PMS_BILLING_GRPC_BIND="127.0.0.1:$((port + 4))" \
+    PMS_BILLING_GRPC_URL="http://127.0.0.1:$((port + 4))" PMS_ANALYTICS_BIND="127.0.0.1:$((port + 5))" \
+    PMS_PATIENTS_GRPC_BIND="127.0.0.1:$((port + 6))" PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
+    PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
+    PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
+    PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
+    "$pms" up >>"$work/pms.log" 2>&1 &
+server=$!
+for _ in $(seq 200); do curl -fs "$gateway/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fs "$gateway/health/ready" >/dev/null || { cat "$work/pms.log" >&2; die "pms did not come up"; }
+token="$(curl -fsS -X POST "$gateway/auth/login" -H 'content-type: application/json' \
+    -d '{"email":"bench@pms.local","password":"bench-password-123"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')"
+
+# Warm up: the first registrations create the topic and the consumer group settles.
+"$CARGO_TARGET_DIR/release/pms-bench" create --count 200 >"$work/warm.txt"
+wrk -t1 -c2 -d3s -H "Authorization: Bearer $token" -s "$ROOT/scripts/bench-rate.lua" "$gateway" \
+    -- "$work/warm.txt" 1 20 >/dev/null
+for _ in $(seq 100); do [ "$(sql "SELECT count(*) FROM analytics.processed_events")" -ge 1 ] && break; sleep 0.1; done
+since="$(sql "SELECT clock_timestamp()")"
+
+log "steady registrations at about $rate/s for ${seconds}s"
+connections=$(( (rate + 49) / 50 ))   # each connection: one request per ~20 ms
+"$CARGO_TARGET_DIR/release/pms-bench" create --count $((rate * seconds * 2)) >"$work/steady.txt"
+steady="$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" \
+    -s "$ROOT/scripts/bench-rate.lua" "$gateway" -- "$work/steady.txt" 2 \
+    "$(awk -v c="$connections" -v r="$rate" 'BEGIN { d = c * 1000 / r - 3; print (d < 0 ? 0 : int(d)) }')" | awk '/^RESULT /')"
+registered="$(sql "SELECT count(*) FROM patients.patients WHERE registered_at >= '$since'")"
+for _ in $(seq 300); do
+    applied="$(sql "SELECT count(*) FROM analytics.processed_events WHERE occurred_at >= '$since'")"
+    [ "$applied" -ge "$registered" ] && break
+    sleep 0.1
+done
+latency="$(sql "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY e))::int || ' ' ||
+                       round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY e))::int || ' ' ||
+                       round(1000 * max(e))::int || ' ' || count(*)
+                FROM (SELECT extract(epoch FROM processed_at - occurred_at) AS e
+                      FROM analytics.processed_events WHERE occurred_at >= '$since') t")"
+
+log "registrations as fast as 16 connections go, for ${seconds}s; outbox backlog sampled each second"
+"$CARGO_TARGET_DIR/release/pms-bench" create --count $((seconds * 12000)) >"$work/flat.txt"
+backlog() { sql "SELECT count(*) FILTER (WHERE sink = 'kafka') || ' ' || count(*) FILTER (WHERE sink = 'billing')
+                 FROM patients.outbox WHERE published_at IS NULL"; }
+( for _ in $(seq "$seconds"); do sleep 1; backlog; done ) >"$work/backlog.txt" &
+sampler=$!
+flat="$(wrk -t2 -c16 -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/bench.lua" "$gateway" \
+    -- "$work/flat.txt" post 2 | awk '/^RESULT /')"
+wait "$sampler" || true
+ended="$(date +%s.%N)"
+drained=""
+for _ in $(seq 600); do
+    if [ "$(backlog)" = "0 0" ]; then drained="$(awk -v a="$ended" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"; break; fi
+    sleep 0.1
+done
+
+echo
+echo "### Events ($(date -u +%Y-%m-%d), $(nproc) cores, release build, Tansu $(~/.cargo/bin/tansu --version | awk '{print $2}') debug build)"
+echo
+printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "- steady registrations through the gateway (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", r, $2, $3, $4, $5, $6 }'
+printf '%s\n' "$latency" | awk '{ printf "- registration to analytics applying it: p50 %d ms, p99 %d ms, max %d ms (%d events)\n", $1, $2, $3, $4 }'
+printf '%s\n' "$flat" | awk '{ printf "- creates at full speed (16 connections, with outbox rows): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", $2, $3, $4, $5, $6 }'
+echo "- outbox backlog each second under that load (kafka billing): $(tr '\n' ',' <"$work/backlog.txt" | sed 's/,$//; s/,/; /g')"
+echo "- backlog drained ${drained:-(not within 60 s)} s after the load stopped"
