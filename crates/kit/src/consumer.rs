@@ -143,9 +143,8 @@ async fn run(
         }
         handle_batch(&consumer, &producer, &config, &handler, records, &cancel).await;
     }
-    if let Err(err) = consumer.commit_consumer_state(CommitMode::Sync) {
-        tracing::debug!(error = %err, "no offsets to commit on stop");
-    }
+    // Nothing more to commit: each handled batch committed its own offsets (synchronously once
+    // stopping), and a batch that could not be handled must not be committed.
 }
 
 /// Handles `records` (retrying while the handler fails, unless stopping), parks poison, then
@@ -201,7 +200,9 @@ async fn handle_batch(
         park(producer, &config.dead_letter_topic, record, &why).await;
     }
     metrics::counter!("consumer_events_total").increment(deliveries.len() as u64);
-    commit(consumer, &records);
+    // When stopping, the commit must be done before the consumer is closed.
+    let mode = if cancel.is_cancelled() { CommitMode::Sync } else { CommitMode::Async };
+    commit(consumer, &records, mode);
 }
 
 /// Produces `record` to the dead-letter topic, retrying until it is there (a parked record
@@ -232,7 +233,7 @@ async fn park(producer: &FutureProducer, topic: &str, record: &rdkafka::message:
 }
 
 /// Commits, per partition, the offset after the last record of `records`.
-fn commit(consumer: &StreamConsumer, records: &[rdkafka::message::OwnedMessage]) {
+fn commit(consumer: &StreamConsumer, records: &[rdkafka::message::OwnedMessage], mode: CommitMode) {
     let mut offsets = TopicPartitionList::new();
     for record in records {
         let next = Offset::Offset(record.offset() + 1);
@@ -242,7 +243,7 @@ fn commit(consumer: &StreamConsumer, records: &[rdkafka::message::OwnedMessage])
             tracing::warn!(error = %err, "cannot note an offset");
         }
     }
-    if let Err(err) = consumer.commit(&offsets, CommitMode::Async) {
+    if let Err(err) = consumer.commit(&offsets, mode) {
         tracing::warn!(error = %err, "cannot commit offsets; the records are handled again after a restart");
     }
 }
