@@ -52,15 +52,11 @@ seed() { # seed DB COUNT NAMES: prints pms seed's summary line; then vacuums and
     psql -h "$pg_dir" -U pms -d "$1" -qc "VACUUM ANALYZE" >/dev/null
 }
 start_server() { # start_server DB
-    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_BIND="127.0.0.1:$port" PMS_LOG=warn \
-        PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" \
-        PMS_BILLING_BIND="127.0.0.1:$((port + 3))" PMS_BILLING_GRPC_BIND="127.0.0.1:$((port + 4))" \
-        PMS_BILLING_GRPC_URL="http://127.0.0.1:$((port + 4))" PMS_ANALYTICS_BIND="127.0.0.1:$((port + 5))" \
-        PMS_PATIENTS_GRPC_BIND="127.0.0.1:$((port + 6))" PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
+    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
         PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
         PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
         PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
-        "$pms" up >>"$work/pms.log" 2>&1 &
+        env $(pms_ports_env "$port") "$pms" up >>"$work/pms.log" 2>&1 &
     server=$!
     for _ in $(seq 200); do curl -fs "$gateway/health/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
     cat "$work/pms.log" >&2

@@ -40,13 +40,10 @@ log="$(mktemp)"
 PMS_DATABASE_URL="postgres://pms_app@localhost/pms_contract?host=$pg_dir" \
 PMS_MIGRATION_DATABASE_URL="$(pg_private_url "$pg_dir" pms_contract)" \
 PMS_LAPTOP_CLUSTER="$pg_dir" \
-PMS_BIND="127.0.0.1:$port" PMS_AUTH_BIND="127.0.0.1:$((port + 2))" PMS_PATIENTS_BIND="127.0.0.1:$((port + 1))" \
-PMS_BILLING_BIND="127.0.0.1:$((port + 3))" PMS_BILLING_GRPC_BIND="127.0.0.1:$((port + 4))" \
-PMS_BILLING_GRPC_URL="http://127.0.0.1:$((port + 4))" PMS_ANALYTICS_BIND="127.0.0.1:$((port + 5))" PMS_PATIENTS_GRPC_BIND="127.0.0.1:$((port + 6))" \
 PMS_GATEWAY_ADMIN_BIND=off PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
 PMS_GATEWAY_RATE_PER_SECOND=100000 PMS_GATEWAY_RATE_BURST=100000 \
 PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=100000 PMS_GATEWAY_ADDRESS_RATE_BURST=100000 \
-    "$CARGO_TARGET_DIR/debug/pms" up >"$log" 2>&1 &
+    env $(pms_ports_env "$port") "$CARGO_TARGET_DIR/debug/pms" up >"$log" 2>&1 &
 pms_pid=$!
 trap 'kill "$pms_pid" 2>/dev/null; wait "$pms_pid" 2>/dev/null; broker_stop "$broker_dir"; rm -f "$log"' EXIT
 for _ in $(seq 1 120); do

@@ -180,6 +180,18 @@ ensure_moto() {
     printf '%s\n' "$venv/bin/moto_server"
 }
 
+# pms_ports_env PORT: the environment (NAME=VALUE words) that puts every listener of `pms up`
+# on 127.0.0.1 from PORT on: gateway PORT, patients +1, auth +2, billing +3 (gRPC +4, and where
+# patients reaches it), analytics +5, patients gRPC +6. One place for the layout that the
+# contract check and the benchmarks share: a new service gets its port here.
+pms_ports_env() {
+    local p="$1"
+    printf '%s\n' "PMS_BIND=127.0.0.1:$p" "PMS_PATIENTS_BIND=127.0.0.1:$((p + 1))" \
+        "PMS_AUTH_BIND=127.0.0.1:$((p + 2))" "PMS_BILLING_BIND=127.0.0.1:$((p + 3))" \
+        "PMS_BILLING_GRPC_BIND=127.0.0.1:$((p + 4))" "PMS_BILLING_GRPC_URL=http://127.0.0.1:$((p + 4))" \
+        "PMS_ANALYTICS_BIND=127.0.0.1:$((p + 5))" "PMS_PATIENTS_GRPC_BIND=127.0.0.1:$((p + 6))"
+}
+
 # A free TCP port on 127.0.0.1.
 free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
