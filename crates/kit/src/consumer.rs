@@ -80,7 +80,7 @@ pub fn start(
         // Notice new partitions (and topics created late) within seconds, not 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create()?;
-    let consumer = Arc::new(consumer);
+    let consumer = Arc::new(ClosedAside(Some(consumer)));
     let producer = kafka.producer()?;
     let lag_consumer = consumer.clone();
     let kafka = kafka.clone();
@@ -113,8 +113,50 @@ pub fn start(
     Ok(())
 }
 
+/// Records `event_id` in the service's `processed_events (event_id uuid PRIMARY KEY)` table, in
+/// the transaction of the event's effect: true the first time, false for a redelivery (whose
+/// effect is then skipped).
+pub async fn first_delivery(
+    conn: &mut sqlx::PgConnection,
+    event_id: uuid::Uuid,
+) -> Result<bool, sqlx::Error> {
+    let new: Option<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING event_id",
+    )
+    .bind(event_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(new.is_some())
+}
+
+/// Owns a consumer and closes it on a thread of its own when dropped. Closing leaves the
+/// group, which waits for the broker: a service stopping must not wait on it, and a process
+/// whose broker is already gone (a test that ended) would wait forever.
+struct ClosedAside(Option<StreamConsumer>);
+
+impl std::ops::Deref for ClosedAside {
+    type Target = StreamConsumer;
+
+    fn deref(&self) -> &StreamConsumer {
+        // Some until dropped.
+        self.0.as_ref().expect("a consumer not yet dropped")
+    }
+}
+
+impl Drop for ClosedAside {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            let closing =
+                std::thread::Builder::new().name("consumer close".into()).spawn(move || drop(consumer));
+            if let Err(err) = closing {
+                tracing::warn!(error = %err, "cannot close the consumer aside; it is left open");
+            }
+        }
+    }
+}
+
 async fn run(
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<ClosedAside>,
     producer: FutureProducer,
     config: ConsumerConfig,
     handler: impl Handler,
