@@ -18,42 +18,14 @@ rate="${1:-500}" seconds="${2:-30}"
 port="${PMS_BENCH_PORT:-18080}"
 gateway="http://127.0.0.1:$port"
 
-ensure_build_tools
-ensure_postgres
-ensure_debian_packages wrk curl
-pg_dir="$(pms_state_dir)/bench-pg"
-pg_private_start "$pg_dir"
-broker_dir="$(pms_state_dir)/bench-broker"
-rm -rf "$broker_dir"
-broker_port="$(free_port)"
-broker_start "$broker_dir" "$broker_port"
-
-log "building (release)"
-cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
-pms="$CARGO_TARGET_DIR/release/pms"
-work="$(mktemp -d)"
-server=""
-cleanup() {
-    [ -n "$server" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
-    broker_stop "$broker_dir"
-    rm -rf "$work"
-}
-trap cleanup EXIT
+bench_setup
 
 psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_bench_events" >/dev/null
 psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_bench_events" >/dev/null
 sql() { psql -h "$pg_dir" -U pms -d pms_bench_events -Atqc "$1"; }
 
-PMS_DATABASE_URL="$(pg_private_url "$pg_dir" pms_bench_events)" PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
-    PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
-    PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
-    PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
-    env $(pms_ports_env "$port") "$pms" up >>"$work/pms.log" 2>&1 &
-server=$!
-for _ in $(seq 200); do curl -fs "$gateway/health/ready" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -fs "$gateway/health/ready" >/dev/null || { cat "$work/pms.log" >&2; die "pms did not come up"; }
-token="$(curl -fsS -X POST "$gateway/auth/login" -H 'content-type: application/json' \
-    -d '{"email":"bench@pms.local","password":"bench-password-123"}' | sed -E 's/.*"accessToken":"([^"]+)".*/\1/')"
+bench_pms_start pms_bench_events "$port" "$work/pms.log"
+token="$(bench_login "$gateway")"
 
 # Warm up: the first registrations create the topic and the consumer group settles.
 "$CARGO_TARGET_DIR/release/pms-bench" create --count 200 >"$work/warm.txt"

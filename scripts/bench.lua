@@ -1,7 +1,7 @@
 -- wrk script of scripts/bench.sh: sends the requests of a file written by pms-bench.
---   wrk -t THREADS ... -s scripts/bench.lua URL -- FILE get|post THREADS
+--   wrk -t THREADS ... -s scripts/bench.lua URL -- FILE get|post THREADS [PATH]
 -- get: each request is a random line (a path). post: each line is a JSON body for
--- POST /api/patients, each used once: thread n of t takes lines n, n+t, n+2t, ...
+-- POST PATH (default /api/patients), each used once: thread n of t takes lines n, n+t, ...
 -- At the end it prints one line: RESULT requests requests/s p50-ms p99-ms errors.
 local next_id = 1
 
@@ -17,6 +17,7 @@ function init(args)
     end
     post = args[2] == "post"
     step = tonumber(args[3])
+    path = args[4] or "/api/patients"
     at = id
     if post then
         -- Added to the -H headers (a headers argument to wrk.format would replace them).
@@ -29,7 +30,7 @@ function request()
     if post then
         local body = lines[at]
         at = at + step
-        return wrk.format("POST", "/api/patients", nil, body)
+        return wrk.format("POST", path, nil, body)
     end
     return wrk.format("GET", lines[math.random(#lines)])
 end

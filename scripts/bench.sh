@@ -22,24 +22,9 @@ patients="${1:-100000}" concurrency="${2:-16}" seconds="${3:-20}"
 port="${PMS_BENCH_PORT:-18080}"
 gateway="http://127.0.0.1:$port" service="http://127.0.0.1:$((port + 1))"
 
-ensure_build_tools
-ensure_postgres
-ensure_debian_packages wrk
-pg_dir="$(pms_state_dir)/bench-pg"
-pg_private_start "$pg_dir"
-# Creates publish their events as in production: a fresh broker of the run's own.
-broker_dir="$(pms_state_dir)/bench-broker"
-rm -rf "$broker_dir"
-broker_port="$(free_port)"
-broker_start "$broker_dir" "$broker_port"
-
-log "building (release)"
-cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
+# Creates publish their events as in production, to the run's own broker.
+bench_setup
 pms="$CARGO_TARGET_DIR/release/pms"
-
-work="$(mktemp -d)"
-server=""
-trap '[ -n "$server" ] && kill "$server" 2>/dev/null; broker_stop "$broker_dir"; rm -rf "$work"' EXIT
 
 fresh_db() { # fresh_db NAME
     psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS $1" >/dev/null
@@ -52,15 +37,7 @@ seed() { # seed DB COUNT NAMES: prints pms seed's summary line; then vacuums and
     psql -h "$pg_dir" -U pms -d "$1" -qc "VACUUM ANALYZE" >/dev/null
 }
 start_server() { # start_server DB
-    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$1")" PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
-        PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
-        PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
-        PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
-        env $(pms_ports_env "$port") "$pms" up >>"$work/pms.log" 2>&1 &
-    server=$!
-    for _ in $(seq 200); do curl -fs "$gateway/health/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
-    cat "$work/pms.log" >&2
-    die "pms did not come up"
+    bench_pms_start "$1" "$port" "$work/pms.log"
 }
 stop_server() {
     kill "$server"; wait "$server" 2>/dev/null || true; server=""
@@ -73,9 +50,7 @@ ids_of() { # ids_of DB: 100 000 random patient ids into $work/ids.txt
         "\\copy (SELECT id FROM patients.patients ORDER BY random() LIMIT 100000) TO '$work/ids.txt'"
 }
 login() { # an access token of the bench user
-    curl -fsS -X POST "$gateway/auth/login" -H 'content-type: application/json' \
-        -d '{"email":"bench@pms.local","password":"bench-password-123"}' |
-        sed -E 's/.*"accessToken":"([^"]+)".*/\1/'
+    bench_login "$gateway"
 }
 label_of() {
     case "$1" in

@@ -40,7 +40,7 @@ log="$(mktemp)"
 PMS_DATABASE_URL="postgres://pms_app@localhost/pms_contract?host=$pg_dir" \
 PMS_MIGRATION_DATABASE_URL="$(pg_private_url "$pg_dir" pms_contract)" \
 PMS_LAPTOP_CLUSTER="$pg_dir" \
-PMS_GATEWAY_ADMIN_BIND=off PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
+PMS_GATEWAY_ADMIN_BIND=off PMS_LOG=warn PMS_NOTIFICATIONS_CHANNEL=log PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
 PMS_GATEWAY_RATE_PER_SECOND=100000 PMS_GATEWAY_RATE_BURST=100000 \
 PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=100000 PMS_GATEWAY_ADDRESS_RATE_BURST=100000 \
     env $(pms_ports_env "$port") "$CARGO_TARGET_DIR/debug/pms" up >"$log" 2>&1 &

@@ -30,11 +30,12 @@ ensure_rust() {
 
 # Everything building pms needs: a C toolchain for linking, cmake and curl's headers for the
 # bundled librdkafka (its sources include curl/curl.h even when built without curl), and
-# protoc for the .proto files.
+# protoc with the well-known types (google/protobuf/*.proto, from libprotobuf-dev) for the
+# .proto files.
 ensure_build_tools() {
     ensure_rust
     command -v cc >/dev/null 2>&1 || ensure_debian_packages build-essential
-    ensure_debian_packages cmake libcurl4-openssl-dev protobuf-compiler
+    ensure_debian_packages cmake libcurl4-openssl-dev protobuf-compiler libprotobuf-dev
 }
 
 # The Kafka-protocol broker for laptops and tests: Tansu, built once per machine into cargo's
@@ -180,16 +181,118 @@ ensure_moto() {
     printf '%s\n' "$venv/bin/moto_server"
 }
 
+# LocalStack's community edition, for SES and SNS (the notifications service) on a laptop and
+# in tests: the newest release that runs on Python 3.11, in a virtualenv under .pms with the
+# pins it needs there (../shared/ENVIRONMENT.md). About a minute the first time. Prints the
+# virtualenv's python.
+LOCALSTACK_VERSION=4.9.2
+ensure_localstack() {
+    local venv
+    venv="$(pms_state_dir)/localstack-venv"
+    if ! "$venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('localstack-core') != '$LOCALSTACK_VERSION')" 2>/dev/null; then
+        ensure_debian_packages python3 python3-venv curl
+        log "installing LocalStack $LOCALSTACK_VERSION (once, about a minute)"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "localstack-core[runtime]==$LOCALSTACK_VERSION" 'cbor2<6' 'pyopenssl<24.3' \
+            'cryptography<44' 'joserfc<1.1' 'service_identity<24.3' >&2
+    fi
+    echo "$venv/bin/python"
+}
+
+# localstack_start DIR PORT: LocalStack on 127.0.0.1:PORT with its state under DIR (pid in
+# DIR/pid), unless it already runs there; waits until it answers.
+localstack_start() {
+    local dir="$1" port="$2" python
+    python="$(ensure_localstack)"
+    mkdir -p "$dir"
+    if [ -f "$dir/pid" ] && kill -0 "$(cat "$dir/pid")" 2>/dev/null &&
+        curl -fs "http://127.0.0.1:$port/_localstack/health" >/dev/null 2>&1; then
+        return 0
+    fi
+    # It believes it runs in a container and writes under /var/lib, /etc, /usr/lib otherwise.
+    OVERRIDE_IN_DOCKER=0 FILESYSTEM_ROOT="$dir/fs" CONFIG_DIR="$dir/config" GATEWAY_LISTEN="127.0.0.1:$port" \
+        SKIP_INFRA_DOWNLOADS=1 DISABLE_EVENTS=1 nohup "$python" -m localstack.runtime.main >"$dir/log" 2>&1 &
+    echo $! >"$dir/pid"
+    for _ in $(seq 300); do
+        curl -fs "http://127.0.0.1:$port/_localstack/health" >/dev/null 2>&1 && return 0
+        sleep 0.2
+    done
+    die "LocalStack did not start on :$port (see $dir/log)"
+}
+
+# localstack_stop DIR: stops the LocalStack started with DIR.
+localstack_stop() {
+    local pid
+    pid="$(cat "$1/pid" 2>/dev/null)" || return 0
+    kill "$pid" 2>/dev/null && for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -f "$1/pid"
+}
+
 # pms_ports_env PORT: the environment (NAME=VALUE words) that puts every listener of `pms up`
 # on 127.0.0.1 from PORT on: gateway PORT, patients +1, auth +2, billing +3 (gRPC +4, and where
-# patients reaches it), analytics +5, patients gRPC +6. One place for the layout that the
+# patients reaches it), analytics +5, patients gRPC +6 (and where appointments reaches it),
+# appointments +7, notifications +8. One place for the layout that the
 # contract check and the benchmarks share: a new service gets its port here.
 pms_ports_env() {
     local p="$1"
     printf '%s\n' "PMS_BIND=127.0.0.1:$p" "PMS_PATIENTS_BIND=127.0.0.1:$((p + 1))" \
         "PMS_AUTH_BIND=127.0.0.1:$((p + 2))" "PMS_BILLING_BIND=127.0.0.1:$((p + 3))" \
         "PMS_BILLING_GRPC_BIND=127.0.0.1:$((p + 4))" "PMS_BILLING_GRPC_URL=http://127.0.0.1:$((p + 4))" \
-        "PMS_ANALYTICS_BIND=127.0.0.1:$((p + 5))" "PMS_PATIENTS_GRPC_BIND=127.0.0.1:$((p + 6))"
+        "PMS_ANALYTICS_BIND=127.0.0.1:$((p + 5))" "PMS_PATIENTS_GRPC_BIND=127.0.0.1:$((p + 6))" \
+        "PMS_PATIENTS_GRPC_URL=http://127.0.0.1:$((p + 6))" "PMS_APPOINTMENTS_BIND=127.0.0.1:$((p + 7))" \
+        "PMS_NOTIFICATIONS_BIND=127.0.0.1:$((p + 8))"
+}
+
+# bench_setup: what every benchmark stands on: the build tools and wrk, the private benchmark
+# cluster ($pg_dir: .pms/bench-pg, default durability settings), a fresh broker of the run's
+# own ($broker_dir, $broker_port), the release build of pms and pms-bench, and a scratch
+# directory ($work). On exit the server ($server, see bench_pms_start), the broker and the
+# scratch directory go.
+bench_setup() {
+    ensure_build_tools
+    ensure_postgres
+    ensure_debian_packages wrk curl python3
+    pg_dir="$(pms_state_dir)/bench-pg"
+    pg_private_start "$pg_dir"
+    broker_dir="$(pms_state_dir)/bench-broker"
+    rm -rf "$broker_dir"
+    broker_port="$(free_port)"
+    broker_start "$broker_dir" "$broker_port"
+    log "building (release)"
+    cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
+    work="$(mktemp -d)"
+    server=""
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    if [ -n "$server" ]; then kill "$server" 2>/dev/null; wait "$server" 2>/dev/null || true; fi
+    broker_stop "$broker_dir"
+    rm -rf "$work"
+}
+
+# bench_pms_start DB PORT LOG: the benchmarks' server: the release `pms up` on database DB of
+# the benchmark cluster ($pg_dir), publishing to the run's broker ($broker_port), listening
+# from PORT on (pms_ports_env), per-client rate limits lifted, admin bench@pms.local. Sets
+# $server to its pid and returns once it is ready.
+bench_pms_start() {
+    local db="$1" port="$2" log="$3"
+    PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$db")" PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
+        PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
+        PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
+        PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \
+        env $(pms_ports_env "$port") "$CARGO_TARGET_DIR/release/pms" up >>"$log" 2>&1 &
+    server=$!
+    for _ in $(seq 200); do curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null 2>&1 && return 0; sleep 0.1; done
+    cat "$log" >&2
+    die "pms did not come up"
+}
+
+# bench_login GATEWAY: an access token of the benchmarks' admin.
+bench_login() {
+    curl -fsS -X POST "$1/auth/login" -H 'content-type: application/json' \
+        -d '{"email":"bench@pms.local","password":"bench-password-123"}' |
+        sed -E 's/.*"accessToken":"([^"]+)".*/\1/'
 }
 
 # A free TCP port on 127.0.0.1.

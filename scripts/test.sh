@@ -4,7 +4,8 @@
 # the tests start) over real sockets, and the contract check of the
 # running API against its OpenAPI document (scripts/contract.sh). Installs what is missing.
 # Set PMS_TEST_DATABASE_URL to use another server on which the tests may create databases,
-# PMS_TEST_S3_URL another S3 API (else a moto server is started here).
+# PMS_TEST_S3_URL another S3 API (else a moto server is started here), PMS_TEST_LOCALSTACK
+# another LocalStack (else one is started here).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 ensure_build_tools
@@ -27,6 +28,16 @@ fi
 # them) from this binary.
 export PMS_TEST_TANSU="${PMS_TEST_TANSU:-$(ensure_tansu)}"
 
+# Email and SMS for the notifications tests: a LocalStack of the run's own (SES and SNS).
+localstack_dir=""
+if [ -z "${PMS_TEST_LOCALSTACK:-}" ]; then
+    localstack_dir="$(pms_state_dir)/test-localstack"
+    localstack_port="$(free_port)"
+    localstack_stop "$localstack_dir"
+    localstack_start "$localstack_dir" "$localstack_port"
+    export PMS_TEST_LOCALSTACK="http://127.0.0.1:$localstack_port"
+fi
+
 # Object storage for the audit archive's tests: a moto server (a real S3 API over HTTP).
 moto_pid=""
 if [ -z "${PMS_TEST_S3_URL:-}" ]; then
@@ -43,7 +54,7 @@ cd "$ROOT"
 # Unit and integration tests (targets without tests set `test = false`, libraries
 # `doctest = false`, so nothing links for nothing); then one summary line.
 log="$(mktemp)"
-trap 'rm -f "$log"; [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; true' EXIT
+trap 'rm -f "$log"; [ -n "$moto_pid" ] && kill "$moto_pid" 2>/dev/null; [ -n "$localstack_dir" ] && localstack_stop "$localstack_dir"; true' EXIT
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

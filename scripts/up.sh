@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Brings pms up with its public API on http://127.0.0.1:8080 (PMS_BIND to change).
 #
-# Installs what is missing (a C toolchain, PostgreSQL, the Tansu broker), starts a private
-# PostgreSQL cluster under .pms/ unless PMS_DATABASE_URL names a database, a Kafka-protocol
-# broker unless PMS_KAFKA_BROKERS names one, builds the release binary and runs
+# Installs what is missing (a C toolchain, PostgreSQL, the Tansu broker, LocalStack), starts a
+# private PostgreSQL cluster under .pms/ unless PMS_DATABASE_URL names a database, a
+# Kafka-protocol broker unless PMS_KAFKA_BROKERS names one, LocalStack (SES and SNS for the
+# notifications) unless PMS_AWS_ENDPOINT_URL names an endpoint, builds the release binary and runs
 # `pms up` in the foreground (Ctrl-C stops it; the database keeps running for the next time).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -28,6 +29,18 @@ fi
 if [ -z "${PMS_KAFKA_BROKERS:-}" ]; then
     broker_start "$(pms_state_dir)/broker" 9092
     log "Kafka broker: 127.0.0.1:9092 (Tansu, data in $(pms_state_dir)/broker)"
+fi
+
+# LocalStack on 127.0.0.1:4566 for the messages to patients (emails at /_aws/ses, SMS at
+# /_aws/sns/sms-messages). If it cannot start, pms records messages without sending them.
+if [ -z "${PMS_AWS_ENDPOINT_URL:-}" ] && [ "${PMS_NOTIFICATIONS_CHANNEL:-aws}" = aws ]; then
+    if (localstack_start "$(pms_state_dir)/localstack" 4566); then
+        export PMS_AWS_ENDPOINT_URL="http://127.0.0.1:4566"
+        log "LocalStack: http://127.0.0.1:4566 (sent emails: /_aws/ses, SMS: /_aws/sns/sms-messages)"
+    else
+        export PMS_NOTIFICATIONS_CHANNEL=log
+        log "LocalStack did not start: messages to patients are recorded in the delivery log, not sent"
+    fi
 fi
 
 log "building pms (the first build takes a few minutes)"

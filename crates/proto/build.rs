@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "pms/patients/v1/events.proto",
     "pms/patients/v1/directory.proto",
     "pms/billing/v1/billing.proto",
+    "pms/appointments/v1/events.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -307,6 +307,23 @@ macro_rules! trail_params {
     };
 }
 
+/// Reads a whole number written either way JSON allows (`470`, or `470.0`: JSON Schema's
+/// `integer` accepts both) into any integer type it fits, for
+/// `#[serde(deserialize_with = "kit::json::whole_number")]`.
+pub fn whole_number<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::{Deserialize, de::Error};
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let whole = number
+        .as_i64()
+        .or_else(|| number.as_f64().filter(|f| f.fract() == 0.0 && f.abs() < 9.0e15).map(|f| f as i64))
+        .ok_or_else(|| D::Error::custom("must be a whole number"))?;
+    T::try_from(whole).map_err(|_| D::Error::custom("is out of range"))
+}
+
 /// Most items a page may hold.
 pub const MAX_PAGE_SIZE: u32 = 100;
 

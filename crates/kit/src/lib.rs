@@ -14,6 +14,7 @@ pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod context;
+pub mod date;
 pub mod db;
 pub mod email;
 pub mod extract;
@@ -26,6 +27,7 @@ pub mod metrics;
 pub mod net;
 pub mod openapi;
 pub mod outbox;
+pub mod phone;
 pub mod problem;
 pub mod service;
 pub mod service_token;
@@ -35,6 +37,8 @@ pub mod telemetry;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod trace;
+pub mod trail;
+pub mod zone;
 
 pub use context::RequestContext;
 pub use problem::{FieldError, Problem};

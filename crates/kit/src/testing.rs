@@ -452,6 +452,14 @@ impl Drop for TestBroker {
     }
 }
 
+/// The LocalStack the tests send email and SMS through (`PMS_TEST_LOCALSTACK`, started by
+/// scripts/test.sh).
+pub fn localstack_url() -> String {
+    std::env::var("PMS_TEST_LOCALSTACK").unwrap_or_else(|_| {
+        panic!("no LocalStack for tests; run ./scripts/test.sh or set PMS_TEST_LOCALSTACK")
+    })
+}
+
 /// One record read back from a topic.
 #[derive(Debug, Clone)]
 pub struct Record {

@@ -7,12 +7,15 @@
 use std::str::FromStr;
 
 use kit::{FieldError, email::Email};
+pub use kit::{
+    date::{format_date, parse_date},
+    phone::Phone,
+};
 use serde::{Deserialize, Serialize};
-use time::{Date, OffsetDateTime, format_description::BorrowedFormatItem, macros::format_description};
+use time::{Date, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-const DATE_FORMAT: &[BorrowedFormatItem<'static>] = format_description!("[year]-[month]-[day]");
 const MAX_NAME_CHARS: usize = 100;
 const MAX_ADDRESS_LINES: usize = 4;
 const MAX_ADDRESS_LINE_CHARS: usize = 200;
@@ -192,35 +195,6 @@ impl PersonName {
     }
 }
 
-/// A phone number in international E.164 form: `+` and 7 to 15 digits, no leading zero.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Phone(String);
-
-impl Phone {
-    /// Accepts spaces, dashes, dots and parentheses between the digits, and drops them.
-    pub fn parse(raw: &str) -> Result<Self, &'static str> {
-        let compact: String = raw.chars().filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')')).collect();
-        let digits =
-            compact.strip_prefix('+').ok_or("must be in international E.164 form, starting with +")?;
-        let valid = (7..=15).contains(&digits.len())
-            && digits.bytes().all(|b| b.is_ascii_digit())
-            && !digits.starts_with('0');
-        if valid {
-            Ok(Self(compact))
-        } else {
-            Err("must be + followed by 7 to 15 digits (E.164), the first not 0")
-        }
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn into_string(self) -> String {
-        self.0
-    }
-}
-
 impl PatientDraft {
     /// Validates `input`; `today` bounds the birth date.
     pub fn parse(input: PatientInput, today: Date) -> Result<Self, Vec<FieldError>> {
@@ -271,15 +245,6 @@ pub fn parse_birth_date(raw: &str, today: Date) -> Result<Date, String> {
         return Err("must not be before 1900-01-01".to_owned());
     }
     Ok(date)
-}
-
-/// Parses a calendar date written `YYYY-MM-DD`.
-pub fn parse_date(raw: &str) -> Result<Date, String> {
-    Date::parse(raw.trim(), DATE_FORMAT).map_err(|_| "must be a real date written YYYY-MM-DD".to_owned())
-}
-
-pub fn format_date(date: Date) -> String {
-    date.format(DATE_FORMAT).unwrap_or_default()
 }
 
 fn optional_text(

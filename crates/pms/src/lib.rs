@@ -15,8 +15,15 @@ use kit::{
 use tokio::task::JoinSet;
 
 /// Every service of pms. The gateway comes first: it is the one public entry.
-pub const SERVICES: &[&Service] =
-    &[&gateway::SERVICE, &auth::SERVICE, &patients::SERVICE, &billing::SERVICE, &analytics::SERVICE];
+pub const SERVICES: &[&Service] = &[
+    &gateway::SERVICE,
+    &auth::SERVICE,
+    &patients::SERVICE,
+    &billing::SERVICE,
+    &analytics::SERVICE,
+    &appointments::SERVICE,
+    &notifications::SERVICE,
+];
 
 /// The service called `name`.
 pub fn find(name: &str) -> Option<&'static Service> {

@@ -22,6 +22,12 @@ pub mod billing {
     }
 }
 
+pub mod appointments {
+    pub mod v1 {
+        tonic::include_proto!("pms.appointments.v1");
+    }
+}
+
 /// Every message and service above, for gRPC server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("pms_descriptor");
 

@@ -38,6 +38,24 @@ fn base_body(schema: &str) -> Value {
             "email": "fuzz@example.org", "phone": "+4930123456",
             "address": { "line": ["Street 1"], "city": "Berlin", "state": "BE", "postalCode": "10115", "country": "DE" }
         }),
+        "PractitionerInput" => json!({
+            "name": "Dr Fuzz", "specialty": "Testing", "email": "dr.fuzz@example.org", "phone": "+4930123456",
+            "location": "Room 1", "timeZone": "Europe/Berlin", "active": true
+        }),
+        "WorkingHours" => json!({ "hours": [{ "weekday": 1, "start": "09:00", "end": "13:00" }] }),
+        "ExceptionInput" => {
+            json!({ "date": "2027-04-02", "kind": "off", "start": "10:00", "end": "12:00", "reason": "Fuzz" })
+        }
+        "AppointmentTypeInput" => json!({ "name": "Fuzz visit", "minutes": 20 }),
+        "BookingInput" => json!({
+            "patientId": "018f0000-0000-7000-8000-000000000000", "practitionerId": "018f0000-0000-7000-8000-000000000000",
+            "start": "2027-01-11T09:30:00+01:00", "type": "consultation", "end": "2027-01-11T10:00:00+01:00", "reason": "Fuzz"
+        }),
+        "RescheduleInput" => {
+            json!({ "start": "2027-01-12T10:00:00+01:00", "end": "2027-01-12T10:30:00+01:00" })
+        }
+        "CancelInput" => json!({ "reason": "Fuzz" }),
+        "Preferences" => json!({ "email": true, "sms": false }),
         other => panic!("no base body for {other}: add one"),
     }
 }

@@ -1,0 +1,243 @@
+//! Every use of schedules and appointments, checked against the [`policy`](crate::policy) and
+//! audited: the layer between the HTTP handlers and the SQL of [`Practitioners`] and
+//! [`Appointments`]. Booking rules live here: the practitioner must be active and working
+//! then, the patient must exist and be active (asked over gRPC), and the time must be free
+//! (PostgreSQL's constraints decide that last part, atomically).
+
+use kit::{
+    RequestContext,
+    auth::Action as _,
+    trail::{self, Entry},
+};
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::{
+    domain::{Appointment, AppointmentType, BookingDraft, Practitioner},
+    error::{Error, Result},
+    patient_check::PatientCheck,
+    policy::Action,
+    practitioners::Practitioners,
+    schedule::{self, Span},
+    store::{Appointments, Booking, ListFilter, NewAppointment, Position},
+};
+
+/// The type whose length availability assumes when none is asked for.
+pub const DEFAULT_TYPE: &str = "consultation";
+
+#[derive(Clone)]
+pub struct Scheduling {
+    pub practitioners: Practitioners,
+    pub appointments: Appointments,
+    patients: PatientCheck,
+}
+
+/// Free start times of one practitioner for one appointment type.
+#[derive(Debug, Clone)]
+pub struct Availability {
+    pub practitioner: Practitioner,
+    pub kind: AppointmentType,
+    pub slots: Vec<Span>,
+}
+
+impl Scheduling {
+    pub fn new(practitioners: Practitioners, appointments: Appointments, patients: PatientCheck) -> Self {
+        Self { practitioners, appointments, patients }
+    }
+
+    /// 403 unless the caller may do `action`; the refusal is audited first.
+    pub async fn authorize(
+        &self,
+        ctx: &RequestContext,
+        action: Action,
+        appointment_id: Option<Uuid>,
+    ) -> Result<()> {
+        if ctx.may(action) {
+            return Ok(());
+        }
+        tracing::warn!(action = action.as_str(), actor = %ctx.user_id, "access denied");
+        trail::record(
+            self.appointments.pool(),
+            ctx,
+            &[Entry::new(action.as_str(), appointment_id, None, "denied")],
+        )
+        .await?;
+        Err(Error::Forbidden)
+    }
+
+    /// The practitioner `id`, or 404.
+    pub async fn practitioner(&self, id: Uuid) -> Result<Practitioner> {
+        self.practitioners.get(id).await?.ok_or(Error::NotFound("no practitioner has this id"))
+    }
+
+    /// The practitioner's free start times from `from` to `to` for appointments of `kind`.
+    pub async fn availability(
+        &self,
+        practitioner_id: Uuid,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        kind: &str,
+    ) -> Result<Availability> {
+        let practitioner = self.practitioner(practitioner_id).await?;
+        let kind = self.practitioners.appointment_type(kind).await?.ok_or_else(|| {
+            Error::Invalid(vec![kit::FieldError::parameter("type", "is not an appointment type")])
+        })?;
+        let length = Duration::minutes(i64::from(kind.minutes));
+        if !practitioner.active {
+            return Ok(Availability { practitioner, kind, slots: Vec::new() });
+        }
+        let from = from.max(OffsetDateTime::now_utc());
+        let schedule = self.schedule_for(&practitioner, from, to).await?;
+        let open = schedule.open(from, to);
+        let busy = self.appointments.busy(practitioner_id, from, to).await?;
+        let slots = schedule::free_starts(&open, &busy, length, from)
+            .into_iter()
+            .map(|start| (schedule.zone.local(start), schedule.zone.local(start + length)))
+            .collect();
+        Ok(Availability { practitioner, kind, slots })
+    }
+
+    async fn schedule_for(
+        &self,
+        practitioner: &Practitioner,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<schedule::Schedule> {
+        // Local dates around the range (a day either side covers every offset).
+        let (first, last) = (from.date() - Duration::days(1), to.date() + Duration::days(1));
+        self.practitioners.schedule(practitioner, first, last).await
+    }
+
+    /// Whether the practitioner works all of `[start, end)`, else a 422 naming `/start`.
+    async fn ensure_working(
+        &self,
+        practitioner: &Practitioner,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> Result<()> {
+        let schedule = self.schedule_for(practitioner, start, end).await?;
+        if schedule.covers(start, end) {
+            Ok(())
+        } else {
+            Err(Error::field(
+                "/start",
+                "is outside the practitioner's working hours (see their availability)",
+            ))
+        }
+    }
+
+    /// Books `draft` for `ctx` (whose access token `token` asks the patients service).
+    pub async fn book(&self, ctx: &RequestContext, token: &str, draft: BookingDraft) -> Result<Booking> {
+        let practitioner = match self.practitioners.get(draft.practitioner_id).await? {
+            Some(p) if p.active => p,
+            Some(_) => {
+                return Err(Error::field("/practitionerId", "the practitioner is not taking appointments"));
+            }
+            None => return Err(Error::field("/practitionerId", "no practitioner has this id")),
+        };
+        let end = match (&draft.kind, draft.end) {
+            (_, Some(end)) => {
+                if let Some(code) = &draft.kind {
+                    self.known_type(code).await?;
+                }
+                end
+            }
+            (Some(code), None) => {
+                let kind = self.known_type(code).await?;
+                draft.start + Duration::minutes(i64::from(kind.minutes))
+            }
+            (None, None) => return Err(Error::field("/type", "give the appointment type, or an end")),
+        };
+        self.ensure_working(&practitioner, draft.start, end).await?;
+        self.patients.ensure_active(ctx, token, draft.patient_id).await?;
+        let new = NewAppointment {
+            patient_id: draft.patient_id,
+            practitioner_id: practitioner.id,
+            kind: draft.kind,
+            start: draft.start,
+            end,
+            reason: draft.reason,
+        };
+        self.appointments.book(ctx, &new).await
+    }
+
+    async fn known_type(&self, code: &str) -> Result<AppointmentType> {
+        self.practitioners
+            .appointment_type(code)
+            .await?
+            .ok_or_else(|| Error::field("/type", "is not an appointment type (see /api/appointment-types)"))
+    }
+
+    /// Moves appointment `id` to start at `start` (ending at `end`, else keeping its length).
+    pub async fn reschedule(
+        &self,
+        ctx: &RequestContext,
+        id: Uuid,
+        expected_version: i32,
+        start: OffsetDateTime,
+        end: Option<OffsetDateTime>,
+    ) -> Result<Booking> {
+        let current =
+            self.appointments.get(id).await?.ok_or(Error::NotFound("no appointment has this id"))?;
+        let a = &current.appointment;
+        let end = end.unwrap_or(start + (a.end - a.start));
+        let practitioner = self.practitioner(a.practitioner_id).await?;
+        self.ensure_working(&practitioner, start, end).await?;
+        self.appointments.reschedule(ctx, id, expected_version, start, end).await
+    }
+
+    /// Reads an appointment; audited whatever the outcome, before it is answered.
+    pub async fn read(&self, ctx: &RequestContext, id: Uuid) -> Result<Appointment> {
+        let found = self.appointments.get(id).await?;
+        let (outcome, patient) = match &found {
+            Some(b) => ("ok", Some(b.appointment.patient_id)),
+            None => ("not_found", None),
+        };
+        trail::record(
+            self.appointments.pool(),
+            ctx,
+            &[Entry::new(Action::Read.as_str(), Some(id), patient, outcome)],
+        )
+        .await?;
+        found.map(|b| b.appointment).ok_or(Error::NotFound("no appointment has this id"))
+    }
+
+    /// Every version of an appointment, newest first; audited.
+    pub async fn history(
+        &self,
+        ctx: &RequestContext,
+        id: Uuid,
+    ) -> Result<Vec<(i32, OffsetDateTime, Appointment)>> {
+        let versions = self.appointments.history(id).await?;
+        let patient = versions.first().map(|v| v.2.patient_id);
+        let outcome = if versions.is_empty() { "not_found" } else { "ok" };
+        trail::record(
+            self.appointments.pool(),
+            ctx,
+            &[Entry::new(Action::Read.as_str(), Some(id), patient, outcome)],
+        )
+        .await?;
+        if versions.is_empty() { Err(Error::NotFound("no appointment has this id")) } else { Ok(versions) }
+    }
+
+    /// One page of appointments; the audit row keeps which filters were used and which
+    /// appointments were shown.
+    pub async fn list(
+        &self,
+        ctx: &RequestContext,
+        filter: &ListFilter,
+        limit: u32,
+        after: Option<&Position>,
+    ) -> Result<(Vec<Appointment>, Option<Position>)> {
+        let mut page: Vec<Appointment> =
+            self.appointments.list(filter, limit, after).await?.into_iter().map(|b| b.appointment).collect();
+        let next = kit::json::next_page(&mut page, limit, |a| (a.start, a.id));
+        let shown: Vec<Uuid> = page.iter().map(|a| a.id).collect();
+        let entry = Entry::new(Action::List.as_str(), None, filter.patient_id, "ok").with_details(
+            json!({ "filters": filter.used(), "results": shown.len(), "appointmentIds": shown }),
+        );
+        trail::record(self.appointments.pool(), ctx, &[entry]).await?;
+        Ok((page, next))
+    }
+}

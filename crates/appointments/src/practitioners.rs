@@ -1,0 +1,339 @@
+//! `Practitioners`: the SQL of practitioners, their weekly hours and exceptions, and of
+//! appointment types. Who may call it is decided by [`crate::access`].
+
+use kit::{email::Email, phone::Phone};
+use sqlx::PgPool;
+use time::{Date, OffsetDateTime};
+use uuid::Uuid;
+
+use kit::zone::Zone;
+
+use crate::{
+    domain::{
+        AppointmentType, ExceptionKindName, Practitioner, PractitionerDraft, ScheduleException, format_clock,
+    },
+    error::{Error, Result},
+    schedule::{Exception, ExceptionKind, Schedule, Shift},
+};
+
+const COLUMNS: &str =
+    "id, name, specialty, email, phone, location, time_zone, active, version, created_at, updated_at";
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    name: String,
+    specialty: String,
+    email: Option<String>,
+    phone: Option<String>,
+    location: Option<String>,
+    time_zone: String,
+    active: bool,
+    version: i32,
+    created_at: OffsetDateTime,
+    updated_at: OffsetDateTime,
+}
+
+impl From<Row> for Practitioner {
+    fn from(r: Row) -> Self {
+        Practitioner {
+            id: r.id,
+            name: r.name,
+            specialty: r.specialty,
+            email: r.email,
+            phone: r.phone,
+            location: r.location,
+            time_zone: r.time_zone,
+            active: r.active,
+            version: r.version,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Now, at the microsecond precision PostgreSQL keeps.
+pub fn now() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(now.nanosecond() / 1_000 * 1_000).unwrap_or(now)
+}
+
+#[derive(Clone)]
+pub struct Practitioners {
+    pool: PgPool,
+}
+
+impl Practitioners {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub async fn create(&self, draft: &PractitionerDraft) -> Result<Practitioner> {
+        let at = now();
+        let row: Row = sqlx::query_as(&format!(
+            "INSERT INTO practitioners ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 1, $9, $9)
+             RETURNING {COLUMNS}"
+        ))
+        .bind(Uuid::now_v7())
+        .bind(&draft.name)
+        .bind(&draft.specialty)
+        .bind(draft.email.as_ref().map(Email::as_str))
+        .bind(draft.phone.as_ref().map(Phone::as_str))
+        .bind(&draft.location)
+        .bind(draft.zone.name())
+        .bind(draft.active)
+        .bind(at)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
+    }
+
+    pub async fn update(
+        &self,
+        id: Uuid,
+        expected_version: i32,
+        draft: &PractitionerDraft,
+    ) -> Result<Practitioner> {
+        let row: Option<Row> = sqlx::query_as(&format!(
+            "UPDATE practitioners SET name = $3, specialty = $4, email = $5, phone = $6, location = $7,
+                    time_zone = $8, active = $9, updated_at = $10, version = version + 1
+             WHERE id = $1 AND version = $2 RETURNING {COLUMNS}"
+        ))
+        .bind(id)
+        .bind(expected_version)
+        .bind(&draft.name)
+        .bind(&draft.specialty)
+        .bind(draft.email.as_ref().map(Email::as_str))
+        .bind(draft.phone.as_ref().map(Phone::as_str))
+        .bind(&draft.location)
+        .bind(draft.zone.name())
+        .bind(draft.active)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(row) => Ok(row.into()),
+            None => match self.get(id).await? {
+                None => Err(Error::NotFound("no practitioner has this id")),
+                Some(p) => Err(Error::VersionMismatch { current: p.version }),
+            },
+        }
+    }
+
+    pub async fn get(&self, id: Uuid) -> Result<Option<Practitioner>> {
+        let row: Option<Row> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM practitioners WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(Into::into))
+    }
+
+    /// One page of practitioners by name, after `after` (name, id); inactive ones only if asked.
+    pub async fn list(
+        &self,
+        specialty: Option<&str>,
+        include_inactive: bool,
+        limit: u32,
+        after: Option<&(String, Uuid)>,
+    ) -> Result<Vec<Practitioner>> {
+        let rows: Vec<Row> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM practitioners
+             WHERE ($1::text IS NULL OR lower(specialty) = lower($1)) AND ($2 OR active)
+               AND ($3::text IS NULL OR (name, id) > ($3, $4))
+             ORDER BY name, id LIMIT $5"
+        ))
+        .bind(specialty)
+        .bind(include_inactive)
+        .bind(after.map(|a| a.0.as_str()))
+        .bind(after.map(|a| a.1))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
+    /// The practitioner's zone and weekly hours, with the exceptions from `from` to `to`
+    /// (local dates, both included).
+    pub async fn schedule(&self, practitioner: &Practitioner, from: Date, to: Date) -> Result<Schedule> {
+        let zone = Zone::parse(&practitioner.time_zone)
+            .map_err(|_| Error::NotFound("the practitioner's time zone is unknown"))?;
+        let week = self.week(practitioner.id).await?;
+        let exceptions = self
+            .exceptions(practitioner.id, from, to)
+            .await?
+            .into_iter()
+            .map(|(_, exception, _)| exception)
+            .collect();
+        Ok(Schedule { zone, week, exceptions })
+    }
+
+    pub async fn week(&self, id: Uuid) -> Result<Vec<Shift>> {
+        let rows: Vec<(i16, i16, i16)> = sqlx::query_as(
+            "SELECT weekday, start_minute, end_minute FROM working_hours WHERE practitioner_id = $1
+             ORDER BY weekday, start_minute",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(weekday, start, end)| Shift {
+                weekday: weekday as u8,
+                start: start as u16,
+                end: end as u16,
+            })
+            .collect())
+    }
+
+    /// Replaces the practitioner's weekly hours.
+    pub async fn replace_week(&self, id: Uuid, shifts: &[Shift]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        // Lock the practitioner so two replacements do not interleave.
+        sqlx::query("SELECT 1 FROM practitioners WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM working_hours WHERE practitioner_id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "INSERT INTO working_hours (practitioner_id, weekday, start_minute, end_minute)
+             SELECT $1, w, s, e FROM unnest($2::smallint[], $3::smallint[], $4::smallint[]) AS t(w, s, e)",
+        )
+        .bind(id)
+        .bind(shifts.iter().map(|s| s.weekday as i16).collect::<Vec<_>>())
+        .bind(shifts.iter().map(|s| s.start as i16).collect::<Vec<_>>())
+        .bind(shifts.iter().map(|s| s.end as i16).collect::<Vec<_>>())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn add_exception(
+        &self,
+        id: Uuid,
+        exception: &Exception,
+        reason: Option<&str>,
+    ) -> Result<ScheduleException> {
+        let exception_id = Uuid::now_v7();
+        sqlx::query(
+            "INSERT INTO schedule_exceptions (id, practitioner_id, day, kind, start_minute, end_minute, reason)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(exception_id)
+        .bind(id)
+        .bind(exception.day)
+        .bind(kind_name(exception.kind))
+        .bind(exception.minutes.map(|m| m.0 as i16))
+        .bind(exception.minutes.map(|m| m.1 as i16))
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(to_api(exception_id, exception, reason.map(str::to_owned)))
+    }
+
+    /// The exceptions from `from` to `to` (both included), by day.
+    pub async fn exceptions(
+        &self,
+        id: Uuid,
+        from: Date,
+        to: Date,
+    ) -> Result<Vec<(Uuid, Exception, Option<String>)>> {
+        let rows: Vec<ExceptionRow> = sqlx::query_as(
+            "SELECT id, day, kind, start_minute, end_minute, reason FROM schedule_exceptions
+             WHERE practitioner_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day, start_minute NULLS FIRST, id",
+        )
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let kind = if row.kind == "extra" { ExceptionKind::Extra } else { ExceptionKind::Off };
+                let minutes = row.start_minute.zip(row.end_minute).map(|(s, e)| (s as u16, e as u16));
+                (row.id, Exception { day: row.day, kind, minutes }, row.reason)
+            })
+            .collect())
+    }
+
+    /// Removes an exception; false if the practitioner has none with this id.
+    pub async fn remove_exception(&self, id: Uuid, exception_id: Uuid) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM schedule_exceptions WHERE practitioner_id = $1 AND id = $2")
+            .bind(id)
+            .bind(exception_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn types(&self) -> Result<Vec<AppointmentType>> {
+        Ok(sqlx::query_as("SELECT code, name, minutes FROM appointment_types ORDER BY code")
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn appointment_type(&self, code: &str) -> Result<Option<AppointmentType>> {
+        Ok(sqlx::query_as("SELECT code, name, minutes FROM appointment_types WHERE code = $1")
+            .bind(code)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Adds or changes the type `code`; true when it is new.
+    pub async fn put_type(&self, code: &str, name: &str, minutes: i32) -> Result<(AppointmentType, bool)> {
+        let row: TypeRow = sqlx::query_as(
+            "INSERT INTO appointment_types (code, name, minutes) VALUES ($1, $2, $3)
+             ON CONFLICT (code) DO UPDATE SET name = excluded.name, minutes = excluded.minutes
+             RETURNING code, name, minutes, (xmax = 0) AS created",
+        )
+        .bind(code)
+        .bind(name)
+        .bind(minutes)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((AppointmentType { code: row.code, name: row.name, minutes: row.minutes }, row.created))
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct ExceptionRow {
+    id: Uuid,
+    day: Date,
+    kind: String,
+    start_minute: Option<i16>,
+    end_minute: Option<i16>,
+    reason: Option<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct TypeRow {
+    code: String,
+    name: String,
+    minutes: i32,
+    created: bool,
+}
+
+fn kind_name(kind: ExceptionKind) -> &'static str {
+    match kind {
+        ExceptionKind::Off => "off",
+        ExceptionKind::Extra => "extra",
+    }
+}
+
+pub fn to_api(id: Uuid, exception: &Exception, reason: Option<String>) -> ScheduleException {
+    ScheduleException {
+        id,
+        date: kit::date::format_date(exception.day),
+        kind: match exception.kind {
+            ExceptionKind::Off => ExceptionKindName::Off,
+            ExceptionKind::Extra => ExceptionKindName::Extra,
+        },
+        start: exception.minutes.map(|m| format_clock(m.0)),
+        end: exception.minutes.map(|m| format_clock(m.1)),
+        reason,
+    }
+}

@@ -1,0 +1,83 @@
+//! An audit trail in a service's own `audit_events` table: who did what to which record (and
+//! whose record it is), and every refusal, under the request's id, the caller's roles, address
+//! and user agent. Rows never hold names, contacts, reasons or times: ids, outcomes, counts.
+//! The appointments and notifications services keep theirs here; patients keeps its own
+//! partitioned, group-committed trail.
+//!
+//! The table (each service's migration creates it):
+//! ```sql
+//! CREATE TABLE audit_events (
+//!     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+//!     at timestamptz NOT NULL DEFAULT clock_timestamp(),
+//!     action text NOT NULL, subject_id uuid, patient_id uuid, outcome text NOT NULL,
+//!     details jsonb NOT NULL DEFAULT '{}', request_id text, actor_id text,
+//!     actor_roles text[] NOT NULL DEFAULT '{}', client_address text, user_agent text);
+//! ```
+
+use serde_json::Value;
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::RequestContext;
+
+/// One row: `action` on the record `subject_id` (an appointment, a message) of patient
+/// `patient_id`, ending `outcome` (`ok`, `denied`, `not_found`).
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub action: &'static str,
+    pub subject_id: Option<Uuid>,
+    pub patient_id: Option<Uuid>,
+    pub outcome: &'static str,
+    pub details: Value,
+}
+
+impl Entry {
+    pub fn new(
+        action: &'static str,
+        subject_id: Option<Uuid>,
+        patient_id: Option<Uuid>,
+        outcome: &'static str,
+    ) -> Self {
+        Self { action, subject_id, patient_id, outcome, details: Value::Object(Default::default()) }
+    }
+
+    /// What else the row keeps (never values that identify a person).
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// Writes `entries` by `ctx` in one statement (in the change's transaction, or before a read
+/// is answered).
+pub async fn record<'e>(
+    executor: impl PgExecutor<'e>,
+    ctx: &RequestContext,
+    entries: &[Entry],
+) -> Result<(), sqlx::Error> {
+    let actions: Vec<&str> = entries.iter().map(|e| e.action).collect();
+    let subjects: Vec<Option<Uuid>> = entries.iter().map(|e| e.subject_id).collect();
+    let patients: Vec<Option<Uuid>> = entries.iter().map(|e| e.patient_id).collect();
+    let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome).collect();
+    let details: Vec<String> = entries.iter().map(|e| e.details.to_string()).collect();
+    let roles: Vec<String> = ctx.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    sqlx::query(
+        "INSERT INTO audit_events (action, subject_id, patient_id, outcome, details, request_id,
+                                   actor_id, actor_roles, client_address, user_agent)
+         SELECT a, s, p, o, d::jsonb, $6, $7, $8, $9, $10
+         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS t(a, s, p, o, d)",
+    )
+    .bind(actions)
+    .bind(subjects)
+    .bind(patients)
+    .bind(outcomes)
+    .bind(details)
+    .bind(&ctx.request_id)
+    .bind(&ctx.user_id)
+    .bind(roles)
+    .bind(&ctx.client_address)
+    .bind(&ctx.user_agent)
+    .execute(executor)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! `Store`: the SQL of the notifications service: contacts and appointments as the events
+//! say they are, preferences, and the messages (queue and delivery log).
+
+use serde::{Deserialize, Serialize};
+use sqlx::{PgConnection, PgPool};
+use time::{Duration, OffsetDateTime};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::templates::Kind;
+
+/// Both channels of every message.
+pub const CHANNELS: [&str; 2] = ["email", "sms"];
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Contact {
+    pub given_name: String,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AppointmentRow {
+    pub practitioner_name: String,
+    pub time_zone: String,
+    pub location: Option<String>,
+    pub starts_at: OffsetDateTime,
+    pub status: String,
+}
+
+/// Which channels a patient accepts (both unless they said otherwise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Preferences {
+    pub email: bool,
+    pub sms: bool,
+}
+
+impl Default for Preferences {
+    fn default() -> Self {
+        Self { email: true, sms: true }
+    }
+}
+
+/// A message claimed for sending.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Claimed {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub appointment_id: Option<Uuid>,
+    pub kind: String,
+    pub channel: String,
+    pub attempts: i32,
+}
+
+/// How an attempt to send ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Sent {
+        provider_id: String,
+        recipient: String,
+        subject: Option<String>,
+    },
+    /// Not sent, by the patient's choice or for want of an address.
+    Skipped(String),
+    /// Not sent: no longer wanted (the appointment moved, was cancelled, or began).
+    Cancelled(String),
+    /// Try again at `at`.
+    Retry {
+        error: String,
+        at: OffsetDateTime,
+    },
+    Failed(String),
+}
+
+/// One line of the delivery log.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct Delivery {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub appointment_id: Option<Uuid>,
+    #[schema(value_type = Kind)]
+    pub kind: String,
+    /// `email` or `sms`.
+    pub channel: String,
+    /// `queued`, `sending`, `sent`, `failed`, `cancelled` or `skipped`.
+    pub status: String,
+    /// When it is (or was) due.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub due_at: OffsetDateTime,
+    pub attempts: i32,
+    /// Why it failed, was skipped or cancelled, or the last provider error before a retry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    /// The address or number it went to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(with = "time::serde::rfc3339::option", skip_serializing_if = "Option::is_none", default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub sent_at: Option<OffsetDateTime>,
+}
+
+/// Where a page of the log ends: the last line's due time and id.
+pub type Position = (OffsetDateTime, Uuid);
+
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub patient_id: Option<Uuid>,
+    pub appointment_id: Option<Uuid>,
+    pub status: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    pub fn new(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Keeps a patient's contact as of `version` (an older version never overwrites a newer).
+    pub async fn keep_contact(
+        tx: &mut PgConnection,
+        patient_id: Uuid,
+        contact: &Contact,
+        family_name: &str,
+        version: i32,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO contacts (patient_id, given_name, family_name, email, phone, active, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             ON CONFLICT (patient_id) DO UPDATE SET given_name = excluded.given_name,
+                 family_name = excluded.family_name, email = excluded.email, phone = excluded.phone,
+                 active = excluded.active, version = excluded.version
+             WHERE contacts.version < excluded.version",
+        )
+        .bind(patient_id)
+        .bind(&contact.given_name)
+        .bind(family_name)
+        .bind(&contact.email)
+        .bind(&contact.phone)
+        .bind(contact.active)
+        .bind(version)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn deactivate_contact(
+        tx: &mut PgConnection,
+        patient_id: Uuid,
+        version: i32,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "UPDATE contacts SET active = false, version = $2 WHERE patient_id = $1 AND version < $2",
+        )
+        .bind(patient_id)
+        .bind(version)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Keeps an appointment as of `version`.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn keep_appointment(
+        tx: &mut PgConnection,
+        id: Uuid,
+        patient_id: Uuid,
+        row: &AppointmentRow,
+        ends_at: OffsetDateTime,
+        version: i32,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO appointments (id, patient_id, practitioner_name, time_zone, location, starts_at, ends_at,
+                                       status, version)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT (id) DO UPDATE SET practitioner_name = excluded.practitioner_name,
+                 time_zone = excluded.time_zone, location = excluded.location, starts_at = excluded.starts_at,
+                 ends_at = excluded.ends_at, status = excluded.status, version = excluded.version
+             WHERE appointments.version < excluded.version",
+        )
+        .bind(id)
+        .bind(patient_id)
+        .bind(&row.practitioner_name)
+        .bind(&row.time_zone)
+        .bind(&row.location)
+        .bind(row.starts_at)
+        .bind(ends_at)
+        .bind(&row.status)
+        .bind(version)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Queues a message of `kind` on both channels, due at `due_at`, once per `key`.
+    pub async fn enqueue(
+        tx: &mut PgConnection,
+        patient_id: Uuid,
+        appointment_id: Option<Uuid>,
+        kind: Kind,
+        due_at: OffsetDateTime,
+        key: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO messages (id, patient_id, appointment_id, kind, channel, due_at, dedupe_key)
+             SELECT $1[i], $2, $3, $4, c, $5, $6 || ':' || c
+             FROM unnest($7::text[]) WITH ORDINALITY AS t(c, i)
+             ON CONFLICT (dedupe_key) DO NOTHING",
+        )
+        .bind(vec![Uuid::now_v7(), Uuid::now_v7()])
+        .bind(patient_id)
+        .bind(appointment_id)
+        .bind(kind.as_str())
+        .bind(due_at)
+        .bind(key)
+        .bind(CHANNELS.to_vec())
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+
+    /// Cancels an appointment's reminders that have not been sent; returns how many.
+    pub async fn cancel_reminders(
+        tx: &mut PgConnection,
+        appointment_id: Uuid,
+        why: &str,
+    ) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query(
+            "UPDATE messages SET status = 'cancelled', last_error = $2, lease_until = NULL
+             WHERE appointment_id = $1 AND kind = 'reminder' AND status = 'queued'",
+        )
+        .bind(appointment_id)
+        .bind(why)
+        .execute(tx)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Claims up to `limit` due messages (and any whose claim lapsed) for `lease`: no other
+    /// dispatcher takes them meanwhile.
+    pub async fn claim(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
+        sqlx::query_as(
+            "UPDATE messages SET status = 'sending', lease_until = now() + $2
+             WHERE id IN (SELECT id FROM messages
+                          WHERE (status = 'queued' AND due_at <= now()) OR (status = 'sending' AND lease_until < now())
+                          ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
+             RETURNING id, patient_id, appointment_id, kind, channel, attempts",
+        )
+        .bind(limit)
+        .bind(lease)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    /// What a message is rendered from: the contact, preferences and appointment, if known.
+    pub async fn context(
+        &self,
+        patient_id: Uuid,
+        appointment_id: Option<Uuid>,
+    ) -> Result<(Option<Contact>, Preferences, Option<AppointmentRow>), sqlx::Error> {
+        let contact: Option<Contact> =
+            sqlx::query_as("SELECT given_name, email, phone, active FROM contacts WHERE patient_id = $1")
+                .bind(patient_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        let preferences = self.preferences(patient_id).await?;
+        let appointment: Option<AppointmentRow> = match appointment_id {
+            Some(id) => {
+                sqlx::query_as(
+                    "SELECT practitioner_name, time_zone, location, starts_at, status FROM appointments WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?
+            }
+            None => None,
+        };
+        Ok((contact, preferences, appointment))
+    }
+
+    /// Records how the attempt on message `id` ended.
+    pub async fn finish(&self, id: Uuid, outcome: &Outcome) -> Result<(), sqlx::Error> {
+        let (status, error, due) = match outcome {
+            Outcome::Sent { .. } => ("sent", None, None),
+            Outcome::Skipped(why) => ("skipped", Some(why), None),
+            Outcome::Cancelled(why) => ("cancelled", Some(why), None),
+            Outcome::Retry { error, at } => ("queued", Some(error), Some(*at)),
+            Outcome::Failed(error) => ("failed", Some(error), None),
+        };
+        let sent = match outcome {
+            Outcome::Sent { provider_id, recipient, subject } => Some((provider_id, recipient, subject)),
+            _ => None,
+        };
+        sqlx::query(
+            "UPDATE messages SET status = $2, last_error = $3, recipient = coalesce($4, recipient),
+                    subject = coalesce($5, subject), provider_id = $6, due_at = coalesce($7, due_at),
+                    lease_until = NULL, attempts = attempts + CASE WHEN $2 IN ('sent', 'queued', 'failed') THEN 1 ELSE 0 END,
+                    sent_at = CASE WHEN $2 = 'sent' THEN clock_timestamp() END
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(status)
+        .bind(error)
+        .bind(sent.map(|s| s.1))
+        .bind(sent.and_then(|s| s.2.as_ref()))
+        .bind(sent.map(|s| s.0))
+        .bind(due)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn preferences(&self, patient_id: Uuid) -> Result<Preferences, sqlx::Error> {
+        let row: Option<(bool, bool)> =
+            sqlx::query_as("SELECT email, sms FROM preferences WHERE patient_id = $1")
+                .bind(patient_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.map(|(email, sms)| Preferences { email, sms }).unwrap_or_default())
+    }
+
+    pub async fn set_preferences(
+        &self,
+        patient_id: Uuid,
+        preferences: Preferences,
+        by: &str,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO preferences (patient_id, email, sms, updated_at, updated_by) VALUES ($1, $2, $3, now(), $4)
+             ON CONFLICT (patient_id) DO UPDATE SET email = excluded.email, sms = excluded.sms,
+                 updated_at = excluded.updated_at, updated_by = excluded.updated_by",
+        )
+        .bind(patient_id)
+        .bind(preferences.email)
+        .bind(preferences.sms)
+        .bind(by)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// One page (`limit` + 1 rows) of the log, newest due first, after `after`.
+    pub async fn log(
+        &self,
+        filter: &LogFilter,
+        limit: u32,
+        after: Option<&Position>,
+    ) -> Result<Vec<Delivery>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT id, patient_id, appointment_id, kind, channel, status, due_at, attempts, last_error, recipient,
+                    subject, sent_at
+             FROM messages
+             WHERE ($1::uuid IS NULL OR patient_id = $1) AND ($2::uuid IS NULL OR appointment_id = $2)
+               AND ($3::text IS NULL OR status = $3)
+               AND ($4::timestamptz IS NULL OR (due_at, id) < ($4, $5))
+             ORDER BY due_at DESC, id DESC LIMIT $6",
+        )
+        .bind(filter.patient_id)
+        .bind(filter.appointment_id)
+        .bind(&filter.status)
+        .bind(after.map(|a| a.0))
+        .bind(after.map(|a| a.1))
+        .bind(i64::from(limit) + 1)
+        .fetch_all(&self.pool)
+        .await
+    }
+}

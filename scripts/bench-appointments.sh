@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The scheduling benchmark (not a test). Starts a private PostgreSQL cluster (.pms/bench-pg),
+# a fresh Tansu broker and the release build of `pms up` (gateway :18080) on a database with
+# PATIENTS sample patients, adds 50 practitioners who work around the clock, then measures
+# through the gateway with wrk (-t2, CONCURRENCY connections, SECONDS each):
+#   1. bookings: each a different patient at a free time (each booking asks the patients
+#      service over gRPC, then commits the appointment with its version, audit row and event);
+#   2. conflicts: the bookings just made, sent again: every one must answer 409;
+#   3. a week's availability of a practitioner with 1 000 booked appointments.
+# Prints Markdown for docs/benchmarks.md.
+#
+#   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS]   (defaults: 20 16 20000)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+seconds="${1:-20}" concurrency="${2:-16}" patients="${3:-20000}"
+port="${PMS_BENCH_PORT:-18080}"
+gateway="http://127.0.0.1:$port"
+
+bench_setup
+
+db=pms_bench_appointments
+psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null
+psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE $db" >/dev/null
+sql() { psql -h "$pg_dir" -U pms -d "$db" -Atqc "$1"; }
+log "seeding $patients patients"
+PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$db")" PMS_LOG=warn "$CARGO_TARGET_DIR/release/pms" seed "$patients" --no-events >/dev/null
+bench_pms_start "$db" "$port" "$work/pms.log"
+token="$(bench_login "$gateway")"
+api() { # api METHOD PATH [BODY]: the answer's body; fails on an error status
+    curl -fsS -X "$1" "$gateway$2" -H "Authorization: Bearer $token" -H 'content-type: application/json' ${3:+-d "$3"}
+}
+id_of() { sed -E 's/.*"id":"([^"]+)".*/\1/'; }
+always='{"hours":[{"weekday":1,"start":"00:00","end":"24:00"},{"weekday":2,"start":"00:00","end":"24:00"},{"weekday":3,"start":"00:00","end":"24:00"},{"weekday":4,"start":"00:00","end":"24:00"},{"weekday":5,"start":"00:00","end":"24:00"},{"weekday":6,"start":"00:00","end":"24:00"},{"weekday":7,"start":"00:00","end":"24:00"}]}'
+practitioner() {
+    local id
+    id="$(api POST /api/practitioners '{"name":"Dr Bench","specialty":"General practice","timeZone":"UTC"}' | id_of)"
+    api PUT "/api/practitioners/$id/working-hours" "$always" >/dev/null
+    echo "$id"
+}
+log "adding 51 practitioners"
+for _ in $(seq 50); do practitioner; done >"$work/practitioners.txt"
+busy="$(practitioner)"
+sql "SELECT id FROM patients.patients ORDER BY random()" >"$work/patients.txt"
+
+# Booking bodies: line j books practitioner j mod 50 at slot j div 50 (30-minute slots from
+# tomorrow 00:00 UTC on) for patient j mod PATIENTS: no two lines share a practitioner's or a
+# patient's time, so every booking can succeed once.
+python3 - "$work" "$busy" <<'PY'
+import datetime, json, random, sys
+work, busy = sys.argv[1], sys.argv[2]
+practitioners = open(f"{work}/practitioners.txt").read().split()
+patients = open(f"{work}/patients.txt").read().split()
+base = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + datetime.timedelta(days=1)
+def body(patient, practitioner, slot):
+    start = (base + datetime.timedelta(minutes=30 * slot)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return json.dumps({"patientId": patient, "practitionerId": practitioner, "start": start, "type": "consultation"})
+with open(f"{work}/bookings.txt", "w") as out:
+    for j in range(len(practitioners) * 1000):
+        out.write(body(patients[j % len(patients)], practitioners[j % len(practitioners)], j // len(practitioners)) + "\n")
+# 1 000 appointments for the busy practitioner: 40 a day (of 48 half hours), 25 days.
+with open(f"{work}/busy.txt", "w") as out:
+    slots = [d * 48 + s for d in range(25) for s in random.sample(range(48), 40)]
+    for n, slot in enumerate(slots):
+        out.write(body(patients[-1 - n], busy, slot) + "\n")
+# Weeks of availability starting at random half hours of those 25 days.
+with open(f"{work}/availability.txt", "w") as out:
+    for _ in range(1000):
+        start = base + datetime.timedelta(minutes=30 * random.randrange(18 * 48))
+        end = start + datetime.timedelta(days=7)
+        fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.write(f"/api/practitioners/{busy}/availability?from={fmt(start)}&to={fmt(end)}&type=consultation\n")
+PY
+log "booking the busy practitioner's 1 000 appointments"
+xargs -P 4 -d '\n' -I BODY curl -fsS -o /dev/null -X POST "$gateway/api/appointments" \
+    -H "Authorization: Bearer $token" -H 'content-type: application/json' -d BODY <"$work/busy.txt"
+[ "$(sql "SELECT count(*) FROM appointments.appointments WHERE practitioner_id = '$busy'")" = 1000 ] ||
+    die "the busy practitioner does not have 1 000 appointments"
+
+run() { # run FILE get|post [PATH]: wrk's RESULT line
+    wrk -t2 -c"$concurrency" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/bench.lua" \
+        "$gateway" -- "$@" | awk '/^RESULT /'
+}
+log "bookings for ${seconds}s"
+before="$(sql "SELECT count(*) FROM appointments.appointments")"
+booked="$(run "$work/bookings.txt" post 2 /api/appointments)"
+made=$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))
+log "the same bookings again (conflicts) for ${seconds}s"
+# The lines that were booked (each thread took every other line from its own start), cycled.
+head -n "$(( made + 2 ))" "$work/bookings.txt" >"$work/taken.txt"
+for _ in $(seq 20); do cat "$work/taken.txt"; done >"$work/conflicts.txt"
+conflicts="$(run "$work/conflicts.txt" post 2 /api/appointments)"
+[ "$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))" = "$made" ] ||
+    die "a conflicting booking was accepted"
+log "a week's availability with 1 000 booked appointments for ${seconds}s"
+availability="$(run "$work/availability.txt" get)"
+slots="$(curl -fsS -H "Authorization: Bearer $token" "$gateway$(head -n1 "$work/availability.txt")" | grep -o '"start"' | wc -l)"
+
+echo
+echo "### Scheduling ($(date -u +%Y-%m-%d), $(nproc) cores, release build, $patients patients, wrk -t2 -c$concurrency, ${seconds} s each)"
+echo
+echo "| operation | requests | requests/s | p50 ms | p99 ms | answers other than 2xx |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "$booked" | awk '{ printf "| book (each a free time; gRPC patient check, audit, outbox) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
+printf '%s\n' "$conflicts" | awk '{ printf "| book a taken time (every answer 409) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
+printf '%s\n' "$availability" | awk -v s="$slots" '{ printf "| a week of availability, 1 000 booked (%d free times in the first answer) | %d | %d | %.2f | %.2f | %d |\n", s, $2, $3, $4, $5, $6 }'
+echo
+echo "Bookings made in the first run: $made; none accepted in the second."
