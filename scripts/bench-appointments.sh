@@ -1,22 +1,33 @@
 #!/usr/bin/env bash
 # The scheduling benchmark (not a test). Starts a private PostgreSQL cluster (.pms/bench-pg),
 # a fresh Tansu broker and the release build of `pms up` (gateway :18080) on a database with
-# PATIENTS sample patients, adds 50 practitioners who work around the clock, then measures
-# through the gateway with wrk (-t2, CONCURRENCY connections, SECONDS each):
+# PATIENTS sample patients and a LocalStack (SES, SNS), adds 50 practitioners who work around
+# the clock, then measures through the gateway with wrk (-t2):
+#   0. booking to confirmation sent: 500 patients registered through the API (so the
+#      notifications service knows their contacts), booked at a steady ~RATE/s for SECONDS;
+#      from the database, the time from each booking's commit to its confirmation email's
+#      acceptance by SES;
+# then, CONCURRENCY connections, SECONDS each:
 #   1. bookings: each a different patient at a free time (each booking asks the patients
 #      service over gRPC, then commits the appointment with its version, audit row and event);
 #   2. conflicts: the bookings just made, sent again: every one must answer 409;
 #   3. a week's availability of a practitioner with 1 000 booked appointments.
 # Prints Markdown for docs/benchmarks.md.
 #
-#   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS]   (defaults: 20 16 20000)
+#   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS] [RATE]   (defaults: 20 16 20000 20)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-seconds="${1:-20}" concurrency="${2:-16}" patients="${3:-20000}"
+seconds="${1:-20}" concurrency="${2:-16}" patients="${3:-20000}" rate="${4:-20}"
 port="${PMS_BENCH_PORT:-18080}"
 gateway="http://127.0.0.1:$port"
 
 bench_setup
+localstack_dir="$(pms_state_dir)/bench-localstack"
+localstack_stop "$localstack_dir"
+localstack_port="$(free_port)"
+localstack_start "$localstack_dir" "$localstack_port"
+export PMS_AWS_ENDPOINT_URL="http://127.0.0.1:$localstack_port"
+trap 'localstack_stop "$localstack_dir"; bench_cleanup' EXIT
 
 db=pms_bench_appointments
 psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null
@@ -70,6 +81,47 @@ with open(f"{work}/availability.txt", "w") as out:
         fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
         out.write(f"/api/practitioners/{busy}/availability?from={fmt(start)}&to={fmt(end)}&type=consultation\n")
 PY
+log "registering 500 patients through the API (their welcome messages go out first)"
+"$CARGO_TARGET_DIR/release/pms-bench" create --count 500 >"$work/registrations.txt"
+xargs -P 4 -d '\n' -I BODY curl -fsS -o /dev/null -X POST "$gateway/api/patients" \
+    -H "Authorization: Bearer $token" -H 'content-type: application/json' -d BODY <"$work/registrations.txt"
+for _ in $(seq 600); do
+    [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = 'welcome' AND status IN ('queued', 'sending')")" = 0 ] &&
+        [ "$(sql "SELECT count(*) FROM notifications.contacts")" = 500 ] && break
+    sleep 0.2
+done
+sql "SELECT patient_id FROM notifications.contacts" >"$work/known.txt"
+python3 - "$work" <<'PY'
+import datetime, json, sys
+work = sys.argv[1]
+practitioners = open(f"{work}/practitioners.txt").read().split()
+patients = open(f"{work}/known.txt").read().split()
+# 40 days ahead, away from the other phases' times: line i books practitioner i mod 50 at
+# slot i div 50, for patient i mod 500.
+base = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + datetime.timedelta(days=40)
+with open(f"{work}/steady.txt", "w") as out:
+    for i in range(50 * 200):
+        start = (base + datetime.timedelta(minutes=30 * (i // 50))).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.write(json.dumps({"patientId": patients[i % len(patients)], "practitionerId": practitioners[i % 50],
+                              "start": start, "type": "consultation"}) + "\n")
+PY
+log "steady bookings at about $rate/s for ${seconds}s; confirmations through LocalStack's SES"
+connections=$(( (rate + 19) / 20 ))
+steady="$(wrk -t1 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/bench-rate.lua" \
+    "$gateway" -- "$work/steady.txt" 1 "$(awk -v c="$connections" -v r="$rate" 'BEGIN { d = c * 1000 / r - 10; print (d < 0 ? 0 : int(d)) }')" \
+    /api/appointments | awk '/^RESULT /')"
+confirmations="SELECT extract(epoch FROM m.sent_at - a.booked_at) AS e FROM notifications.messages m
+               JOIN appointments.appointments a ON a.id = m.appointment_id
+               WHERE m.kind = 'confirmation' AND m.channel = 'email'"
+for _ in $(seq 300); do
+    [ "$(sql "SELECT count(*) FROM ($confirmations AND m.status IN ('queued', 'sending')) t")" = 0 ] && break
+    sleep 0.2
+done
+confirmed="$(sql "SELECT round(1000 * percentile_cont(0.5) WITHIN GROUP (ORDER BY e))::int || ' ' ||
+                         round(1000 * percentile_cont(0.99) WITHIN GROUP (ORDER BY e))::int || ' ' ||
+                         round(1000 * max(e))::int || ' ' || count(*)
+                  FROM ($confirmations AND m.status = 'sent') t")"
+
 log "booking the busy practitioner's 1 000 appointments"
 xargs -P 4 -d '\n' -I BODY curl -fsS -o /dev/null -X POST "$gateway/api/appointments" \
     -H "Authorization: Bearer $token" -H 'content-type: application/json' -d BODY <"$work/busy.txt"
@@ -82,11 +134,14 @@ run() { # run FILE get|post [PATH]: wrk's RESULT line
 }
 log "bookings for ${seconds}s"
 before="$(sql "SELECT count(*) FROM appointments.appointments")"
+since="$(sql "SELECT clock_timestamp()")"
 booked="$(run "$work/bookings.txt" post 2 /api/appointments)"
 made=$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))
 log "the same bookings again (conflicts) for ${seconds}s"
-# The lines that were booked (each thread took every other line from its own start), cycled.
-head -n "$(( made + 2 ))" "$work/bookings.txt" >"$work/taken.txt"
+# The bookings just made (whichever lines each wrk thread got to), cycled.
+sql "SELECT json_build_object('patientId', patient_id, 'practitionerId', practitioner_id, 'type', 'consultation',
+                              'start', to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
+     FROM appointments.appointments WHERE booked_at >= '$since'" >"$work/taken.txt"
 for _ in $(seq 20); do cat "$work/taken.txt"; done >"$work/conflicts.txt"
 conflicts="$(run "$work/conflicts.txt" post 2 /api/appointments)"
 [ "$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))" = "$made" ] ||
@@ -103,5 +158,8 @@ echo "|---|---|---|---|---|---|"
 printf '%s\n' "$booked" | awk '{ printf "| book (each a free time; gRPC patient check, audit, outbox) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
 printf '%s\n' "$conflicts" | awk '{ printf "| book a taken time (every answer 409) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
 printf '%s\n' "$availability" | awk -v s="$slots" '{ printf "| a week of availability, 1 000 booked (%d free times in the first answer) | %d | %d | %.2f | %.2f | %d |\n", s, $2, $3, $4, $5, $6 }'
+echo
+printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "Steady bookings (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors. ", r, $2, $3, $4, $5, $6 }'
+printf '%s\n' "$confirmed" | awk '{ printf "Booking committed to confirmation email accepted by SES (LocalStack on the same machine): p50 %d ms, p99 %d ms, max %d ms (%d emails).\n", $1, $2, $3, $4 }'
 echo
 echo "Bookings made in the first run: $made; none accepted in the second."

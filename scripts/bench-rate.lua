@@ -1,6 +1,6 @@
 -- wrk script of scripts/bench-events.sh: registers patients at a steady pace.
---   wrk -t THREADS -c CONNECTIONS ... -s scripts/bench-rate.lua URL -- FILE THREADS PAUSE_MS
--- Each line of FILE is a JSON body for POST /api/patients, each used once (thread n of t takes
+--   wrk -t THREADS -c CONNECTIONS ... -s scripts/bench-rate.lua URL -- FILE THREADS PAUSE_MS [PATH]
+-- Each line of FILE is a JSON body for POST PATH (default /api/patients), each used once (thread n of t takes
 -- lines n, n+t, ...); each connection waits PAUSE_MS after each answer, so the rate is about
 -- CONNECTIONS * 1000 / (PAUSE_MS + latency). Prints: RESULT requests requests/s p50 p99 errors.
 local next_id = 1
@@ -17,6 +17,7 @@ function init(args)
     end
     step = tonumber(args[2])
     pause = tonumber(args[3])
+    path = args[4] or "/api/patients"
     at = id
     wrk.headers["Content-Type"] = "application/json"
 end
@@ -28,7 +29,7 @@ end
 function request()
     local body = lines[at]
     at = at + step
-    return wrk.format("POST", "/api/patients", nil, body)
+    return wrk.format("POST", path, nil, body)
 end
 
 function done(summary, latency, requests)

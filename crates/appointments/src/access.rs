@@ -1,8 +1,9 @@
 //! Every use of schedules and appointments, checked against the [`policy`](crate::policy) and
 //! audited: the layer between the HTTP handlers and the SQL of [`Practitioners`] and
 //! [`Appointments`]. Booking rules live here: the practitioner must be active and working
-//! then, the patient must exist and be active (asked over gRPC), and the time must be free
-//! (PostgreSQL's constraints decide that last part, atomically).
+//! then, the time must be free (looked up first, so most conflicts answer 409 without asking
+//! the patients service; PostgreSQL's constraints decide, atomically), and the patient must
+//! exist and be active (asked over gRPC).
 
 use kit::{
     RequestContext,
@@ -150,6 +151,11 @@ impl Scheduling {
             (None, None) => return Err(Error::field("/type", "give the appointment type, or an end")),
         };
         self.ensure_working(&practitioner, draft.start, end).await?;
+        if let Some(taken) =
+            self.appointments.taken(practitioner.id, draft.patient_id, draft.start, end).await?
+        {
+            return Err(taken);
+        }
         self.patients.ensure_active(ctx, token, draft.patient_id).await?;
         let new = NewAppointment {
             patient_id: draft.patient_id,
