@@ -130,12 +130,13 @@ async fn a_reminder_due_while_the_service_is_stopped_is_sent_once_after_it_resta
     let staff = staff(&system).await;
     let doctor = always_working(&system, &staff).await;
     let (patient, email, _) = patient(&system, &staff, false).await;
-    // An appointment two to three minutes ahead, with a reminder due in about 8 seconds.
+    // An appointment two to three minutes ahead, with a reminder due in about 20 seconds (time for the
+    // restarted consumer to rejoin its group and queue it).
     let now = OffsetDateTime::now_utc();
     let start =
         (now + time::Duration::minutes(3)).replace_second(0).expect("s").replace_nanosecond(0).expect("ns");
     let mut config = system.notifications.config.clone();
-    config.leads = vec![start - (now + time::Duration::seconds(8))];
+    config.leads = vec![start - (now + time::Duration::seconds(20))];
     system.notifications.stop().await;
     system.notifications.resume_with(config).await;
     json_of(
