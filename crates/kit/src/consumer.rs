@@ -186,7 +186,11 @@ async fn run(
         handle_batch(&consumer, &producer, &config, &handler, records, &cancel).await;
     }
     // Nothing more to commit: each handled batch committed its own offsets (synchronously once
-    // stopping), and a batch that could not be handled must not be committed.
+    // stopping), and a batch that could not be handled must not be committed. Leave the group
+    // now (it does not wait), so another replica takes the partitions at once rather than
+    // after the session times out: the close that follows runs aside and may not finish
+    // before the process exits.
+    consumer.unsubscribe();
 }
 
 /// Handles `records` (retrying while the handler fails, unless stopping), parks poison, then
