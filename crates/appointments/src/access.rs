@@ -54,17 +54,7 @@ impl Scheduling {
         action: Action,
         appointment_id: Option<Uuid>,
     ) -> Result<()> {
-        if ctx.may(action) {
-            return Ok(());
-        }
-        tracing::warn!(action = action.as_str(), actor = %ctx.user_id, "access denied");
-        trail::record(
-            self.appointments.pool(),
-            ctx,
-            &[Entry::new(action.as_str(), appointment_id, None, "denied")],
-        )
-        .await?;
-        Err(Error::Forbidden)
+        Ok(trail::authorize(self.appointments.pool(), ctx, action, appointment_id, None).await?)
     }
 
     /// The practitioner `id`, or 404.

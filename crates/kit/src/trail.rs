@@ -18,7 +18,7 @@ use serde_json::Value;
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
-use crate::RequestContext;
+use crate::{RequestContext, auth::Action};
 
 /// One row: `action` on the record `subject_id` (an appointment, a message) of patient
 /// `patient_id`, ending `outcome` (`ok`, `denied`, `not_found`).
@@ -80,4 +80,32 @@ pub async fn record<'e>(
     .execute(executor)
     .await?;
     Ok(())
+}
+
+/// Why [`authorize`] refused.
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// The caller's roles do not allow the action (the refusal is recorded).
+    #[error("the caller's roles do not allow this action")]
+    Forbidden,
+    /// The refusal could not be recorded.
+    #[error("cannot record the refusal: {0}")]
+    Unrecorded(#[from] sqlx::Error),
+}
+
+/// Ok when `ctx` may do `action`; otherwise the refusal is logged (the actor, never the
+/// record) and recorded as `denied` on `subject_id` and `patient_id` before it is answered.
+pub async fn authorize<'e>(
+    executor: impl PgExecutor<'e>,
+    ctx: &RequestContext,
+    action: impl Action,
+    subject_id: Option<Uuid>,
+    patient_id: Option<Uuid>,
+) -> Result<(), Refused> {
+    if ctx.may(action) {
+        return Ok(());
+    }
+    tracing::warn!(action = action.as_str(), actor = %ctx.user_id, "access denied");
+    record(executor, ctx, &[Entry::new(action.as_str(), subject_id, patient_id, "denied")]).await?;
+    Err(Refused::Forbidden)
 }

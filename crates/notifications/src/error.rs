@@ -28,6 +28,15 @@ impl From<Error> for Problem {
     }
 }
 
+impl From<kit::trail::Refused> for Error {
+    fn from(refused: kit::trail::Refused) -> Self {
+        match refused {
+            kit::trail::Refused::Forbidden => Error::Forbidden,
+            kit::trail::Refused::Unrecorded(err) => Error::Database(err),
+        }
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         Problem::from(self).into_response()

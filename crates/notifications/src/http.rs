@@ -53,12 +53,7 @@ async fn authorize(
     action: Action,
     patient_id: Option<Uuid>,
 ) -> Result<()> {
-    if ctx.may(action) {
-        return Ok(());
-    }
-    tracing::warn!(action = action.as_str(), actor = %ctx.user_id, "access denied");
-    trail::record(store.pool(), ctx, &[Entry::new(action.as_str(), None, patient_id, "denied")]).await?;
-    Err(Error::Forbidden)
+    Ok(trail::authorize(store.pool(), ctx, action, None, patient_id).await?)
 }
 
 kit::paged_params! {

@@ -221,7 +221,7 @@ impl Store {
              FROM unnest($7::text[]) WITH ORDINALITY AS t(c, i)
              ON CONFLICT (dedupe_key) DO NOTHING",
         )
-        .bind(vec![Uuid::now_v7(), Uuid::now_v7()])
+        .bind(CHANNELS.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
         .bind(patient_id)
         .bind(appointment_id)
         .bind(kind.as_str())
