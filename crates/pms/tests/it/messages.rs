@@ -240,4 +240,16 @@ async fn a_patient_who_opted_out_gets_nothing() {
         StatusCode::FORBIDDEN,
     )
     .await;
+    // The trail: the preference change, the staff's reads of the log, the analyst's refusal.
+    let pool = sqlx::PgPool::connect_with(system.db_options().clone()).await.expect("connect");
+    let rows: Vec<(String, String, Option<uuid::Uuid>)> =
+        sqlx::query_as("SELECT action, outcome, patient_id FROM notifications.audit_events ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .expect("audit rows");
+    let patient = Some(patient.parse().expect("uuid"));
+    for action in ["set_preferences", "read_log"] {
+        assert!(rows.iter().any(|r| r.0 == action && r.1 == "ok" && r.2 == patient), "{action}: {rows:?}");
+    }
+    assert!(rows.iter().any(|r| r.0 == "read_log" && r.1 == "denied"), "the refusal: {rows:?}");
 }

@@ -489,11 +489,13 @@ async fn roles_decide_who_books_and_who_manages_schedules() {
     let doctor = always_working(&system, &staff).await;
     let patient = patient(&system, &staff, "Roles").await;
     let clinician = system.token_for("doc", &[Role::Clinician]).await;
-    json_of(
+    let booked = json_of(
         post(&system, "/api/appointments", &clinician, booking(&patient, &doctor, days_ahead(15, 8))).await,
         StatusCode::CREATED,
     )
     .await;
+    let id = booked["id"].as_str().expect("id").to_owned();
+    json_of(system.get(&format!("/api/appointments/{id}"), &staff.desk).await, StatusCode::OK).await;
     for role in [Role::Billing, Role::Analyst] {
         let token = system.token_for(&format!("{role:?}").to_lowercase(), &[role]).await;
         expect_problem(system.get("/api/appointments", &token).await, StatusCode::FORBIDDEN).await;
@@ -523,4 +525,27 @@ async fn roles_decide_who_books_and_who_manages_schedules() {
     assert_eq!(problem["errors"][0]["pointer"], "/timeZone");
     let today = json_of(system.get("/api/appointments/today", &staff.desk).await, StatusCode::OK).await;
     assert_eq!(today["appointments"], json!([]), "nothing booked for today");
+
+    // Every access is in the trail: who, which appointment and whose, and every refusal.
+    let pool = sqlx::PgPool::connect_with(system.db_options().clone()).await.expect("connect");
+    type AuditRow = (String, String, Vec<String>, Option<uuid::Uuid>, Option<uuid::Uuid>);
+    let rows: Vec<AuditRow> = sqlx::query_as(
+        "SELECT action, outcome, actor_roles, subject_id, patient_id FROM appointments.audit_events ORDER BY id",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("audit rows");
+    let (id, patient) = (Some(id.parse().expect("uuid")), Some(patient.parse().expect("uuid")));
+    let has = |action: &str, outcome: &str, role: &str| {
+        rows.iter().any(|r| r.0 == action && r.1 == outcome && r.2.iter().any(|x| x == role))
+    };
+    assert!(rows.iter().any(|r| r.0 == "book" && r.1 == "ok" && r.3 == id && r.4 == patient), "{rows:?}");
+    assert!(rows.iter().any(|r| r.0 == "read" && r.1 == "ok" && r.3 == id && r.4 == patient), "{rows:?}");
+    for role in ["billing", "analyst"] {
+        for action in ["list", "book", "read_schedules"] {
+            assert!(has(action, "denied", role), "{action} denied for {role}: {rows:?}");
+        }
+    }
+    assert!(has("manage_schedules", "denied", "receptionist"), "{rows:?}");
+    assert!(has("list", "ok", "receptionist"), "the today view: {rows:?}");
 }
