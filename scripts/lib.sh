@@ -31,11 +31,17 @@ ensure_rust() {
 # Everything building pms needs: a C toolchain for linking, cmake and curl's headers for the
 # bundled librdkafka (its sources include curl/curl.h even when built without curl), and
 # protoc with the well-known types (google/protobuf/*.proto, from libprotobuf-dev) for the
-# .proto files.
+# .proto files, and OpenSSL's headers so that librdkafka speaks TLS (Amazon MSK).
 ensure_build_tools() {
     ensure_rust
     command -v cc >/dev/null 2>&1 || ensure_debian_packages build-essential
-    ensure_debian_packages cmake libcurl4-openssl-dev protobuf-compiler libprotobuf-dev
+    ensure_debian_packages cmake libcurl4-openssl-dev protobuf-compiler libprotobuf-dev libssl-dev pkg-config
+}
+
+# build_release [ARGS]: the release build of the pms binary, as `up.sh`, the benchmarks and the
+# container image (Dockerfile) make it: one command, so the image is what was tested.
+build_release() {
+    cargo build --release --locked -p pms --manifest-path "$ROOT/Cargo.toml" "$@"
 }
 
 # The Kafka-protocol broker for laptops and tests: Tansu, built once per machine into cargo's

@@ -44,7 +44,7 @@ if [ -z "${PMS_AWS_ENDPOINT_URL:-}" ] && [ "${PMS_NOTIFICATIONS_CHANNEL:-aws}" =
 fi
 
 log "building pms (the first build takes a few minutes)"
-cargo build --release --locked -p pms --manifest-path "$ROOT/Cargo.toml"
+build_release
 
 export PMS_LOG_FORMAT="${PMS_LOG_FORMAT:-text}"
 log "starting: API on http://${PMS_BIND:-127.0.0.1:8080}, Swagger UI at /docs"

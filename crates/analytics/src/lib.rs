@@ -36,6 +36,7 @@ pub const SERVICE: Service = Service {
     name: "analytics",
     bind_var: "PMS_ANALYTICS_BIND",
     default_port: 8084,
+    grpc: None,
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
     openapi: http::document,

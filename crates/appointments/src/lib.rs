@@ -53,6 +53,7 @@ pub const SERVICE: Service = Service {
     name: "appointments",
     bind_var: "PMS_APPOINTMENTS_BIND",
     default_port: 8085,
+    grpc: None,
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
     openapi: http::document,

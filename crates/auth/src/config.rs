@@ -10,7 +10,7 @@ use kit::{
     net::TrustedProxies,
 };
 
-use crate::{SERVICE, lockout::Limits};
+use crate::{SERVICE, lockout::Limits, sealing::KeySealer};
 
 /// The first administrator, created when there are no users at all.
 #[derive(Clone)]
@@ -61,6 +61,9 @@ pub struct Config {
     pub hashes_at_once: usize,
     /// `PMS_SERVICE_SECRET`: what services present for a service token; none, none issued.
     pub service_secret: Option<String>,
+    /// `PMS_AUTH_KEY_ENCRYPTION_KEY`: seals the token signing keys in the database (none: they
+    /// are stored unsealed, as on a laptop).
+    pub key_sealer: Option<KeySealer>,
 }
 
 impl Config {
@@ -81,6 +84,7 @@ impl Config {
             trusted_proxies: TrustedProxies::parse("127.0.0.0/8,::1").unwrap_or_default(),
             hashes_at_once: 4,
             service_secret: None,
+            key_sealer: None,
         }
     }
 
@@ -124,6 +128,7 @@ impl Config {
             trusted_proxies: TrustedProxies::from_env()?,
             hashes_at_once: config::parse_or("PMS_AUTH_HASHES_AT_ONCE", defaults.hashes_at_once)?,
             service_secret: config::var("PMS_SERVICE_SECRET"),
+            key_sealer: KeySealer::from_env()?,
             ..defaults
         })
     }

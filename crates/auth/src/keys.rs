@@ -27,6 +27,7 @@ use time::OffsetDateTime;
 use crate::{
     error::{Error, Result},
     revocations,
+    sealing::{self, KeySealer},
 };
 
 /// How often every auth replica re-reads the keys and the revocations its own verifier uses.
@@ -93,6 +94,8 @@ pub struct KeyStore {
     publish_retired_for: Duration,
     settings: TokenSettings,
     access_ttl: Duration,
+    /// Opens sealed signing keys (`PMS_AUTH_KEY_ENCRYPTION_KEY`).
+    sealer: Option<KeySealer>,
     clock: Clock,
     loaded: Arc<RwLock<Loaded>>,
 }
@@ -106,9 +109,15 @@ async fn lock(tx: &mut Transaction<'_, Postgres>) -> Result<()> {
     Ok(())
 }
 
-async fn insert_new_key(tx: &mut Transaction<'_, Postgres>) -> Result<String> {
+/// Creates a signing key, its private half sealed when the installation has a key-encryption
+/// key (crate::sealing).
+async fn insert_new_key(tx: &mut Transaction<'_, Postgres>, sealer: Option<&KeySealer>) -> Result<String> {
     let kid = format!("pms-{}", uuid::Uuid::now_v7().simple());
     let (key, pkcs8) = SigningKey::generate(kid.clone()).map_err(|_| internal("key generation failed"))?;
+    let pkcs8 = match sealer {
+        Some(sealer) => sealer.seal(&kid, &pkcs8).map_err(internal)?,
+        None => pkcs8,
+    };
     sqlx::query(
         "INSERT INTO signing_keys (kid, private_key, public_key, created_at) VALUES ($1, $2, $3, now())",
     )
@@ -127,6 +136,7 @@ impl KeyStore {
         settings: TokenSettings,
         access_ttl: Duration,
         clock: Clock,
+        sealer: Option<KeySealer>,
     ) -> Result<Self> {
         let mut tx = pool.begin().await?;
         lock(&mut tx).await?;
@@ -136,14 +146,17 @@ impl KeyStore {
         .fetch_optional(&mut *tx)
         .await?;
         if active.is_none() {
-            let kid = insert_new_key(&mut tx).await?;
+            let kid = insert_new_key(&mut tx, sealer.as_ref()).await?;
             tracing::info!(kid, "created the first token signing key");
         }
         tx.commit().await?;
         let publish_retired_for = revocations::window(access_ttl);
         let store = Self {
-            loaded: Arc::new(RwLock::new(Self::read(&pool, &settings, publish_retired_for).await?)),
+            loaded: Arc::new(RwLock::new(
+                Self::read(&pool, &settings, publish_retired_for, sealer.as_ref()).await?,
+            )),
             pool,
+            sealer,
             publish_retired_for,
             settings,
             access_ttl,
@@ -156,7 +169,7 @@ impl KeyStore {
     /// Revokes key `kid` at once: it is no longer published, so the tokens it signed stop
     /// verifying as soon as verifiers refresh their keys (seconds). If it was the signing key,
     /// a new one takes over. Returns whether there was such a key.
-    pub async fn revoke(pool: &PgPool, kid: &str) -> Result<bool> {
+    pub async fn revoke(pool: &PgPool, kid: &str, sealer: Option<&KeySealer>) -> Result<bool> {
         let mut tx = pool.begin().await?;
         lock(&mut tx).await?;
         let was_active: Option<bool> = sqlx::query_scalar(
@@ -172,7 +185,7 @@ impl KeyStore {
         .execute(&mut *tx)
         .await?;
         if was_active == Some(true) {
-            let new = insert_new_key(&mut tx).await?;
+            let new = insert_new_key(&mut tx, sealer).await?;
             tracing::warn!(revoked = kid, new, "the revoked key was signing; a new key signs now");
         }
         tx.commit().await?;
@@ -180,7 +193,7 @@ impl KeyStore {
     }
 
     /// Retires the active key and creates a new one; returns the new key id.
-    pub async fn rotate(pool: &PgPool) -> Result<String> {
+    pub async fn rotate(pool: &PgPool, sealer: Option<&KeySealer>) -> Result<String> {
         let mut tx = pool.begin().await?;
         lock(&mut tx).await?;
         sqlx::query(
@@ -188,12 +201,17 @@ impl KeyStore {
         )
         .execute(&mut *tx)
         .await?;
-        let kid = insert_new_key(&mut tx).await?;
+        let kid = insert_new_key(&mut tx, sealer).await?;
         tx.commit().await?;
         Ok(kid)
     }
 
-    async fn read(pool: &PgPool, settings: &TokenSettings, publish_retired_for: Duration) -> Result<Loaded> {
+    async fn read(
+        pool: &PgPool,
+        settings: &TokenSettings,
+        publish_retired_for: Duration,
+        sealer: Option<&KeySealer>,
+    ) -> Result<Loaded> {
         let cutoff = OffsetDateTime::now_utc() - publish_retired_for;
         #[derive(sqlx::FromRow)]
         struct KeyRow {
@@ -211,7 +229,8 @@ impl KeyStore {
         .await?;
         let newest =
             rows.iter().find(|r| r.retired_at.is_none()).ok_or_else(|| internal("no active signing key"))?;
-        let active = SigningKey::from_pkcs8(newest.kid.clone(), &newest.private_key)
+        let pkcs8 = sealing::open(sealer, &newest.kid, &newest.private_key).map_err(internal)?;
+        let active = SigningKey::from_pkcs8(newest.kid.clone(), &pkcs8)
             .map_err(|_| internal("unreadable signing key"))?;
         let jwks =
             json!({ "keys": rows.iter().map(|r| public_jwk(&r.kid, &r.public_key)).collect::<Vec<_>>() });
@@ -222,7 +241,8 @@ impl KeyStore {
     /// Re-reads the keys and the revocations (picks up rotations, revocations and logouts
     /// made by other processes or requests).
     pub async fn reload(&self) -> Result<()> {
-        let loaded = Self::read(&self.pool, &self.settings, self.publish_retired_for).await?;
+        let loaded =
+            Self::read(&self.pool, &self.settings, self.publish_retired_for, self.sealer.as_ref()).await?;
         let now = self.clock.now();
         loaded.verifier.set_revocations(revocations::current(&self.pool, self.access_ttl, now).await?);
         if let Ok(mut slot) = self.loaded.write() {

@@ -13,6 +13,7 @@ pub mod openapi;
 pub mod passwords;
 pub mod policy;
 pub mod revocations;
+pub mod sealing;
 pub mod service_tokens;
 pub mod tokens;
 pub mod trail;
@@ -37,6 +38,7 @@ use tokio::net::TcpListener;
 
 pub use config::{AdminBootstrap, Config};
 pub use keys::KeyStore;
+pub use sealing::KeySealer;
 use users::UserRepository;
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -49,6 +51,7 @@ pub const SERVICE: Service = Service {
     name: "auth",
     bind_var: "PMS_AUTH_BIND",
     default_port: 8082,
+    grpc: None,
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
     openapi: http::document,
@@ -104,8 +107,14 @@ pub async fn build(config: Config, background: &Background) -> error::Result<Aut
             tracing::info!("there were no users: created the first admin");
         }
     }
-    let keys =
-        KeyStore::load(pool.clone(), config.tokens.clone(), config.access_ttl, config.clock.clone()).await?;
+    let keys = KeyStore::load(
+        pool.clone(),
+        config.tokens.clone(),
+        config.access_ttl,
+        config.clock.clone(),
+        config.key_sealer.clone(),
+    )
+    .await?;
     let state = AuthState { pool, config: Arc::new(config), keys, users, hasher };
     let reloading = state.keys.clone();
     background.every("signing key reload", keys::RELOAD_INTERVAL, move || {

@@ -23,7 +23,7 @@ use kit::{
     db::{DbConfig, Schema},
     health::{self, Readiness},
     net::TrustedProxies,
-    service::{BoxError, Launch, Peers, Running, Service},
+    service::{BoxError, GrpcListener, Launch, Peers, Running, Service},
     shutdown::Shutdown,
     tasks::Background,
 };
@@ -42,14 +42,15 @@ pub const SERVICE: Service = Service {
     name: "billing",
     bind_var: "PMS_BILLING_BIND",
     default_port: 8083,
+    grpc: Some(GRPC),
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
     openapi: http::document,
     launch,
 };
 
-/// Where billing listens for gRPC on a laptop, and where others reach it by default.
-pub const DEFAULT_GRPC_PORT: u16 = 50053;
+/// Its gRPC listener (`BillingService`): `PMS_BILLING_GRPC_BIND`, default 127.0.0.1:50053.
+pub const GRPC: GrpcListener = GrpcListener { bind_var: "PMS_BILLING_GRPC_BIND", default_port: 50053 };
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -68,7 +69,7 @@ impl Config {
         Ok(Self {
             db: DbConfig::from_env(SERVICE.name)?,
             http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
-            grpc_bind: kit::grpc::bind_address("PMS_BILLING_GRPC_BIND", DEFAULT_GRPC_PORT)?,
+            grpc_bind: GRPC.bind_address()?,
             verifier: VerifierConfig::from_env(&peers.auth_url())?,
             trusted_proxies: TrustedProxies::from_env()?,
         })

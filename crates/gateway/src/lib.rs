@@ -37,6 +37,7 @@ pub const SERVICE: Service = Service {
     name: "gateway",
     bind_var: "PMS_BIND",
     default_port: 8080,
+    grpc: None,
     schema: None,
     routes: &[],
     openapi: utoipa::openapi::OpenApi::default,

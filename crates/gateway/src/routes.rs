@@ -111,6 +111,7 @@ mod tests {
             name,
             bind_var: "PMS_TEST_BIND",
             default_port: 0,
+            grpc: None,
             schema: None,
             routes,
             openapi: utoipa::openapi::OpenApi::default,

@@ -42,6 +42,19 @@ impl std::fmt::Debug for DbConfig {
     }
 }
 
+/// `url` with `password` in it, if one is given: secret stores hand out the password alone
+/// (`PMS_DATABASE_PASSWORD`, `PMS_MIGRATION_DATABASE_PASSWORD`), the rest of the URL is
+/// configuration. `name` is the variable `url` came from, for the error.
+fn with_password(name: &str, url: String, password: Option<String>) -> Result<String, ConfigError> {
+    let Some(password) = password else { return Ok(url) };
+    let invalid = |reason: &str| ConfigError::Invalid { name: name.to_owned(), reason: reason.to_owned() };
+    let mut parsed = url::Url::parse(&url).map_err(|_| invalid("not a URL"))?;
+    parsed
+        .set_password(Some(&password))
+        .map_err(|()| invalid("a URL without a host cannot take a password"))?;
+    Ok(parsed.into())
+}
+
 impl DbConfig {
     /// The database of `service`: `PMS_<SERVICE>_DATABASE_URL`, else the shared
     /// `PMS_DATABASE_URL` (one is required), tuned by the shared `PMS_DB_*` variables.
@@ -50,10 +63,13 @@ impl DbConfig {
         let url = config::var(&own)
             .or_else(|| config::var("PMS_DATABASE_URL"))
             .ok_or_else(|| ConfigError::Missing { name: format!("{own} or PMS_DATABASE_URL") })?;
+        let url = with_password(&own, url, config::var("PMS_DATABASE_PASSWORD"))?;
         let mut config = Self::with_url(url).tuned_from_env()?;
-        config.migration_url =
-            config::var(&format!("PMS_{}_MIGRATION_DATABASE_URL", service.to_ascii_uppercase()))
-                .or_else(|| config::var("PMS_MIGRATION_DATABASE_URL"));
+        let own = format!("PMS_{}_MIGRATION_DATABASE_URL", service.to_ascii_uppercase());
+        config.migration_url = match config::var(&own).or_else(|| config::var("PMS_MIGRATION_DATABASE_URL")) {
+            Some(url) => Some(with_password(&own, url, config::var("PMS_MIGRATION_DATABASE_PASSWORD"))?),
+            None => None,
+        };
         Ok(config)
     }
 
@@ -153,6 +169,7 @@ impl Schema {
         let runtime: PgConnectOptions = config.url.parse()?;
         let owner: PgConnectOptions = migrator.url.parse()?;
         if runtime.get_username() != owner.get_username() {
+            ensure_login(&pool, runtime.get_username(), url_password(&config.url).as_deref()).await?;
             self.grant_runtime_role(&pool, runtime.get_username()).await?;
         }
         Ok(pool)
@@ -183,6 +200,50 @@ impl Schema {
             }
         }
     }
+}
+
+/// The password in a `postgres://` URL, decoded.
+fn url_password(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let password = parsed.password()?;
+    Some(percent_encoding::percent_decode_str(password).decode_utf8_lossy().into_owned())
+}
+
+/// Creates the login role `user` (with `password`, if any) unless it exists: a deployment
+/// gives the migration step the runtime user's URL and needs no SQL of its own. Several
+/// replicas may race; a role created meanwhile is as good as ours.
+async fn ensure_login(pool: &PgPool, user: &str, password: Option<&str>) -> Result<(), sqlx::Error> {
+    let exists = || async {
+        sqlx::query_scalar::<_, bool>("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+            .bind(user)
+            .fetch_one(pool)
+            .await
+    };
+    if exists().await? {
+        return Ok(());
+    }
+    let mut create = format!("CREATE ROLE {} LOGIN", quote_ident(user));
+    if let Some(password) = password {
+        create.push_str(&format!(" PASSWORD {}", quote_literal(password)));
+    }
+    match sqlx::query(&create).execute(pool).await {
+        Ok(_) => {
+            tracing::info!(role = user, "created the runtime login role");
+            Ok(())
+        }
+        Err(err) => {
+            if exists().await? {
+                Ok(())
+            } else {
+                Err(err)
+            }
+        }
+    }
+}
+
+/// Quotes an SQL string literal.
+fn quote_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// Quotes an SQL identifier.
@@ -265,5 +326,37 @@ impl<T> ResultExt<T> for Result<T, sqlx::Error> {
         self.map_err(|err| {
             if violated_constraint(&err) == Some(constraint) { on_violation() } else { E::from(err) }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_from_a_secret_store_goes_into_the_url_whatever_its_characters() {
+        let password = "p@ss:w/rd?#% ü'";
+        let url = with_password(
+            "PMS_DATABASE_URL",
+            "postgres://pms_app@db.internal:5432/pms?sslmode=require".into(),
+            Some(password.into()),
+        )
+        .expect("a URL");
+        assert_eq!(url_password(&url).as_deref(), Some(password));
+        let options: PgConnectOptions = url.parse().expect("sqlx reads it");
+        assert_eq!(
+            (options.get_host(), options.get_username(), options.get_database()),
+            ("db.internal", "pms_app", Some("pms"))
+        );
+        assert_eq!(
+            with_password("PMS_DATABASE_URL", "postgres://u:old@h/d".into(), None).expect("unchanged"),
+            "postgres://u:old@h/d"
+        );
+        assert!(with_password("PMS_DATABASE_URL", "not a url".into(), Some("x".into())).is_err());
+    }
+
+    #[test]
+    fn literals_are_quoted_for_sql() {
+        assert_eq!(quote_literal("it's"), "'it''s'");
     }
 }

@@ -8,7 +8,7 @@
 //! `CANCELLED`). A server reads the caller with [`caller`]: `UNAUTHENTICATED` without a valid
 //! token, `UNAVAILABLE` when the token keys cannot be fetched.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use tonic::{Request, Status, metadata::MetadataMap, transport::Endpoint};
 
@@ -77,11 +77,6 @@ pub fn channel(
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .connect_lazy())
-}
-
-/// Where a service listens for gRPC: `var`, else 127.0.0.1 and `default_port`.
-pub fn bind_address(var: &str, default_port: u16) -> Result<SocketAddr, crate::config::ConfigError> {
-    crate::config::parse_or(var, SocketAddr::from(([127, 0, 0, 1], default_port)))
 }
 
 /// A generated tonic server (`...Server::new(impl)`), as [`serve`] takes it.

@@ -31,6 +31,8 @@ pub struct Service {
     pub bind_var: &'static str,
     /// Its port on a laptop, on 127.0.0.1.
     pub default_port: u16,
+    /// Its gRPC listener, if it serves gRPC to the other services.
+    pub grpc: Option<GrpcListener>,
     /// The schema it owns, if it keeps data.
     pub schema: Option<&'static Schema>,
     /// The public path prefixes the gateway forwards to it, with who may call them.
@@ -44,6 +46,22 @@ pub struct Service {
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// A service's gRPC listener: the variable naming its address and its laptop port.
+#[derive(Debug, Clone, Copy)]
+pub struct GrpcListener {
+    /// `PMS_<NAME>_GRPC_BIND`.
+    pub bind_var: &'static str,
+    /// Its port on a laptop, on 127.0.0.1.
+    pub default_port: u16,
+}
+
+impl GrpcListener {
+    /// Where it listens: its bind variable, else 127.0.0.1 and its default port.
+    pub fn bind_address(&self) -> Result<SocketAddr, ConfigError> {
+        config::parse_or(self.bind_var, SocketAddr::from(([127, 0, 0, 1], self.default_port)))
     }
 }
 

@@ -49,6 +49,7 @@ pub const SERVICE: Service = Service {
     name: "notifications",
     bind_var: "PMS_NOTIFICATIONS_BIND",
     default_port: 8086,
+    grpc: None,
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
     openapi: http::document,

@@ -32,7 +32,7 @@ use kit::{
     kafka::KafkaConfig,
     net::TrustedProxies,
     outbox::{KafkaPublisher, Relay, RelayConfig},
-    service::{BoxError, Launch, Peers, Running, Service},
+    service::{BoxError, GrpcListener, Launch, Peers, Running, Service},
     service_token::ServiceTokens,
     shutdown::Shutdown,
     tasks::Background,
@@ -58,6 +58,7 @@ pub const SERVICE: Service = Service {
     name: "patients",
     bind_var: "PMS_PATIENTS_BIND",
     default_port: 8081,
+    grpc: Some(GRPC),
     schema: Some(&SCHEMA),
     routes: policy::ROUTES,
     openapi: http::document,
@@ -116,8 +117,8 @@ impl BillingSink {
     }
 }
 
-/// Where the patients service listens for gRPC (`PatientDirectory`) on a laptop.
-pub const DEFAULT_GRPC_PORT: u16 = 50051;
+/// Its gRPC listener (`PatientDirectory`): `PMS_PATIENTS_GRPC_BIND`, default 127.0.0.1:50051.
+pub const GRPC: GrpcListener = GrpcListener { bind_var: "PMS_PATIENTS_GRPC_BIND", default_port: 50051 };
 
 /// Where the billing service listens for gRPC on a laptop (billing's own default).
 const DEFAULT_BILLING_GRPC_PORT: u16 = 50053;
@@ -127,7 +128,7 @@ impl Config {
         Ok(Self {
             db: DbConfig::from_env(SERVICE.name)?,
             http: HttpConfig::from_env(SERVICE.bind_var, SERVICE.bind_address()?)?,
-            grpc_bind: kit::grpc::bind_address("PMS_PATIENTS_GRPC_BIND", DEFAULT_GRPC_PORT)?,
+            grpc_bind: GRPC.bind_address()?,
             verifier: VerifierConfig::from_env(&peers.auth_url())?,
             trusted_proxies: TrustedProxies::from_env()?,
             events: PatientEvents::from_env()?,

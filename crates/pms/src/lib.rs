@@ -7,6 +7,8 @@
 //! and to this crate's dependencies. `pms up`, `pms migrate`, `pms <name>`, the gateway's
 //! route table and the OpenAPI document all follow from the list.
 
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+
 use kit::{
     db::DbConfig,
     service::{BoxError, Launch, Peer, Peers, Profile, Service},
@@ -30,6 +32,46 @@ pub fn find(name: &str) -> Option<&'static Service> {
     SERVICES.iter().copied().find(|s| s.name == name)
 }
 
+/// The service list for deployment tooling (`pms services`): what compose, Kubernetes and
+/// CloudFormation must each run, on which ports.
+pub fn describe() -> serde_json::Value {
+    let services: Vec<serde_json::Value> = SERVICES
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "bindVar": s.bind_var,
+                "port": s.default_port,
+                "grpcBindVar": s.grpc.map(|g| g.bind_var),
+                "grpcPort": s.grpc.map(|g| g.default_port),
+                "schema": s.schema.map(|schema| schema.name),
+            })
+        })
+        .collect();
+    serde_json::Value::Array(services)
+}
+
+/// The services whose listen variable is set in this environment, each with the address to
+/// reach it from inside the same host or container (a wildcard address becomes loopback).
+pub fn configured_listeners() -> Result<Vec<(&'static str, SocketAddr)>, kit::config::ConfigError> {
+    let mut listeners = Vec::new();
+    for service in SERVICES {
+        if kit::config::var(service.bind_var).is_none() {
+            continue;
+        }
+        let mut address = service.bind_address()?;
+        if address.ip().is_unspecified() {
+            address.set_ip(if address.is_ipv4() {
+                Ipv4Addr::LOCALHOST.into()
+            } else {
+                Ipv6Addr::LOCALHOST.into()
+            });
+        }
+        listeners.push((service.name, address));
+    }
+    Ok(listeners)
+}
+
 /// The OpenAPI document of the whole public API, as the gateway serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
     gateway::openapi::document(&Peers::from_env(SERVICES))
@@ -50,6 +92,20 @@ pub async fn migrate(services: &[&Service]) -> Result<(), BoxError> {
         }
     }
     Ok(())
+}
+
+/// Whether `pms up` and `pms <service>` migrate before they serve (`PMS_MIGRATE`, `on` by
+/// default). `off` when a deployment migrates in a step of its own (`pms migrate`, with the
+/// schema owner's credentials) and runs the services with credentials that own nothing.
+pub fn migrate_at_start() -> Result<bool, kit::config::ConfigError> {
+    match kit::config::var("PMS_MIGRATE").as_deref() {
+        None | Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(_) => Err(kit::config::ConfigError::Invalid {
+            name: "PMS_MIGRATE".to_owned(),
+            reason: "must be on or off".to_owned(),
+        }),
+    }
 }
 
 /// Runs `services` in this process until `shutdown` is triggered and all have stopped. Each

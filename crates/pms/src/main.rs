@@ -11,10 +11,17 @@ fn cli() -> Command {
         .subcommand_required(true)
         .subcommand(Command::new("up").about(
             "Run every service in this process (gateway on PMS_BIND, default 127.0.0.1:8080; each other \
-             service on PMS_<NAME>_BIND), after migrating every schema. Creates a laptop admin on an empty \
+             service on PMS_<NAME>_BIND), after migrating every schema (unless PMS_MIGRATE=off). Creates a laptop admin on an empty \
              database unless PMS_ADMIN_EMAIL/PMS_ADMIN_PASSWORD say otherwise.",
         ))
-        .subcommand(Command::new("migrate").about("Apply every service's database migrations, then exit"))
+        .subcommand(
+            Command::new("migrate")
+                .about(
+                    "Apply the database migrations of every service, or of SERVICE only, then exit (a deployment's \
+                     migration step; safe when several run at once)",
+                )
+                .arg(Arg::new("service").help("one service's schema only")),
+        )
         .subcommand(Command::new("rotate-signing-key").about(
             "Retire the active token signing key and create a new one (no downtime: see docs/security.md)",
         ))
@@ -67,11 +74,19 @@ fn cli() -> Command {
                 .about("Bring an archived month of the patient audit trail back, after checking it against its manifest")
                 .arg(Arg::new("month").required(true).help("YYYY-MM")),
         )
-        .subcommand(Command::new("openapi").about("Print the OpenAPI document of the public API"));
+        .subcommand(Command::new("openapi").about("Print the OpenAPI document of the public API"))
+        .subcommand(Command::new("services").about(
+            "Print the list of services as JSON (name, listen variable and port, gRPC listener, schema): what \
+             the deployment files must cover",
+        ))
+        .subcommand(Command::new("probe").about(
+            "Exit 0 if every service whose listen variable (PMS_BIND, PMS_<NAME>_BIND) is set answers ready on \
+             it, else 1: the container health check (the image has no shell or curl)",
+        ));
     for service in pms::SERVICES {
         let about = format!(
             "Run the {name} service alone on {bind} (default 127.0.0.1:{port}), after migrating its own schema \
-             only; other services are reached at PMS_<NAME>_URL",
+             only (unless PMS_MIGRATE=off); other services are reached at PMS_<NAME>_URL",
             name = service.name,
             bind = service.bind_var,
             port = service.default_port,
@@ -92,18 +107,28 @@ async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     let (command, arguments) = matches.subcommand().context("a command is required")?;
     match command {
         "up" => {
-            pms::migrate(pms::SERVICES).await.map_err(anyhow::Error::from_boxed)?;
+            if pms::migrate_at_start()? {
+                pms::migrate(pms::SERVICES).await.map_err(anyhow::Error::from_boxed)?;
+            }
             let shutdown = Shutdown::from_env()?.on_signal();
             pms::run(pms::SERVICES, shutdown, Profile::Laptop).await.map_err(anyhow::Error::from_boxed)
         }
-        "migrate" => pms::migrate(pms::SERVICES).await.map_err(anyhow::Error::from_boxed),
+        "migrate" => {
+            let services = match arguments.get_one::<String>("service") {
+                None => pms::SERVICES.to_vec(),
+                Some(name) => vec![pms::find(name).with_context(|| format!("no service is called {name}"))?],
+            };
+            pms::migrate(&services).await.map_err(anyhow::Error::from_boxed)
+        }
         "rotate-signing-key" => {
             pms::migrate(&[&auth::SERVICE]).await.map_err(anyhow::Error::from_boxed)?;
             let pool = auth::SCHEMA
                 .connect(&DbConfig::from_env(auth::SERVICE.name)?)
                 .await
                 .context("cannot connect to the auth database")?;
-            let kid = auth::KeyStore::rotate(&pool).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let kid = auth::KeyStore::rotate(&pool, auth::KeySealer::from_env()?.as_ref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             println!("new signing key {kid}; auth services pick it up within 5 s");
             Ok(())
         }
@@ -114,7 +139,10 @@ async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
                 .connect(&DbConfig::from_env(auth::SERVICE.name)?)
                 .await
                 .context("cannot connect to the auth database")?;
-            if !auth::KeyStore::revoke(&pool, kid).await.map_err(|e| anyhow::anyhow!("{e}"))? {
+            if !auth::KeyStore::revoke(&pool, kid, auth::KeySealer::from_env()?.as_ref())
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?
+            {
                 anyhow::bail!("no signing key {kid} that is not revoked already");
             }
             println!("revoked signing key {kid}; its tokens are refused within seconds");
@@ -122,17 +150,39 @@ async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
         }
         "seed" => seed(arguments).await,
         "audit-archive" | "audit-restore" => audit_archive(command, arguments).await,
+        "services" => {
+            println!("{}", serde_json::to_string_pretty(&pms::describe())?);
+            Ok(())
+        }
+        "probe" => probe().await,
         "openapi" => {
             println!("{}", pms::openapi().to_pretty_json()?);
             Ok(())
         }
         name => {
             let service = pms::find(name).with_context(|| format!("no service is called {name}"))?;
-            pms::migrate(&[service]).await.map_err(anyhow::Error::from_boxed)?;
+            if pms::migrate_at_start()? {
+                pms::migrate(&[service]).await.map_err(anyhow::Error::from_boxed)?;
+            }
             let shutdown = Shutdown::from_env()?.on_signal();
             pms::run(&[service], shutdown, Profile::Alone).await.map_err(anyhow::Error::from_boxed)
         }
     }
+}
+
+/// `pms probe`: each service this environment configures must answer `/health/ready` with 2xx.
+async fn probe() -> anyhow::Result<()> {
+    let targets = pms::configured_listeners()?;
+    if targets.is_empty() {
+        anyhow::bail!("no PMS_BIND or PMS_<NAME>_BIND is set: there is no service here to probe");
+    }
+    for (name, address) in targets {
+        let url = format!("http://{address}/health/ready");
+        kit::client::get_json::<serde_json::Value>(&url)
+            .await
+            .with_context(|| format!("{name} is not ready at {url}"))?;
+    }
+    Ok(())
 }
 
 /// `pms seed COUNT`: bulk registration of sample patients, with a progress bar on stderr.

@@ -255,7 +255,7 @@ async fn signing_keys_rotate_without_downtime() {
     let system = TestAuth::start().await;
     let old_token = system.admin_token().await;
     assert_eq!(system.get("/auth/validate", &old_token).await.status(), StatusCode::OK);
-    let new_kid = auth::KeyStore::rotate(&system.pool).await.expect("rotate");
+    let new_kid = auth::KeyStore::rotate(&system.pool, None).await.expect("rotate");
     system.state.keys.reload().await.expect("reload");
 
     let new_token = system.admin_token().await;
@@ -304,4 +304,32 @@ async fn a_session_ends_when_idle_and_at_its_lifetime_however_often_refreshed() 
     }
     system.clock.advance(Duration::from_secs(21 * 60));
     expect_problem(refresh(&system, &token).await, StatusCode::UNAUTHORIZED).await;
+}
+
+// With a key-encryption key from the secret store, a copy of the database cannot sign tokens:
+// signing keys are stored sealed, logins still work, and without the key auth refuses to start
+// rather than sign with something else.
+#[tokio::test]
+async fn signing_keys_are_sealed_at_rest_with_the_key_encryption_key() {
+    let secret = "a generated secret of at least thirty-two characters";
+    let sealer = auth::KeySealer::from_secret(secret.as_bytes()).expect("sealer");
+    let system = TestAuth::start_with(|config| config.key_sealer = Some(sealer.clone())).await;
+    let token = system.admin_token().await;
+    assert_eq!(system.get("/auth/validate", &token).await.status(), StatusCode::OK);
+    let rotated = auth::KeyStore::rotate(&system.pool, Some(&sealer)).await.expect("rotate");
+    system.state.keys.reload().await.expect("reload");
+    assert_eq!(system.get("/auth/validate", &system.admin_token().await).await.status(), StatusCode::OK);
+
+    let stored: Vec<(String, Vec<u8>)> = sqlx::query_as("SELECT kid, private_key FROM signing_keys")
+        .fetch_all(&system.pool)
+        .await
+        .expect("keys");
+    assert_eq!(stored.len(), 2);
+    assert!(stored.iter().any(|(kid, _)| *kid == rotated));
+    assert!(stored.iter().all(|(_, key)| auth::sealing::is_sealed(key)), "no signing key in the clear");
+
+    let mut without = system.config.clone();
+    without.key_sealer = None;
+    let refused = auth::build(without, &Background::new()).await.err().expect("auth refuses to start");
+    assert!(refused.to_string().contains("PMS_AUTH_KEY_ENCRYPTION_KEY"), "{refused}");
 }

@@ -18,6 +18,7 @@ const fn stand_in(name: &'static str, routes: &'static [RouteSpec]) -> Service {
         name,
         bind_var: "PMS_UNUSED_BIND",
         default_port: 0,
+        grpc: None,
         schema: None,
         routes,
         openapi: utoipa::openapi::OpenApi::default,

@@ -154,6 +154,75 @@ async fn a_service_alone_migrates_only_its_own_schema_in_its_own_database() {
     assert!(terminate(child).await.success());
 }
 
+/// The schemas of pms's services that exist in `db`.
+async fn schemas(db: &TestDatabase) -> Vec<String> {
+    let pool = sqlx::PgPool::connect_with(db.options.clone()).await.expect("connect");
+    let schemas = sqlx::query_scalar(
+        "SELECT nspname::text FROM pg_namespace WHERE nspname IN \
+         ('auth', 'patients', 'billing', 'analytics', 'appointments', 'notifications') ORDER BY 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .expect("schemas");
+    pool.close().await;
+    schemas
+}
+
+// Deployments migrate in a step of their own (a Kubernetes init container, an ECS container the
+// service's waits for) with the owner's credentials, and run the service without them.
+#[tokio::test]
+async fn a_deployment_migrates_one_schema_apart_and_the_service_then_does_not_migrate() {
+    let db = TestDatabase::create().await;
+    let migrated = Command::new(env!("CARGO_BIN_EXE_pms"))
+        .args(["migrate", "billing"])
+        .env("PMS_BILLING_DATABASE_URL", db.url())
+        .stdout(Stdio::null())
+        .status()
+        .expect("pms migrate billing runs");
+    assert!(migrated.success());
+    assert_eq!(schemas(&db).await, ["billing"], "`pms migrate billing` migrates billing's schema only");
+
+    let (child, _) = start(
+        "analytics",
+        &[("PMS_ANALYTICS_DATABASE_URL", db.url()), ("PMS_MIGRATE", "off".to_owned())],
+        "listening",
+    );
+    assert!(terminate(child).await.success());
+    assert_eq!(schemas(&db).await, ["billing"], "with PMS_MIGRATE=off the service leaves the schemas alone");
+}
+
+// A deployment hands `pms migrate` the owner's URL and the runtime user's URL (its password
+// from a secret store, apart): the runtime login is created, and can do only what its role may.
+#[tokio::test]
+async fn pms_migrate_creates_the_runtime_login_from_its_url_and_password() {
+    let db = TestDatabase::create().await;
+    let user = format!("pms_deploy_{}", uuid::Uuid::new_v4().simple());
+    let mut runtime = url::Url::parse(&db.url()).expect("the test URL");
+    runtime.set_username(&user).expect("a user");
+    let migrated = Command::new(env!("CARGO_BIN_EXE_pms"))
+        .args(["migrate", "billing"])
+        .env("PMS_BILLING_DATABASE_URL", runtime.as_str())
+        .env("PMS_DATABASE_PASSWORD", "from a secret store")
+        .env("PMS_BILLING_MIGRATION_DATABASE_URL", db.url())
+        .stdout(Stdio::null())
+        .status()
+        .expect("pms migrate billing runs");
+    assert!(migrated.success());
+
+    let pool = sqlx::PgPool::connect_with(db.options.clone()).await.expect("connect");
+    let (login, member, password): (bool, bool, bool) = sqlx::query_as(
+        "SELECT rolcanlogin, pg_has_role(rolname, 'pms_billing_runtime', 'MEMBER'), rolpassword IS NOT NULL \
+         FROM pg_authid WHERE rolname = $1",
+    )
+    .bind(&user)
+    .fetch_one(&pool)
+    .await
+    .expect("the runtime login exists");
+    assert!(login && member && password, "a login with its password, in billing's runtime role");
+    sqlx::query(&format!("DROP ROLE \"{user}\"")).execute(&pool).await.ok();
+    pool.close().await;
+}
+
 #[tokio::test]
 async fn pms_seed_registers_sample_patients_in_bulk_and_says_how_many() {
     let db = TestDatabase::create().await;
@@ -183,4 +252,51 @@ async fn pms_seed_registers_sample_patients_in_bulk_and_says_how_many() {
     let output = tokio::task::spawn_blocking(move || refused.output()).await.expect("join").expect("run");
     assert!(!output.status.success(), "an unknown distribution is refused");
     assert!(String::from_utf8_lossy(&output.stderr).contains("wide"));
+}
+
+/// `pms probe` with `env`: whether it exited 0, and what it printed on stderr.
+fn probe(env: &[(&str, String)]) -> (bool, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_pms"))
+        .arg("probe")
+        .env_remove("PMS_BIND")
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .expect("pms probe runs");
+    (output.status.success(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+// The container health check: the image has no shell or curl, so `pms probe` asks the service
+// the container runs (found from its listen variable, on every address) whether it is ready.
+#[tokio::test]
+async fn pms_probe_says_whether_the_service_of_this_environment_is_ready() {
+    let (nothing, why) = probe(&[]);
+    assert!(!nothing && why.contains("no PMS_BIND"), "no service configured: {why}");
+
+    let db = TestDatabase::create().await;
+    let port =
+        std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("port").port();
+    let bind = ("PMS_BILLING_BIND", format!("0.0.0.0:{port}"));
+    let (child, _) = start("billing", &[("PMS_BILLING_DATABASE_URL", db.url()), bind.clone()], "listening");
+    let (ready, why) = probe(std::slice::from_ref(&bind));
+    assert!(ready, "billing answers ready on loopback: {why}");
+
+    assert!(terminate(child).await.success());
+    let (ready, why) = probe(&[bind]);
+    assert!(!ready && why.contains("billing is not ready"), "a stopped service fails the probe: {why}");
+}
+
+// Deployment files are checked against this list (scripts/check-deploy.sh).
+#[test]
+fn pms_services_lists_every_service_with_its_ports() {
+    let output = Command::new(env!("CARGO_BIN_EXE_pms")).arg("services").output().expect("pms services runs");
+    assert!(output.status.success());
+    let services: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let names: Vec<&str> = services.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        ["gateway", "auth", "patients", "billing", "analytics", "appointments", "notifications"]
+    );
+    let patients = &services[2];
+    assert_eq!((patients["port"].as_u64(), patients["grpcPort"].as_u64()), (Some(8081), Some(50051)));
+    assert_eq!(services[0]["schema"], Value::Null, "the gateway keeps no data");
 }

@@ -23,7 +23,7 @@ async fn signing_keys_rotate_without_downtime() {
     let system = TestSystem::start().await;
     let old_token = system.admin_token().await;
     assert_eq!(system.get("/api/patients", &old_token).await.status(), StatusCode::OK);
-    let new_kid = auth::KeyStore::rotate(&system.auth_pool).await.expect("rotate");
+    let new_kid = auth::KeyStore::rotate(&system.auth_pool, None).await.expect("rotate");
     system.auth.keys.reload().await.expect("reload");
 
     let new_token = system.admin_token().await;
@@ -64,7 +64,7 @@ async fn a_revoked_signing_key_is_refused_everywhere_within_the_refresh_interval
     )
     .expect("json");
     let kid = header["kid"].as_str().expect("kid");
-    assert!(auth::KeyStore::revoke(&system.auth_pool, kid).await.expect("revoke"));
+    assert!(auth::KeyStore::revoke(&system.auth_pool, kid, None).await.expect("revoke"));
     system.auth.keys.reload().await.expect("reload");
     let took = refused_within(&system, &token).await;
     assert!(took <= crate::system::REFRESH * 10, "{took:?}");
