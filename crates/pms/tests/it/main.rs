@@ -2,6 +2,7 @@
 //! PostgreSQL database), driven through the gateway like a client would.
 
 mod access;
+mod deployed;
 mod docs;
 mod flow;
 mod hostile;
