@@ -11,7 +11,7 @@ use kit::{
     trail::{self, Entry},
 };
 use serde_json::json;
-use time::{Duration, OffsetDateTime};
+use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
@@ -20,7 +20,7 @@ use crate::{
     patient_check::PatientCheck,
     policy::Action,
     practitioners::Practitioners,
-    schedule::{self, Span},
+    schedule::{self, Schedule, Span},
     store::{Appointments, Booking, ListFilter, NewAppointment, Position},
 };
 
@@ -70,16 +70,21 @@ impl Scheduling {
         to: OffsetDateTime,
         kind: &str,
     ) -> Result<Availability> {
-        let practitioner = self.practitioner(practitioner_id).await?;
-        let kind = self.practitioners.appointment_type(kind).await?.ok_or_else(|| {
+        let from = from.max(OffsetDateTime::now_utc());
+        let (first, last) = local_dates_around(from, to);
+        let planning = self
+            .practitioners
+            .planning(practitioner_id, Some(kind), first, last)
+            .await?
+            .ok_or(Error::NotFound("no practitioner has this id"))?;
+        let (practitioner, schedule) = (planning.practitioner, planning.schedule);
+        let kind = planning.kind.ok_or_else(|| {
             Error::Invalid(vec![kit::FieldError::parameter("type", "is not an appointment type")])
         })?;
         let length = Duration::minutes(i64::from(kind.minutes));
         if !practitioner.active {
             return Ok(Availability { practitioner, kind, slots: Vec::new() });
         }
-        let from = from.max(OffsetDateTime::now_utc());
-        let schedule = self.schedule_for(&practitioner, from, to).await?;
         let open = schedule.open(from, to);
         let busy = self.appointments.busy(practitioner_id, from, to).await?;
         let slots = schedule::free_starts(&open, &busy, length, from)
@@ -89,17 +94,6 @@ impl Scheduling {
         Ok(Availability { practitioner, kind, slots })
     }
 
-    async fn schedule_for(
-        &self,
-        practitioner: &Practitioner,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
-    ) -> Result<schedule::Schedule> {
-        // Local dates around the range (a day either side covers every offset).
-        let (first, last) = (from.date() - Duration::days(1), to.date() + Duration::days(1));
-        self.practitioners.schedule(practitioner, first, last).await
-    }
-
     /// Whether the practitioner works all of `[start, end)`, else a 422 naming `/start`.
     async fn ensure_working(
         &self,
@@ -107,40 +101,37 @@ impl Scheduling {
         start: OffsetDateTime,
         end: OffsetDateTime,
     ) -> Result<()> {
-        let schedule = self.schedule_for(practitioner, start, end).await?;
-        if schedule.covers(start, end) {
-            Ok(())
-        } else {
-            Err(Error::field(
-                "/start",
-                "is outside the practitioner's working hours (see their availability)",
-            ))
-        }
+        let (first, last) = local_dates_around(start, end);
+        let schedule = self.practitioners.schedule(practitioner, first, last).await?;
+        working(&schedule, start, end)
     }
 
     /// Books `draft` for `ctx` (whose access token `token` asks the patients service).
+    /// Everything but the patient is checked from one read (practitioner, type, schedule) and
+    /// one look-up of the time, so a refused booking costs two round trips to PostgreSQL.
     pub async fn book(&self, ctx: &RequestContext, token: &str, draft: BookingDraft) -> Result<Booking> {
-        let practitioner = match self.practitioners.get(draft.practitioner_id).await? {
-            Some(p) if p.active => p,
+        // Types last at most 8 hours: the dates around that reach cover any type's end.
+        let reach = draft.end.unwrap_or(draft.start + Duration::hours(8)).max(draft.start);
+        let (first, last) = local_dates_around(draft.start, reach);
+        let planning =
+            self.practitioners.planning(draft.practitioner_id, draft.kind.as_deref(), first, last).await?;
+        let planning = match planning {
+            Some(p) if p.practitioner.active => p,
             Some(_) => {
                 return Err(Error::field("/practitionerId", "the practitioner is not taking appointments"));
             }
             None => return Err(Error::field("/practitionerId", "no practitioner has this id")),
         };
-        let end = match (&draft.kind, draft.end) {
-            (_, Some(end)) => {
-                if let Some(code) = &draft.kind {
-                    self.known_type(code).await?;
-                }
-                end
+        let end = match (&draft.kind, draft.end, &planning.kind) {
+            (None, None, _) => return Err(Error::field("/type", "give the appointment type, or an end")),
+            (Some(_), _, None) => {
+                return Err(Error::field("/type", "is not an appointment type (see /api/appointment-types)"));
             }
-            (Some(code), None) => {
-                let kind = self.known_type(code).await?;
-                draft.start + Duration::minutes(i64::from(kind.minutes))
-            }
-            (None, None) => return Err(Error::field("/type", "give the appointment type, or an end")),
+            (_, Some(end), _) => end,
+            (Some(_), None, Some(kind)) => draft.start + Duration::minutes(i64::from(kind.minutes)),
         };
-        self.ensure_working(&practitioner, draft.start, end).await?;
+        working(&planning.schedule, draft.start, end)?;
+        let practitioner = planning.practitioner;
         if let Some(taken) =
             self.appointments.taken(practitioner.id, draft.patient_id, draft.start, end).await?
         {
@@ -156,13 +147,6 @@ impl Scheduling {
             reason: draft.reason,
         };
         self.appointments.book(ctx, &new).await
-    }
-
-    async fn known_type(&self, code: &str) -> Result<AppointmentType> {
-        self.practitioners
-            .appointment_type(code)
-            .await?
-            .ok_or_else(|| Error::field("/type", "is not an appointment type (see /api/appointment-types)"))
     }
 
     /// Moves appointment `id` to start at `start` (ending at `end`, else keeping its length).
@@ -235,5 +219,20 @@ impl Scheduling {
         );
         trail::record(self.appointments.pool(), ctx, &[entry]).await?;
         Ok((page, next))
+    }
+}
+
+/// The local dates whose hours can matter for `[from, to)`: a day either side of the UTC dates
+/// covers every offset.
+fn local_dates_around(from: OffsetDateTime, to: OffsetDateTime) -> (Date, Date) {
+    (from.date() - Duration::days(1), to.date() + Duration::days(1))
+}
+
+/// Whether `schedule` has all of `[start, end)` as working time, else a 422 naming `/start`.
+fn working(schedule: &Schedule, start: OffsetDateTime, end: OffsetDateTime) -> Result<()> {
+    if schedule.covers(start, end) {
+        Ok(())
+    } else {
+        Err(Error::field("/start", "is outside the practitioner's working hours (see their availability)"))
     }
 }

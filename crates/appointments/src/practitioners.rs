@@ -19,6 +19,37 @@ use crate::{
 const COLUMNS: &str =
     "id, name, specialty, email, phone, location, time_zone, active, version, created_at, updated_at";
 
+/// The practitioner's columns as `planning` selects them (from `practitioners p`).
+const PLANNING_COLUMNS: &str = "p.id, p.name, p.specialty, p.email, p.phone, p.location, p.time_zone, p.active, \
+                                p.version, p.created_at, p.updated_at";
+/// The exceptions on the local dates `$3` to `$4`, in the order `exceptions` lists them.
+const EXCEPTIONS: &str =
+    "e.practitioner_id = p.id AND e.day BETWEEN $3 AND $4 ORDER BY e.day, e.start_minute NULLS FIRST, e.id";
+
+/// A practitioner with what deciding their free times needs ([`Practitioners::planning`]).
+pub struct Planning {
+    pub practitioner: Practitioner,
+    /// The appointment type asked for, if it exists.
+    pub kind: Option<AppointmentType>,
+    pub schedule: Schedule,
+}
+
+#[derive(sqlx::FromRow)]
+struct PlanningRow {
+    #[sqlx(flatten)]
+    practitioner: Row,
+    type_code: Option<String>,
+    type_name: Option<String>,
+    type_minutes: Option<i32>,
+    week_days: Vec<i16>,
+    week_starts: Vec<i16>,
+    week_ends: Vec<i16>,
+    exception_days: Vec<Date>,
+    exception_kinds: Vec<String>,
+    exception_starts: Vec<Option<i16>>,
+    exception_ends: Vec<Option<i16>>,
+}
+
 #[derive(sqlx::FromRow)]
 struct Row {
     id: Uuid,
@@ -167,6 +198,69 @@ impl Practitioners {
         Ok(Schedule { zone, week, exceptions })
     }
 
+    /// What booking or offering times needs, in one round trip: the practitioner, the
+    /// appointment type `kind` (if asked; `None` inside when unknown), and their schedule for
+    /// the local dates `from` to `to`. `None` when no practitioner has this id.
+    pub async fn planning(
+        &self,
+        id: Uuid,
+        kind: Option<&str>,
+        from: Date,
+        to: Date,
+    ) -> Result<Option<Planning>> {
+        let row: Option<PlanningRow> = sqlx::query_as(&format!(
+            "SELECT {PLANNING_COLUMNS}, t.code AS type_code, t.name AS type_name, t.minutes AS type_minutes,
+                    ARRAY(SELECT weekday FROM working_hours w WHERE w.practitioner_id = p.id
+                          ORDER BY weekday, start_minute) AS week_days,
+                    ARRAY(SELECT start_minute FROM working_hours w WHERE w.practitioner_id = p.id
+                          ORDER BY weekday, start_minute) AS week_starts,
+                    ARRAY(SELECT end_minute FROM working_hours w WHERE w.practitioner_id = p.id
+                          ORDER BY weekday, start_minute) AS week_ends,
+                    ARRAY(SELECT day FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_days,
+                    ARRAY(SELECT kind FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_kinds,
+                    ARRAY(SELECT start_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_starts,
+                    ARRAY(SELECT end_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_ends
+             FROM practitioners p LEFT JOIN appointment_types t ON t.code = $2
+             WHERE p.id = $1"
+        ))
+        .bind(id)
+        .bind(kind)
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let zone = Zone::parse(&row.practitioner.time_zone)
+            .map_err(|_| Error::NotFound("the practitioner's time zone is unknown"))?;
+        let week = row
+            .week_days
+            .iter()
+            .zip(&row.week_starts)
+            .zip(&row.week_ends)
+            .map(|((&weekday, &start), &end)| Shift {
+                weekday: weekday as u8,
+                start: start as u16,
+                end: end as u16,
+            })
+            .collect();
+        let exceptions = row
+            .exception_days
+            .iter()
+            .zip(&row.exception_kinds)
+            .zip(row.exception_starts.iter().zip(&row.exception_ends))
+            .map(|((&day, kind), (&start, &end))| exception(day, kind, start, end))
+            .collect();
+        let kind = match (row.type_code, row.type_name, row.type_minutes) {
+            (Some(code), Some(name), Some(minutes)) => Some(AppointmentType { code, name, minutes }),
+            _ => None,
+        };
+        Ok(Some(Planning {
+            practitioner: row.practitioner.into(),
+            kind,
+            schedule: Schedule { zone, week, exceptions },
+        }))
+    }
+
     pub async fn week(&self, id: Uuid) -> Result<Vec<Shift>> {
         let rows: Vec<(i16, i16, i16)> = sqlx::query_as(
             "SELECT weekday, start_minute, end_minute FROM working_hours WHERE practitioner_id = $1
@@ -252,11 +346,7 @@ impl Practitioners {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|row| {
-                let kind = if row.kind == "extra" { ExceptionKind::Extra } else { ExceptionKind::Off };
-                let minutes = row.start_minute.zip(row.end_minute).map(|(s, e)| (s as u16, e as u16));
-                (row.id, Exception { day: row.day, kind, minutes }, row.reason)
-            })
+            .map(|row| (row.id, exception(row.day, &row.kind, row.start_minute, row.end_minute), row.reason))
             .collect())
     }
 
@@ -296,6 +386,15 @@ impl Practitioners {
         .fetch_one(&self.pool)
         .await?;
         Ok((AppointmentType { code: row.code, name: row.name, minutes: row.minutes }, row.created))
+    }
+}
+
+/// An exception as stored: `kind` is `off` or `extra`, minutes after local midnight or none.
+fn exception(day: Date, kind: &str, start: Option<i16>, end: Option<i16>) -> Exception {
+    Exception {
+        day,
+        kind: if kind == "extra" { ExceptionKind::Extra } else { ExceptionKind::Off },
+        minutes: start.zip(end).map(|(s, e)| (s as u16, e as u16)),
     }
 }
 

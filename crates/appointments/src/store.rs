@@ -428,14 +428,15 @@ impl Appointments {
 /// (1 s). Under fifty such requests that second adds up to timeouts. Ordered locks make them
 /// queue instead; the constraint still decides.
 async fn hold_schedules(tx: &mut PgConnection, practitioner_id: Uuid, patient_id: Uuid) -> Result<()> {
-    for key in
-        [format!("appointments:practitioner:{practitioner_id}"), format!("appointments:patient:{patient_id}")]
-    {
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-    }
+    // One statement, one round trip; PostgreSQL evaluates the select list left to right, so
+    // every booking takes the practitioner's lock before the patient's.
+    sqlx::query(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock(hashtextextended($2, 0))",
+    )
+    .bind(format!("appointments:practitioner:{practitioner_id}"))
+    .bind(format!("appointments:patient:{patient_id}"))
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
