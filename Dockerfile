@@ -30,7 +30,8 @@ USER 65532:65532
 # Containers listen on every interface; each service's own port (docs/deploy.md).
 ENV PMS_LOG_FORMAT=json
 EXPOSE 8080 8081 8082 8083 8084 8085 8086 50051 50053
-# `pms probe` asks the service this container runs (its PMS_<NAME>_BIND) for /health/ready.
+# `pms probe` asks the service this container runs (its PMS_<NAME>_BIND) for /health/live:
+# liveness, so that a database or another service being down gets no container replaced.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 CMD ["/usr/local/bin/pms", "probe"]
 ENTRYPOINT ["/usr/local/bin/pms"]
 CMD ["up"]

@@ -58,6 +58,12 @@ def main():
             wanted = sorted(p for p in (s["port"], s["grpcPort"]) if p)
             if ports != wanted:
                 problems.append(f"{path}: Deployment {name} exposes {ports}, not {wanted}")
+            # The gateway's /health/ready asks every service: as readiness, one service down
+            # would take the whole API out of rotation.
+            readiness = container.get("readinessProbe", {}).get("httpGet", {}).get("path")
+            wanted_readiness = "/health/live" if name == "gateway" else "/health/ready"
+            if readiness != wanted_readiness:
+                problems.append(f"{path}: Deployment {name}: readiness on {readiness}, not {wanted_readiness}")
             migrations = [c for c in pod.get("initContainers", []) if c.get("args") == ["migrate", name]]
             if bool(s["schema"]) != bool(migrations):
                 problems.append(f"{path}: Deployment {name}: a migration init container iff it has a schema")

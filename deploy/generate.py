@@ -110,7 +110,10 @@ def k8s_service_objects(service):
         "envFrom": ENV_FROM,
         "env": env,
         "startupProbe": {"httpGet": {"path": "/health/live", "port": "http"}, "periodSeconds": 2, "failureThreshold": 30},
-        "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}, "periodSeconds": 5, "failureThreshold": 2},
+        # The gateway's /health/ready asks every service behind it: as its readiness, one service
+        # down would take the whole API out of the Service. It is ready when it serves.
+        "readinessProbe": {"httpGet": {"path": "/health/live" if name == "gateway" else "/health/ready", "port": "http"},
+                           "periodSeconds": 5, "failureThreshold": 2},
         "livenessProbe": {"httpGet": {"path": "/health/live", "port": "http"}, "periodSeconds": 10, "failureThreshold": 3},
         "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": memory}},
         "securityContext": k8s_container_security(),

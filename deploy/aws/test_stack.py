@@ -193,7 +193,7 @@ class Stack(unittest.TestCase):
         group = elb.describe_target_groups(TargetGroupArns=[action["TargetGroupArn"]])["TargetGroups"][0]
         self.assertEqual(group["TargetGroupName"], f"pms-{ENVIRONMENT}-gateway")
         self.assertEqual((group["Port"], group["TargetType"]), (8080, "ip"))
-        self.assertEqual(group["HealthCheckPath"], "/health/ready")
+        self.assertEqual(group["HealthCheckPath"], "/health/live")
 
     def test_the_database_is_private_encrypted_postgres_in_its_subnet_group(self):
         rds = client("rds", self.moto)

@@ -79,10 +79,21 @@ fn cli() -> Command {
             "Print the list of services as JSON (name, listen variable and port, gRPC listener, schema): what \
              the deployment files must cover",
         ))
-        .subcommand(Command::new("probe").about(
-            "Exit 0 if every service whose listen variable (PMS_BIND, PMS_<NAME>_BIND) is set answers ready on \
-             it, else 1: the container health check (the image has no shell or curl)",
-        ));
+        .subcommand(
+            Command::new("probe")
+                .about(
+                    "Exit 0 if every service whose listen variable (PMS_BIND, PMS_<NAME>_BIND) is set answers \
+                     /health/live on it, else 1: the container health check (the image has no shell or curl). \
+                     Liveness, not readiness: a platform replaces containers that fail it, and a database or \
+                     service that is down must not get every container replaced",
+                )
+                .arg(
+                    Arg::new("ready")
+                        .long("ready")
+                        .action(clap::ArgAction::SetTrue)
+                        .help("ask /health/ready instead (its database reachable; the gateway's: every service)"),
+                ),
+        );
     for service in pms::SERVICES {
         let about = format!(
             "Run the {name} service alone on {bind} (default 127.0.0.1:{port}), after migrating its own schema \
@@ -154,7 +165,7 @@ async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&pms::describe())?);
             Ok(())
         }
-        "probe" => probe().await,
+        "probe" => probe(arguments.get_flag("ready")).await,
         "openapi" => {
             println!("{}", pms::openapi().to_pretty_json()?);
             Ok(())
@@ -170,17 +181,18 @@ async fn run(matches: &ArgMatches) -> anyhow::Result<()> {
     }
 }
 
-/// `pms probe`: each service this environment configures must answer `/health/ready` with 2xx.
-async fn probe() -> anyhow::Result<()> {
+/// `pms probe [--ready]`: each service this environment configures must answer
+/// `/health/live` (or `/health/ready`) with 2xx.
+async fn probe(ready: bool) -> anyhow::Result<()> {
     let targets = pms::configured_listeners()?;
     if targets.is_empty() {
         anyhow::bail!("no PMS_BIND or PMS_<NAME>_BIND is set: there is no service here to probe");
     }
     for (name, address) in targets {
-        let url = format!("http://{address}/health/ready");
+        let url = format!("http://{address}/health/{}", if ready { "ready" } else { "live" });
         kit::client::get_json::<serde_json::Value>(&url)
             .await
-            .with_context(|| format!("{name} is not ready at {url}"))?;
+            .with_context(|| format!("{name} does not answer {url}"))?;
     }
     Ok(())
 }

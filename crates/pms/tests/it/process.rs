@@ -254,10 +254,11 @@ async fn pms_seed_registers_sample_patients_in_bulk_and_says_how_many() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("wide"));
 }
 
-/// `pms probe` with `env`: whether it exited 0, and what it printed on stderr.
-fn probe(env: &[(&str, String)]) -> (bool, String) {
+/// `pms probe ARGS` with `env`: whether it exited 0, and what it printed on stderr.
+fn probe(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_pms"))
         .arg("probe")
+        .args(args)
         .env_remove("PMS_BIND")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
@@ -266,10 +267,11 @@ fn probe(env: &[(&str, String)]) -> (bool, String) {
 }
 
 // The container health check: the image has no shell or curl, so `pms probe` asks the service
-// the container runs (found from its listen variable, on every address) whether it is ready.
+// the container runs (found from its listen variable, on every address) whether it is live, or
+// with --ready whether it is ready.
 #[tokio::test]
-async fn pms_probe_says_whether_the_service_of_this_environment_is_ready() {
-    let (nothing, why) = probe(&[]);
+async fn pms_probe_says_whether_the_service_of_this_environment_is_live_and_ready() {
+    let (nothing, why) = probe(&[], &[]);
     assert!(!nothing && why.contains("no PMS_BIND"), "no service configured: {why}");
 
     let db = TestDatabase::create().await;
@@ -277,12 +279,16 @@ async fn pms_probe_says_whether_the_service_of_this_environment_is_ready() {
         std::net::TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("port").port();
     let bind = ("PMS_BILLING_BIND", format!("0.0.0.0:{port}"));
     let (child, _) = start("billing", &[("PMS_BILLING_DATABASE_URL", db.url()), bind.clone()], "listening");
-    let (ready, why) = probe(std::slice::from_ref(&bind));
-    assert!(ready, "billing answers ready on loopback: {why}");
+    let (live, why) = probe(&[], std::slice::from_ref(&bind));
+    assert!(live, "billing answers on loopback: {why}");
+    let (ready, why) = probe(&["--ready"], std::slice::from_ref(&bind));
+    assert!(ready, "billing is ready: {why}");
 
     assert!(terminate(child).await.success());
-    let (ready, why) = probe(&[bind]);
-    assert!(!ready && why.contains("billing is not ready"), "a stopped service fails the probe: {why}");
+    let (live, why) = probe(&[], std::slice::from_ref(&bind));
+    assert!(!live && why.contains("billing does not answer"), "a stopped service fails the probe: {why}");
+    let (ready, _) = probe(&["--ready"], &[bind]);
+    assert!(!ready);
 }
 
 // Deployment files are checked against this list (scripts/check-deploy.sh).
