@@ -61,14 +61,19 @@ pub struct GrpcListener {
 impl GrpcListener {
     /// Where it listens: its bind variable, else 127.0.0.1 and its default port.
     pub fn bind_address(&self) -> Result<SocketAddr, ConfigError> {
-        config::parse_or(self.bind_var, SocketAddr::from(([127, 0, 0, 1], self.default_port)))
+        listen_address(self.bind_var, self.default_port)
     }
+}
+
+/// The address `bind_var` names, else 127.0.0.1 and `default_port` (a laptop).
+fn listen_address(bind_var: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
+    config::parse_or(bind_var, SocketAddr::from(([127, 0, 0, 1], default_port)))
 }
 
 impl Service {
     /// Where it listens: its bind variable, else 127.0.0.1 and its default port.
     pub fn bind_address(&self) -> Result<SocketAddr, ConfigError> {
-        config::parse_or(self.bind_var, SocketAddr::from(([127, 0, 0, 1], self.default_port)))
+        listen_address(self.bind_var, self.default_port)
     }
 
     /// Where the others reach it: `PMS_<NAME>_URL`, else its laptop address.
