@@ -170,8 +170,7 @@ impl Appointments {
     }
 
     async fn try_book(&self, ctx: &RequestContext, new: &NewAppointment) -> Result<Booking> {
-        let mut tx = self.pool.begin().await?;
-        hold_schedules(&mut tx, new.practitioner_id, new.patient_id).await?;
+        let mut tx = self.pool.begin_with(begin_holding(new.practitioner_id, new.patient_id)).await?;
         let at = now();
         let row: Row = sqlx::query_as(&format!(
             "WITH a AS (
@@ -419,24 +418,34 @@ impl Appointments {
     }
 }
 
-/// Takes the practitioner's and then the patient's schedule for the rest of the transaction
-/// (advisory locks, always in this order), before an appointment takes their time.
+/// The statement that takes the practitioner's and then the patient's schedule for the rest of
+/// the transaction (advisory locks, always in this order: PostgreSQL evaluates a select list
+/// left to right), before an appointment takes their time.
 ///
 /// The exclusion constraints alone would refuse every overlap, but two bookings that overlap
 /// on both constraints (one patient, two practitioners, at once) each wait on the other's
 /// uncommitted index entry: a deadlock, which PostgreSQL detects only after `deadlock_timeout`
 /// (1 s). Under fifty such requests that second adds up to timeouts. Ordered locks make them
 /// queue instead; the constraint still decides.
-async fn hold_schedules(tx: &mut PgConnection, practitioner_id: Uuid, patient_id: Uuid) -> Result<()> {
-    // One statement, one round trip; PostgreSQL evaluates the select list left to right, so
-    // every booking takes the practitioner's lock before the patient's.
-    sqlx::query(
-        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0)), pg_advisory_xact_lock(hashtextextended($2, 0))",
+fn holding_sql(practitioner_id: Uuid, patient_id: Uuid) -> String {
+    // The ids are formatted by `Uuid` (hex digits and dashes): nothing to escape.
+    format!(
+        "SELECT pg_advisory_xact_lock(hashtextextended('appointments:practitioner:{practitioner_id}', 0)),
+                pg_advisory_xact_lock(hashtextextended('appointments:patient:{patient_id}', 0))"
     )
-    .bind(format!("appointments:practitioner:{practitioner_id}"))
-    .bind(format!("appointments:patient:{patient_id}"))
-    .execute(&mut *tx)
-    .await?;
+}
+
+/// `BEGIN` and the locks of [`holding_sql`] in one round trip, for a transaction that holds
+/// the time from its start (a booking).
+fn begin_holding(practitioner_id: Uuid, patient_id: Uuid) -> String {
+    format!("BEGIN; {}", holding_sql(practitioner_id, patient_id))
+}
+
+/// Takes the locks of [`holding_sql`] in the transaction `tx`.
+async fn hold_schedules(tx: &mut PgConnection, practitioner_id: Uuid, patient_id: Uuid) -> Result<()> {
+    // Not kept as a prepared statement: its text differs for every pair of ids.
+    let sql = holding_sql(practitioner_id, patient_id);
+    sqlx::query(&sql).persistent(false).execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -486,19 +495,20 @@ async fn record(
     event: Option<OutboxEvent>,
 ) -> Result<()> {
     let a = &booking.appointment;
-    sqlx::query("INSERT INTO appointment_versions (appointment_id, version, recorded_at, snapshot) VALUES ($1, $2, $3, $4)")
-        .bind(a.id)
-        .bind(a.version)
-        .bind(a.updated_at)
-        .bind(Json(a))
-        .execute(&mut *tx)
-        .await?;
     let entry = Entry::new(action.as_str(), Some(a.id), Some(a.patient_id), "ok")
         .with_details(json!({ "version": a.version, "status": a.status.as_str() }));
-    trail::record(&mut *tx, ctx, &[entry]).await?;
-    if let Some(event) = event {
-        outbox::insert(&mut *tx, &[event]).await?;
-    }
+    // One statement, one round trip: the version, the audit row and the event (if any).
+    let sql = format!(
+        "WITH version AS (INSERT INTO appointment_versions (appointment_id, version, recorded_at, snapshot)
+                          VALUES ($1, $2, $3, $4)),
+              audit AS ({})
+         {}",
+        trail::insert_sql(5),
+        outbox::insert_sql(15)
+    );
+    let query = sqlx::query(&sql).bind(a.id).bind(a.version).bind(a.updated_at).bind(Json(a));
+    let events: &[OutboxEvent] = event.as_slice();
+    outbox::bind_rows(trail::bind_rows(query, ctx, &[entry]), events).execute(&mut *tx).await?;
     Ok(())
 }
 

@@ -15,7 +15,7 @@
 //! ```
 
 use serde_json::Value;
-use sqlx::PgExecutor;
+use sqlx::{PgExecutor, Postgres, postgres::PgArguments, query::Query};
 use uuid::Uuid;
 
 use crate::{RequestContext, auth::Action};
@@ -48,6 +48,54 @@ impl Entry {
     }
 }
 
+/// The statement that writes audit rows by one caller, one per element of the ten
+/// parameters bound from `$first` on by [`bind_rows`]. Standalone ([`record`]) or as part of a
+/// larger statement that makes the change it records, in one round trip.
+pub fn insert_sql(first: usize) -> String {
+    let p = |i: usize| format!("${}", first + i);
+    format!(
+        "INSERT INTO audit_events (action, subject_id, patient_id, outcome, details, request_id,
+                                   actor_id, actor_roles, client_address, user_agent)
+         SELECT a, s, p, o, d::jsonb, {}, {}, {}, {}, {}
+         FROM unnest({}::text[], {}::uuid[], {}::uuid[], {}::text[], {}::text[]) AS t(a, s, p, o, d)",
+        p(5),
+        p(6),
+        p(7),
+        p(8),
+        p(9),
+        p(0),
+        p(1),
+        p(2),
+        p(3),
+        p(4)
+    )
+}
+
+/// Binds the parameters of [`insert_sql`] for `entries` by `ctx`, in its order.
+pub fn bind_rows<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    ctx: &RequestContext,
+    entries: &[Entry],
+) -> Query<'q, Postgres, PgArguments> {
+    let actions: Vec<&str> = entries.iter().map(|e| e.action).collect();
+    let subjects: Vec<Option<Uuid>> = entries.iter().map(|e| e.subject_id).collect();
+    let patients: Vec<Option<Uuid>> = entries.iter().map(|e| e.patient_id).collect();
+    let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome).collect();
+    let details: Vec<String> = entries.iter().map(|e| e.details.to_string()).collect();
+    let roles: Vec<String> = ctx.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    query
+        .bind(actions)
+        .bind(subjects)
+        .bind(patients)
+        .bind(outcomes)
+        .bind(details)
+        .bind(ctx.request_id.clone())
+        .bind(ctx.user_id.clone())
+        .bind(roles)
+        .bind(ctx.client_address.clone())
+        .bind(ctx.user_agent.clone())
+}
+
 /// Writes `entries` by `ctx` in one statement (in the change's transaction, or before a read
 /// is answered).
 pub async fn record<'e>(
@@ -55,30 +103,8 @@ pub async fn record<'e>(
     ctx: &RequestContext,
     entries: &[Entry],
 ) -> Result<(), sqlx::Error> {
-    let actions: Vec<&str> = entries.iter().map(|e| e.action).collect();
-    let subjects: Vec<Option<Uuid>> = entries.iter().map(|e| e.subject_id).collect();
-    let patients: Vec<Option<Uuid>> = entries.iter().map(|e| e.patient_id).collect();
-    let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome).collect();
-    let details: Vec<String> = entries.iter().map(|e| e.details.to_string()).collect();
-    let roles: Vec<String> = ctx.roles.iter().map(|r| r.as_str().to_owned()).collect();
-    sqlx::query(
-        "INSERT INTO audit_events (action, subject_id, patient_id, outcome, details, request_id,
-                                   actor_id, actor_roles, client_address, user_agent)
-         SELECT a, s, p, o, d::jsonb, $6, $7, $8, $9, $10
-         FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::text[], $5::text[]) AS t(a, s, p, o, d)",
-    )
-    .bind(actions)
-    .bind(subjects)
-    .bind(patients)
-    .bind(outcomes)
-    .bind(details)
-    .bind(&ctx.request_id)
-    .bind(&ctx.user_id)
-    .bind(roles)
-    .bind(&ctx.client_address)
-    .bind(&ctx.user_agent)
-    .execute(executor)
-    .await?;
+    let sql = insert_sql(1);
+    bind_rows(sqlx::query(&sql), ctx, entries).execute(executor).await?;
     Ok(())
 }
 
