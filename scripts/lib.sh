@@ -47,27 +47,39 @@ build_release() {
 # The Kafka-protocol broker for laptops and tests: Tansu, built once per machine into cargo's
 # bin directory with the storage engines that need no setup (its defaults have none) and kept
 # across runs. About 5 minutes the first time. Prints the path of the binary.
+# `ensure_tansu release` builds the optimised broker the benchmarks use instead (about 17
+# minutes on 2 cores, once per machine, into its own directory): the debug build takes a whole
+# core under a benchmark's load, CPU a production broker on its own machines would not take
+# from pms.
 TANSU_VERSION=0.6.0
 ensure_tansu() {
-    local bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu" build
+    local profile="${1:-debug}" root="${CARGO_HOME:-$HOME/.cargo}" build
+    local -a flags=(--debug)
+    if [ "$profile" = release ]; then
+        root="$root/tansu-release"
+        flags=()
+    fi
+    local bin="$root/bin/tansu"
     if [ ! -x "$bin" ] || [ "$("$bin" --version 2>/dev/null)" != "tansu $TANSU_VERSION" ]; then
         ensure_build_tools
-        log "building the Tansu broker $TANSU_VERSION (once per machine, about 5 minutes)"
+        log "building the Tansu broker $TANSU_VERSION, $profile (once per machine, about" \
+            "$([ "$profile" = release ] && echo 17 || echo 5) minutes)"
         build="$(mktemp -d)"
-        # --locked: without it the build fails; debug (no debug info): a release build takes
-        # about 17 minutes on 2 cores, and the broker is fast enough for a laptop and tests.
-        CARGO_TARGET_DIR="$build" CARGO_PROFILE_DEV_DEBUG=0 cargo install --quiet --locked --debug \
-            tansu --version "$TANSU_VERSION" --features dynostore,libsql >&2
+        # --locked: without it the build fails. No debug info in either profile.
+        CARGO_TARGET_DIR="$build" CARGO_PROFILE_DEV_DEBUG=0 cargo install --quiet --locked \
+            --root "$root" "${flags[@]}" tansu --version "$TANSU_VERSION" \
+            --features dynostore,libsql >&2
         rm -rf "$build"
     fi
     printf '%s\n' "$bin"
 }
 
-# broker_start DIR PORT: starts a Tansu broker on 127.0.0.1:PORT keeping its topics, records
-# and group offsets in DIR/broker.db (sqlite), unless one already listens there. Idempotent.
+# broker_start DIR PORT [PROFILE]: starts a Tansu broker (PROFILE debug, the default, or
+# release; see ensure_tansu) on 127.0.0.1:PORT keeping its topics, records and group offsets
+# in DIR/broker.db (sqlite), unless one already listens there. Idempotent.
 broker_start() {
     local dir="$1" port="$2" tansu
-    tansu="$(ensure_tansu)"
+    tansu="$(ensure_tansu "${3:-debug}")"
     mkdir -p "$dir"
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         return 0
@@ -271,7 +283,7 @@ pms_ports_env() {
 
 # bench_setup: what every benchmark stands on: the build tools and wrk, the private benchmark
 # cluster ($pg_dir: .pms/bench-pg, default durability settings), a fresh broker of the run's
-# own ($broker_dir, $broker_port), the release build of pms and pms-bench, and a scratch
+# own ($broker_dir, $broker_port; the release build of Tansu), the release build of pms and pms-bench, and a scratch
 # directory ($work). On exit the server ($server, see bench_pms_start), the broker and the
 # scratch directory go.
 bench_setup() {
@@ -283,7 +295,7 @@ bench_setup() {
     broker_dir="$(pms_state_dir)/bench-broker"
     rm -rf "$broker_dir"
     broker_port="$(free_port)"
-    broker_start "$broker_dir" "$broker_port"
+    broker_start "$broker_dir" "$broker_port" release
     log "building (release)"
     build_release -p bench
     work="$(mktemp -d)"
