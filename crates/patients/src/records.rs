@@ -48,7 +48,7 @@ pub(crate) const COLUMNS: &str = "id, mrn, given_name, family_name, birth_date, 
 
 /// The statement head that keeps a version snapshot (every version is written through it).
 pub(crate) const KEEP_VERSION: &str =
-    "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot)";
+    "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot, recorded_by)";
 
 const ACTIVE_EMAIL_CONSTRAINT: &str = "patients_active_email_key";
 
@@ -97,6 +97,9 @@ pub struct PatientVersion {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub recorded_at: OffsetDateTime,
+    /// The user id of who wrote this version (absent for versions older than this field).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_by: Option<String>,
     /// The record as it was at this version.
     pub patient: Patient,
 }
@@ -195,15 +198,21 @@ impl PatientRepository {
     /// Every version of a patient record, newest first (also for deactivated records); empty
     /// when there is no such patient.
     pub async fn history(&self, id: PatientId) -> Result<Vec<PatientVersion>> {
-        let rows: Vec<(i32, OffsetDateTime, Json<Patient>)> = sqlx::query_as(
-            "SELECT version, recorded_at, snapshot FROM patient_versions WHERE patient_id = $1 ORDER BY version DESC",
+        let rows: Vec<(i32, OffsetDateTime, Option<String>, Json<Patient>)> = sqlx::query_as(
+            "SELECT version, recorded_at, recorded_by, snapshot FROM patient_versions WHERE patient_id = $1
+             ORDER BY version DESC",
         )
         .bind(id)
         .fetch_all(&self.pool)
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(version, recorded_at, Json(patient))| PatientVersion { version, recorded_at, patient })
+            .map(|(version, recorded_at, recorded_by, Json(patient))| PatientVersion {
+                version,
+                recorded_at,
+                recorded_by,
+                patient,
+            })
             .collect())
     }
 }
@@ -241,11 +250,12 @@ async fn record_change(
     audit: AuditEvent,
     event: OutboxEvent,
 ) -> Result<()> {
-    sqlx::query(&format!("{KEEP_VERSION} VALUES ($1, $2, $3, $4)"))
+    sqlx::query(&format!("{KEEP_VERSION} VALUES ($1, $2, $3, $4, $5)"))
         .bind(patient.id)
         .bind(patient.version)
         .bind(patient.updated_at)
         .bind(Json(patient))
+        .bind(&audit.actor_id)
         .execute(&mut *tx)
         .await?;
     let audit = audit.with_details(json!({ "version": patient.version }));

@@ -127,9 +127,9 @@ pub async fn register_batch(
          input AS (
              SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::date[], $8::text[],
                                   $9::text[], $10::text[], $11::text[], $12::jsonb[], $13::text[], $14::text[],
-                                  $15::text[], $16::jsonb[])
+                                  $15::text[], $16::jsonb[], $34::text[])
                  AS t(id, mrn, given_name, family_name, birth_date, sex, email, email_key, phone, address,
-                      family_sort, given_sort, name_keys, snapshot)),
+                      family_sort, given_sort, name_keys, snapshot, recorded_by)),
          patient AS (
              INSERT INTO patients (id, mrn, given_name, family_name, birth_date, sex, email, email_key, phone,
                                    address, active, version, registered_at, updated_at, family_sort, given_sort,
@@ -139,7 +139,8 @@ pub async fn register_batch(
              FROM input
              ON CONFLICT (email_key) WHERE active AND email_key IS NOT NULL DO NOTHING
              RETURNING id),
-         version AS ({KEEP_VERSION} SELECT i.id, 1, $17, i.snapshot FROM input i JOIN patient USING (id)),
+         version AS ({KEEP_VERSION} SELECT i.id, 1, $17, i.snapshot, i.recorded_by
+                     FROM input i JOIN patient USING (id)),
          audit AS ({} WHERE p IN (SELECT id FROM patient)),
          outbox AS ({} WHERE k IN (SELECT id::text FROM patient))
          SELECT id FROM patient",
@@ -166,7 +167,9 @@ pub async fn register_batch(
         .bind(patients.iter().map(Json).collect::<Vec<_>>())
         .bind(at);
     let audit_rows: Vec<&AuditEvent> = audits.iter().collect();
-    let query = outbox::bind_rows(audit::bind_rows(query, &audit_rows), &outbox);
+    // $34, after the audit and outbox arrays: who registered each patient (its version's author).
+    let authors: Vec<Option<String>> = audits.iter().map(|a| a.actor_id.clone()).collect();
+    let query = outbox::bind_rows(audit::bind_rows(query, &audit_rows), &outbox).bind(authors);
     let rows = query.fetch_all(pool).await?;
     let stored = rows.iter().map(|row| row.try_get::<Uuid, _>(0)).collect::<Result<HashSet<_>, _>>()?;
     Ok(patients

@@ -112,6 +112,9 @@ async fn updates_need_the_current_version_and_keep_the_previous_one() {
     assert_eq!(items[0]["patient"], updated);
     assert_eq!(items[1]["version"], 1);
     assert_eq!(items[1]["patient"], created);
+    // Who wrote each version: the user of the request (registration and update alike).
+    assert_eq!(items[0]["recordedBy"], "admin-1");
+    assert_eq!(items[1]["recordedBy"], "admin-1");
 }
 
 #[tokio::test]
@@ -160,6 +163,7 @@ async fn a_deactivated_record_is_gone_but_its_history_stays() {
     let items = history["versions"].as_array().expect("items");
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["patient"]["active"], false);
+    assert_eq!(items[0]["recordedBy"], "admin-1", "the deactivation's author");
     assert_eq!(items[1]["patient"]["active"], true);
 }
 
