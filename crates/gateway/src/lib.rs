@@ -11,8 +11,9 @@ pub mod limits;
 pub mod openapi;
 pub mod proxy;
 pub mod routes;
+pub mod web;
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use axum::Router;
 use kit::{
@@ -30,6 +31,7 @@ use proxy::{Gateway, Upstream};
 use routes::Route;
 use tokio::net::TcpListener;
 use utoipa_swagger_ui::SwaggerUi;
+use web::WebApp;
 
 /// The gateway in the binary's list of services. It owns no schema and serves no routes of
 /// its own through itself; its table is made of the other services' routes.
@@ -71,6 +73,8 @@ pub struct Config {
     pub admin_bind: Option<SocketAddr>,
     /// Proxies in front of the gateway whose `X-Forwarded-For` names the client.
     pub trusted_proxies: TrustedProxies,
+    /// The web app served at `/` (`PMS_WEB_ROOT`, its build directory), if any.
+    pub web: Option<WebApp>,
 }
 
 impl Config {
@@ -104,6 +108,15 @@ impl Config {
             peers: peers.clone(),
             admin_bind,
             trusted_proxies: TrustedProxies::from_env()?,
+            web: match config::var("PMS_WEB_ROOT") {
+                Some(root) => Some(WebApp::load(Path::new(&root)).map_err(|err| ConfigError::Invalid {
+                    name: "PMS_WEB_ROOT".into(),
+                    reason: format!(
+                        "cannot read the web app's build in {root}: {err} (run `npm run build` in web/)"
+                    ),
+                })?),
+                None => None,
+            },
         })
     }
 }
@@ -155,7 +168,11 @@ pub fn router(state: State) -> Router {
     );
     let docs: Router<Gateway> =
         SwaggerUi::new("/docs").url("/openapi.json", openapi::document(&config.peers)).into();
-    // The proxy is the fallback: the gateway's own routes (docs, health, metrics) come first.
+    let docs = match config.web.clone() {
+        Some(web) => docs.merge(web.router()),
+        None => docs,
+    };
+    // The proxy is the fallback: the gateway's own routes (docs, web app, health) come first.
     let api = docs.fallback(proxy::proxy).with_state(gateway);
     let mut http = config.http.clone();
     http.metrics = false;

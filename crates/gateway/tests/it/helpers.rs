@@ -98,6 +98,7 @@ impl TestGateway {
             peers,
             trusted_proxies: kit::net::TrustedProxies::default(),
             admin_bind: Some(admin_addr),
+            web: None,
         };
         tune(&mut config);
         let (listener, base) = kit::testing::listener().await;

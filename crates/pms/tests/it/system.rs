@@ -93,6 +93,7 @@ impl TestSystem {
             peers,
             trusted_proxies: kit::net::TrustedProxies::default(),
             admin_bind: None,
+            web: None,
         };
         let mut auth_config = auth::Config::new(db.config(), HttpConfig::ephemeral());
         auth_config.admin =
