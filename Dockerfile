@@ -6,6 +6,15 @@
 # The binary is built by scripts/lib.sh's build_release, the same cargo command (release,
 # --locked) that `scripts/up.sh` and the benchmarks run, so the image holds what was tested.
 
+# The web app (web/): built by the same npm commands as scripts/lib.sh's ensure_web, from the
+# committed package-lock.json.
+FROM node:20-bookworm-slim AS web
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN npm ci --no-audit --no-fund --loglevel=error
+COPY web/ ./
+RUN npm run build
+
 FROM rust:1.95-bookworm AS build
 # Beside the compilers and OpenSSL's headers that this image has: cmake for the bundled
 # librdkafka, protoc with the well-known types for the .proto files (as ensure_build_tools).
@@ -26,9 +35,11 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # manager), as the unprivileged user 65532.
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /out/pms /usr/local/bin/pms
+# The front desk's web app, which the gateway serves at / (PMS_WEB_ROOT).
+COPY --from=web /web/dist /usr/local/share/pms/web
 USER 65532:65532
 # Containers listen on every interface; each service's own port (docs/deploy.md).
-ENV PMS_LOG_FORMAT=json
+ENV PMS_LOG_FORMAT=json PMS_WEB_ROOT=/usr/local/share/pms/web
 EXPOSE 8080 8081 8082 8083 8084 8085 8086 50051 50053
 # `pms probe` asks the service this container runs (its PMS_<NAME>_BIND) for /health/live:
 # liveness, so that a database or another service being down gets no container replaced.

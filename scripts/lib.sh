@@ -38,6 +38,26 @@ ensure_build_tools() {
     ensure_debian_packages cmake libcurl4-openssl-dev protobuf-compiler libprotobuf-dev libssl-dev pkg-config
 }
 
+# ensure_web: the front desk's web app (web/, docs/adr/0004-web-app.md): Node.js and npm to
+# build it (Debian's, if the machine has none), its packages as web/package-lock.json pins them
+# (npm ci, again only when the lock file changes), and its build in web/dist whenever a source
+# is newer (esbuild: under a second). Prints the build directory, which the gateway serves
+# (PMS_WEB_ROOT).
+ensure_web() {
+    local web="$ROOT/web"
+    command -v npm >/dev/null 2>&1 || ensure_debian_packages nodejs npm
+    if [ ! -f "$web/node_modules/.package-lock.json" ] ||
+        [ "$web/package-lock.json" -nt "$web/node_modules/.package-lock.json" ]; then
+        log "installing the web app's packages (npm ci)"
+        (cd "$web" && npm ci --no-audit --no-fund --loglevel=error) >&2
+    fi
+    if [ ! -f "$web/dist/index.html" ] ||
+        [ -n "$(find "$web/src" "$web/build.mjs" "$web/package-lock.json" -newer "$web/dist/index.html" -print -quit)" ]; then
+        (cd "$web" && npm run --silent build) >&2
+    fi
+    printf '%s\n' "$web/dist"
+}
+
 # build_release [ARGS]: the release build of the pms binary, as `up.sh`, the benchmarks and the
 # container image (Dockerfile) make it: one command, so the image is what was tested.
 build_release() {
@@ -279,6 +299,48 @@ pms_ports_env() {
         "PMS_ANALYTICS_BIND=127.0.0.1:$((p + 5))" "PMS_PATIENTS_GRPC_BIND=127.0.0.1:$((p + 6))" \
         "PMS_PATIENTS_GRPC_URL=http://127.0.0.1:$((p + 6))" "PMS_APPOINTMENTS_BIND=127.0.0.1:$((p + 7))" \
         "PMS_NOTIFICATIONS_BIND=127.0.0.1:$((p + 8))"
+}
+
+# check_pms_start NAME PORT [VAR=VALUE...]: the whole system for a check of the running API
+# (the contract check, the web app's browser tests): the debug build of `pms up` on a fresh
+# database pms_NAME of the test cluster (.pms/test-pg) and a fresh broker of its own, messages
+# to patients recorded in the delivery log, rate limits lifted, listening from PORT on
+# (pms_ports_env), with the extra environment given. Sets $check_api (the gateway's URL) and
+# stops everything on exit.
+check_pms_start() {
+    local name="$1" port="$2" pg_dir
+    shift 2
+    ensure_postgres
+    ensure_debian_packages curl
+    pg_dir="$(pms_state_dir)/test-pg"
+    pg_private_start "$pg_dir" -c fsync=off -c synchronous_commit=off -c full_page_writes=off
+    pg_private_runtime_role "$pg_dir"
+    psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_$name WITH (FORCE)" >/dev/null 2>&1
+    psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_$name" >/dev/null
+    check_broker_dir="$(pms_state_dir)/$name-broker"
+    rm -rf "$check_broker_dir"
+    local broker_port
+    broker_port="$(free_port)"
+    broker_start "$check_broker_dir" "$broker_port"
+    (cd "$ROOT" && cargo build --locked -q -p pms)
+    check_api="http://127.0.0.1:$port"
+    check_log="$(pms_state_dir)/$name-pms.log"
+    PMS_DATABASE_URL="postgres://pms_app@localhost/pms_$name?host=$pg_dir" \
+    PMS_MIGRATION_DATABASE_URL="$(pg_private_url "$pg_dir" "pms_$name")" \
+    PMS_LAPTOP_CLUSTER="$pg_dir" \
+    PMS_GATEWAY_ADMIN_BIND=off PMS_LOG=warn PMS_NOTIFICATIONS_CHANNEL=log PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
+    PMS_GATEWAY_RATE_PER_SECOND=100000 PMS_GATEWAY_RATE_BURST=100000 \
+    PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=100000 PMS_GATEWAY_ADDRESS_RATE_BURST=100000 \
+        env $(pms_ports_env "$port") "$@" "$CARGO_TARGET_DIR/debug/pms" up >"$check_log" 2>&1 &
+    check_pid=$!
+    trap 'kill "$check_pid" 2>/dev/null; wait "$check_pid" 2>/dev/null; broker_stop "$check_broker_dir"' EXIT
+    for _ in $(seq 1 120); do
+        curl -sf "$check_api/health/ready" >/dev/null 2>&1 && return 0
+        kill -0 "$check_pid" 2>/dev/null || { cat "$check_log" >&2; die "pms did not start"; }
+        sleep 0.5
+    done
+    cat "$check_log" >&2
+    die "pms was not ready after a minute"
 }
 
 # bench_setup: what every benchmark stands on: the build tools and wrk, the private benchmark

@@ -66,6 +66,9 @@ if [ "$status" = 0 ] && [ $# = 0 ]; then
     "$ROOT/scripts/contract.sh" || status=$?
 fi
 if [ "$status" = 0 ] && [ $# = 0 ]; then
+    "$ROOT/scripts/web-test.sh" || status=$?
+fi
+if [ "$status" = 0 ] && [ $# = 0 ]; then
     "$ROOT/scripts/check-deploy.sh" || status=$?
 fi
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

@@ -4,7 +4,8 @@
 # Installs what is missing (a C toolchain, PostgreSQL, the Tansu broker, LocalStack), starts a
 # private PostgreSQL cluster under .pms/ unless PMS_DATABASE_URL names a database, a
 # Kafka-protocol broker unless PMS_KAFKA_BROKERS names one, LocalStack (SES and SNS for the
-# notifications) unless PMS_AWS_ENDPOINT_URL names an endpoint, builds the release binary and runs
+# notifications) unless PMS_AWS_ENDPOINT_URL names an endpoint, builds the release binary and
+# the web app (Node.js from Debian if missing), and runs
 # `pms up` in the foreground (Ctrl-C stops it; the database keeps running for the next time).
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -45,7 +46,9 @@ fi
 
 log "building pms (the first build takes a few minutes)"
 build_release
+# The front desk's web app, served by the gateway at /.
+export PMS_WEB_ROOT="${PMS_WEB_ROOT:-$(ensure_web)}"
 
 export PMS_LOG_FORMAT="${PMS_LOG_FORMAT:-text}"
-log "starting: API on http://${PMS_BIND:-127.0.0.1:8080}, Swagger UI at /docs"
+log "starting: web app on http://${PMS_BIND:-127.0.0.1:8080}/, API and Swagger UI at /docs"
 exec "$CARGO_TARGET_DIR/release/pms" up
