@@ -85,7 +85,11 @@ impl Scheduling {
         if !practitioner.active {
             return Ok(Availability { practitioner, kind, slots: Vec::new() });
         }
-        let open = schedule.open(from, to);
+        // Open time from the start of the day before, so that free times keep the grid of the
+        // working hours (09:00, 09:15, …) and not of `from` (now: 09:07, 09:22, …);
+        // `free_starts` skips what lies before `from`.
+        let day_before = schedule.zone.date_of(from).previous_day().unwrap_or(Date::MIN);
+        let open = schedule.open(schedule.zone.at(day_before, 0).min(from), to);
         let busy = self.appointments.busy(practitioner_id, from, to).await?;
         let slots = schedule::free_starts(&open, &busy, length, from)
             .into_iter()

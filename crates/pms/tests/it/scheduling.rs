@@ -249,6 +249,27 @@ async fn availability_offers_only_free_working_times_and_out_of_hours_bookings_a
 }
 
 #[tokio::test]
+async fn free_times_from_now_keep_the_grid_of_the_working_hours() {
+    let system = TestSystem::start().await;
+    let staff = staff(&system).await;
+    // Open around the clock: today's free times start now, yet on the quarter hours.
+    let doctor = always_working(&system, &staff).await;
+    let path = format!("/api/practitioners/{doctor}/availability?type=consultation");
+    let free = json_of(system.get(&path, &staff.desk).await, StatusCode::OK).await;
+    let slots = free["slots"].as_array().expect("slots");
+    assert!(slots.len() > 600, "a week around the clock: {}", slots.len());
+    let first = OffsetDateTime::parse(slots[0]["start"].as_str().expect("start"), &Rfc3339).expect("instant");
+    assert!(first >= OffsetDateTime::now_utc() - time::Duration::minutes(1), "not in the past: {first}");
+    for slot in slots {
+        let start = OffsetDateTime::parse(slot["start"].as_str().expect("start"), &Rfc3339).expect("instant");
+        assert!(
+            start.minute().is_multiple_of(15) && start.second() == 0 && start.nanosecond() == 0,
+            "{slot}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn hours_follow_the_clocks_on_the_day_they_change() {
     let system = TestSystem::start().await;
     let staff = staff(&system).await;
