@@ -48,7 +48,7 @@ impl PatientAccess {
     /// Registers a patient.
     pub async fn register(&self, ctx: &RequestContext, draft: PatientDraft) -> Result<Patient> {
         let id = PatientId::new();
-        let Change { audit, trace_id } = Change::new(ctx, Action::Create, id);
+        let Change { audit, trace_id, .. } = Change::new(ctx, Action::Create, id);
         self.registrar.register(Registration { id, draft, audit, trace_id }).await
     }
 
@@ -64,13 +64,17 @@ impl PatientAccess {
     }
 
     /// Deactivates a patient.
+    /// Deactivates patient `id` at `expected_version`, for `reason` if given (kept with the
+    /// new version, never in the audit row).
     pub async fn deactivate(
         &self,
         ctx: &RequestContext,
         id: PatientId,
         expected_version: i32,
+        reason: Option<String>,
     ) -> Result<Patient> {
-        self.records.deactivate(id, expected_version, Change::new(ctx, Action::Deactivate, id)).await
+        let change = Change::new(ctx, Action::Deactivate, id).because(reason);
+        self.records.deactivate(id, expected_version, change).await
     }
 
     /// Reads a patient; the read is audited whatever the outcome, before anything is answered.

@@ -34,12 +34,24 @@ use crate::{
 pub struct Change {
     pub audit: AuditEvent,
     pub trace_id: Option<String>,
+    /// Why, as the writer said (kept with the version, never in the audit row).
+    pub reason: Option<String>,
 }
 
 impl Change {
     /// `ctx`'s `action` on patient `id`, succeeding.
     pub fn new(ctx: &RequestContext, action: Action, id: PatientId) -> Self {
-        Self { audit: AuditEvent::new(ctx, action, Some(id), "ok"), trace_id: ctx.trace_id.clone() }
+        Self {
+            audit: AuditEvent::new(ctx, action, Some(id), "ok"),
+            trace_id: ctx.trace_id.clone(),
+            reason: None,
+        }
+    }
+
+    /// The same change, for `reason`.
+    pub fn because(mut self, reason: Option<String>) -> Self {
+        self.reason = reason;
+        self
     }
 }
 
@@ -48,7 +60,10 @@ pub(crate) const COLUMNS: &str = "id, mrn, given_name, family_name, birth_date, 
 
 /// The statement head that keeps a version snapshot (every version is written through it).
 pub(crate) const KEEP_VERSION: &str =
-    "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot, recorded_by)";
+    "INSERT INTO patient_versions (patient_id, version, recorded_at, snapshot, recorded_by, reason)";
+
+/// A kept version as stored: number, time, author, reason, snapshot.
+type VersionRow = (i32, OffsetDateTime, Option<String>, Option<String>, Json<Patient>);
 
 const ACTIVE_EMAIL_CONSTRAINT: &str = "patients_active_email_key";
 
@@ -100,6 +115,9 @@ pub struct PatientVersion {
     /// The user id of who wrote this version (absent for versions older than this field).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_by: Option<String>,
+    /// Why, when the writer said so (a deactivation's reason).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     /// The record as it was at this version.
     pub patient: Patient,
 }
@@ -198,8 +216,8 @@ impl PatientRepository {
     /// Every version of a patient record, newest first (also for deactivated records); empty
     /// when there is no such patient.
     pub async fn history(&self, id: PatientId) -> Result<Vec<PatientVersion>> {
-        let rows: Vec<(i32, OffsetDateTime, Option<String>, Json<Patient>)> = sqlx::query_as(
-            "SELECT version, recorded_at, recorded_by, snapshot FROM patient_versions WHERE patient_id = $1
+        let rows: Vec<VersionRow> = sqlx::query_as(
+            "SELECT version, recorded_at, recorded_by, reason, snapshot FROM patient_versions WHERE patient_id = $1
              ORDER BY version DESC",
         )
         .bind(id)
@@ -207,10 +225,11 @@ impl PatientRepository {
         .await?;
         Ok(rows
             .into_iter()
-            .map(|(version, recorded_at, recorded_by, Json(patient))| PatientVersion {
+            .map(|(version, recorded_at, recorded_by, reason, Json(patient))| PatientVersion {
                 version,
                 recorded_at,
                 recorded_by,
+                reason,
                 patient,
             })
             .collect())
@@ -234,7 +253,7 @@ impl PatientRepository {
         };
         let patient = Patient::from(row);
         let event = event(&self.events, &patient, change.trace_id.as_deref());
-        record_change(&mut tx, &patient, change.audit, event).await?;
+        record_change(&mut tx, &patient, change, event).await?;
         tx.commit().await?;
         self.relays.iter().for_each(Relay::wake);
         Ok(patient)
@@ -247,15 +266,17 @@ impl PatientRepository {
 async fn record_change(
     tx: &mut PgConnection,
     patient: &Patient,
-    audit: AuditEvent,
+    change: Change,
     event: OutboxEvent,
 ) -> Result<()> {
-    sqlx::query(&format!("{KEEP_VERSION} VALUES ($1, $2, $3, $4, $5)"))
+    let Change { audit, reason, .. } = change;
+    sqlx::query(&format!("{KEEP_VERSION} VALUES ($1, $2, $3, $4, $5, $6)"))
         .bind(patient.id)
         .bind(patient.version)
         .bind(patient.updated_at)
         .bind(Json(patient))
         .bind(&audit.actor_id)
+        .bind(reason)
         .execute(&mut *tx)
         .await?;
     let audit = audit.with_details(json!({ "version": patient.version }));

@@ -139,7 +139,7 @@ pub async fn register_batch(
              FROM input
              ON CONFLICT (email_key) WHERE active AND email_key IS NOT NULL DO NOTHING
              RETURNING id),
-         version AS ({KEEP_VERSION} SELECT i.id, 1, $17, i.snapshot, i.recorded_by
+         version AS ({KEEP_VERSION} SELECT i.id, 1, $17, i.snapshot, i.recorded_by, NULL
                      FROM input i JOIN patient USING (id)),
          audit AS ({} WHERE p IN (SELECT id FROM patient)),
          outbox AS ({} WHERE k IN (SELECT id::text FROM patient))

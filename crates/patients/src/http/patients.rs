@@ -4,7 +4,7 @@
 use axum::{
     Json,
     extract::{Request, State},
-    http::{HeaderMap, StatusCode, header},
+    http::{StatusCode, header},
     response::{IntoResponse, Response},
 };
 use kit::{
@@ -302,18 +302,32 @@ pub async fn update(
     Ok(with_etag(access.update(&ctx, id, expected, draft).await?))
 }
 
+/// Why a record is deactivated: the optional body of `DELETE /api/patients/{id}`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Deactivation {
+    /// Why (1–500 characters), kept with the record's last version and shown in its history;
+    /// never written to the audit trail.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+const MAX_REASON_CHARS: usize = 500;
+
 /// Deactivate a patient.
 ///
 /// The record and its history stay; reads answer 410 and searches no longer find it.
-/// `If-Match` must name the version read, as for updates: a stale version answers 412.
+/// `If-Match` must name the version read, as for updates: a stale version answers 412. The
+/// body, `{"reason": "…"}`, is optional; without it, send none (no `Content-Type`).
 #[utoipa::path(
     delete, path = "/api/patients/{id}", tag = "patients",
     params(("id" = Uuid, Path, description = "Patient id"),
            ("If-Match" = String, Header, pattern = r#"^"[1-9][0-9]{0,8}"$"#,
             description = "The ETag of the version being deactivated, e.g. \"3\"")),
+    request_body(content = Option<Deactivation>, description = "Why the record is deactivated (optional)"),
     responses(
         (status = 204, description = "Deactivated"),
-        MalformedId, Unauthorized, Forbidden,
+        BodyRefused, MalformedId, Unauthorized, Forbidden,
         (status = 404, description = "No such patient", body = Problem, content_type = "application/problem+json"),
         (status = 410, description = "Already deactivated", body = Problem, content_type = "application/problem+json"),
         PreconditionRefused,
@@ -323,12 +337,28 @@ pub async fn deactivate(
     State(access): State<PatientAccess>,
     ctx: RequestContext,
     PathId(id): PathId<PatientId>,
-    headers: HeaderMap,
+    request: Request,
 ) -> Result<StatusCode> {
     access.authorize(&ctx, Action::Deactivate, Some(id)).await?;
-    let expected = if_match(&headers)?;
-    access.deactivate(&ctx, id, expected).await?;
+    let expected = if_match(request.headers())?;
+    let reason = deactivation_reason(request).await?;
+    access.deactivate(&ctx, id, expected, reason).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The reason in a deactivation's body, if it has one: no `Content-Type` means no body (as
+/// before reasons existed); otherwise it must be a [`Deactivation`].
+async fn deactivation_reason(request: Request) -> Result<Option<String>> {
+    if !request.headers().contains_key(header::CONTENT_TYPE) {
+        return Ok(None);
+    }
+    let Deactivation { reason } = JsonBody::read(request).await?;
+    let reason = reason.trim();
+    let count = reason.chars().count();
+    if count == 0 || count > MAX_REASON_CHARS {
+        return Err(Error::Invalid(vec![FieldError::body("/reason", "must be 1 to 500 characters")]));
+    }
+    Ok(Some(reason.to_owned()))
 }
 
 /// Every version of a patient record.

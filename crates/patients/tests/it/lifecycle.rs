@@ -149,7 +149,18 @@ async fn a_deactivated_record_is_gone_but_its_history_stays() {
     expect_problem(app.delete(&path, None).await, StatusCode::PRECONDITION_REQUIRED).await;
     expect_problem(app.delete(&path, Some("*")).await, StatusCode::PRECONDITION_REQUIRED).await;
     expect_problem(app.delete(&path, Some("W/\"1\"")).await, StatusCode::PRECONDITION_REQUIRED).await;
-    assert_eq!(app.delete(&path, Some("\"1\"")).await.status(), StatusCode::NO_CONTENT);
+    // The reason is optional; when given, it must be one.
+    let with_body =
+        |body: Value| app.client.delete(app.url(&path)).header("if-match", "\"1\"").json(&body).send();
+    for bad in [json!({ "reason": "  " }), json!({ "reason": "x".repeat(501) }), json!({ "why": "moved" })] {
+        expect_problem(with_body(bad).await.expect("request"), StatusCode::UNPROCESSABLE_ENTITY).await;
+    }
+    let plain =
+        app.client.delete(app.url(&path)).header("if-match", "\"1\"").header("content-type", "text/plain");
+    expect_problem(plain.body("moved").send().await.expect("request"), StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        .await;
+    let reason = json!({ "reason": "Moved abroad; records transferred" });
+    assert_eq!(with_body(reason).await.expect("request").status(), StatusCode::NO_CONTENT);
 
     expect_problem(app.get(&path).await, StatusCode::GONE).await;
     expect_problem(app.delete(&path, Some("\"2\"")).await, StatusCode::GONE).await;
@@ -164,7 +175,9 @@ async fn a_deactivated_record_is_gone_but_its_history_stays() {
     assert_eq!(items.len(), 2);
     assert_eq!(items[0]["patient"]["active"], false);
     assert_eq!(items[0]["recordedBy"], "admin-1", "the deactivation's author");
+    assert_eq!(items[0]["reason"], "Moved abroad; records transferred");
     assert_eq!(items[1]["patient"]["active"], true);
+    assert!(items[1].get("reason").is_none(), "a registration has no reason");
 }
 
 #[tokio::test]
