@@ -95,6 +95,7 @@ function adopt(pair: { accessToken: string; refreshToken: string; expiresIn: num
     name: String(c.name ?? email ?? before?.name ?? ""),
     roles: Array.isArray(c.roles) ? (c.roles as string[]) : [],
   };
+  resume();
   window.clearTimeout(refreshTimer);
   // Rotate a minute before the access token expires (or halfway, for short ones).
   const lead = Math.min(60_000, (pair.expiresIn * 1000) / 2);
@@ -144,7 +145,14 @@ function refresh(): Promise<boolean> {
         adopt(answer.data);
         return true;
       })
-      .catch(() => {
+      .catch((err: Problem) => {
+        // pms unreachable or busy: keep the session and try again shortly.
+        if (err.status === 0 || err.status >= 500 || err.status === 429) {
+          window.clearTimeout(refreshTimer);
+          refreshTimer = window.setTimeout(() => void refresh(), 5_000);
+          return false;
+        }
+        // Refused (revoked, expired, account disabled): the session is over.
         forget();
         expiryListeners.forEach((l) => l());
         return false;
@@ -171,12 +179,11 @@ function waitForSignIn(): Promise<void> {
   }
   return resumed.promise;
 }
-onSession((u) => {
-  if (u && resumed) {
-    resumed.resolve();
-    resumed = null;
-  }
-});
+/** Sends the calls that waited for a session: one exists again. */
+function resume() {
+  resumed?.resolve();
+  resumed = null;
+}
 
 /**
  * One API call. Resolves with the status, the JSON body and the ETag on 2xx; rejects with a

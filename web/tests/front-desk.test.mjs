@@ -119,7 +119,7 @@ before(async () => {
     location: "Room 2",
   });
   practitionerId = practitioner.id;
-  const hours = [1, 2, 3, 4, 5, 6, 7].map((weekday) => ({ weekday, start: "07:00", end: "21:00" }));
+  const hours = [1, 2, 3, 4, 5, 6, 7].map((weekday) => ({ weekday, start: "00:00", end: "24:00" }));
   await api("PUT", `/api/practitioners/${practitionerId}/working-hours`, { hours });
   patient = await api("POST", "/api/patients", {
     givenName: "Jonathan",
@@ -204,6 +204,23 @@ test("registering: no match offers it, an invalid field is explained beside it, 
   await email.fill("zoe@example.org");
   await page.getByRole("button", { name: "Register" }).click();
   await page.getByRole("heading", { name: "Ångström, Zoë" }).waitFor();
+  await page.context().close();
+});
+
+test("deactivating asks for a reason and a confirmation, and the history keeps it", async () => {
+  const page = await signedIn(DESK);
+  await page.getByLabel("Name, MRN, phone, email or birth date").fill("zoe angstrom");
+  await page.getByRole("button", { name: /Ångström, Zoë/ }).click();
+  await page.getByRole("button", { name: "Deactivate…" }).click();
+  const dialog = page.getByRole("alertdialog", { name: /Deactivate Zoë Ångström/ });
+  await dialog.getByRole("button", { name: "Deactivate the record" }).click();
+  await dialog.getByText("Say why the record is deactivated.").waitFor();
+  await dialog.getByLabel("Reason").fill("Registered twice by mistake");
+  await dialog.getByRole("button", { name: "Deactivate the record" }).click();
+  await page.getByRole("heading", { name: /Ångström, Zoë\s*deactivated/ }).waitFor();
+  await page.getByRole("tab", { name: "History" }).click();
+  await page.getByText("Reason: Registered twice by mistake").waitFor();
+  await page.getByText("Deactivated.").waitFor();
   await page.context().close();
 });
 
@@ -293,12 +310,29 @@ test("find a free time, book it, see the confirmation, cancel it", async () => {
   await page.context().close();
 });
 
-test("the today list and a tablet-sized screen", async () => {
+test("the today list: check a patient in; and a tablet-sized screen", async (t) => {
+  // A booking later today (on the 15-minute grid, at least 20 minutes ahead), in Berlin.
+  const start = new Date(Math.ceil((Date.now() + 20 * 60_000) / 900_000) * 900_000);
+  const berlinDay = (d) => new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Berlin" }).format(d);
+  if (berlinDay(start) !== berlinDay(new Date())) {
+    t.skip("less than 35 minutes of the day left in Europe/Berlin: no time to book today");
+    return;
+  }
+  await api("POST", "/api/appointments", {
+    patientId: patient.id,
+    practitionerId,
+    start: start.toISOString(),
+    type: "consultation",
+  });
   const page = await signedIn(DESK, { width: 768, height: 1024 });
   await page.getByRole("link", { name: "Today" }).click();
   await page.getByRole("heading", { name: "Today" }).waitFor();
+  const item = page.locator(".appointment").filter({ hasText: "Müller-Lüdenscheidt, Jonathan" });
+  await item.getByText("Dr Amélie Fontaine-Bérard").waitFor();
   await scan(page, "today");
   await shot(page, "today");
+  await item.getByRole("button", { name: "Check in" }).click();
+  await page.locator(".appointment.checked_in").filter({ hasText: "Müller-Lüdenscheidt" }).waitFor();
   await page.getByRole("link", { name: "Patients" }).click();
   await page.getByLabel("Name, MRN, phone, email or birth date").fill("müller-lüdenscheidt");
   const name = page.getByRole("button", { name: /Müller-Lüdenscheidt, Jonathan/ });
@@ -317,7 +351,7 @@ test("admins see users and the audit trail; the front desk's 403 is explained", 
   await shot(page, "users");
   await page.getByRole("link", { name: "Audit trail" }).click();
   await page.getByLabel("Patient id").fill(patient.id);
-  await page.getByRole("button", { name: "Show" }).click();
+  await page.getByRole("button", { name: "Show", exact: true }).click();
   await page.getByRole("cell", { name: "read" }).first().waitFor();
   await scan(page, "audit trail");
   await shot(page, "audit");
@@ -358,7 +392,8 @@ test("a session that ends keeps the half-filled form; sign out returns to sign-i
   await page.context().close();
 });
 
-test("every screen was scanned for accessibility", () => {
+test("every screen was scanned for accessibility", (t) => {
+  if (!scanned.includes("today")) t.diagnostic("the today screen was not scanned: its test was skipped");
   const screens = [
     "sign-in",
     "search",
@@ -374,5 +409,6 @@ test("every screen was scanned for accessibility", () => {
     "no screens for the roles",
     "session ended",
   ];
-  assert.deepEqual([...scanned].sort(), [...screens].sort());
+  const expected = scanned.includes("today") ? screens : screens.filter((s) => s !== "today");
+  assert.deepEqual([...scanned].sort(), [...expected].sort());
 });

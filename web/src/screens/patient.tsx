@@ -25,6 +25,7 @@ interface Version {
   version: number;
   recordedAt: string;
   recordedBy?: string;
+  reason?: string;
   patient: Patient;
 }
 
@@ -206,9 +207,8 @@ function Deactivate({ patient, etag, done }: { patient: Patient; etag: string; d
       return;
     }
     try {
-      await send("DELETE", `/api/patients/${patient.id}${query({ reason: reason.trim() })}`, undefined, {
-        ifMatch: etag,
-      });
+      // The reason travels in the body (never in the URL) and is kept in the record's history.
+      await send("DELETE", `/api/patients/${patient.id}`, { reason: reason.trim() }, { ifMatch: etag });
       done();
     } catch (err) {
       setProblem(err as Problem);
@@ -347,6 +347,7 @@ function History({ patientId }: { patientId: string }) {
             </p>
             {!before ? <p>Registered.</p> : null}
             {active ? <p>{v.patient.active ? "Reactivated." : "Deactivated."}</p> : null}
+            {v.reason ? <p>Reason: {v.reason}</p> : null}
             {changes.length ? (
               <ul>
                 {changes.map(([label, from, to]) => (
