@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The scheduling benchmark (not a test). Starts a private PostgreSQL cluster (.pms/bench-pg),
-# a fresh Tansu broker and the release build of `pms up` (gateway :18080) on a database with
+# a fresh Tansu broker (its release build) and the release build of `pms up` (gateway :18080) on a database with
 # PATIENTS sample patients and a LocalStack (SES, SNS), adds 50 practitioners who work around
 # the clock, then measures through the gateway with wrk (-t2):
 #   0. booking to confirmation sent: 500 patients registered through the API (so the
@@ -138,8 +138,8 @@ xargs -P 4 -d '\n' -I BODY curl -fsS -o /dev/null -X POST "$gateway/api/appointm
     die "the busy practitioner does not have 1 000 appointments"
 
 # published: waits (up to 2 minutes) until every appointment event is on the broker; prints
-# the seconds it took and how many events were still waiting then. (The notifications consumer then still works through them in the
-# background: with the debug build of Tansu it reads far slower than pms writes.)
+# the seconds it took and how many events were still waiting then. (The notifications consumer
+# then still works through them in the background.)
 published() {
     local start=$SECONDS
     for _ in $(seq 600); do

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The event benchmark (not a test): how far behind a registration its consequences run.
-# Starts a private PostgreSQL cluster (.pms/bench-pg), a fresh Tansu broker and the release
-# build of `pms up` (gateway :18080), then:
+# Starts a private PostgreSQL cluster (.pms/bench-pg), a fresh Tansu broker (its release
+# build) and the release build of `pms up` (gateway :18080), then:
 #   1. registers patients through the gateway at a steady ~RATE/s for SECONDS (wrk with
 #      scripts/bench-rate.lua) and reports, from analytics' own table, the time from each
 #      registration (its timestamp, taken just before its commit) to analytics applying it:
@@ -69,7 +69,8 @@ for _ in $(seq 600); do
 done
 
 echo
-echo "### Events ($(date -u +%Y-%m-%d), $(nproc) cores, release build, Tansu $(~/.cargo/bin/tansu --version | awk '{print $2}') debug build)"
+tansu_version="$("$(ensure_tansu release)" --version | awk '{print $2}')"
+echo "### Events ($(date -u +%Y-%m-%d), $(nproc) cores, release build, Tansu $tansu_version release build)"
 echo
 printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "- steady registrations through the gateway (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", r, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$latency" | awk '{ printf "- registration to analytics applying it: p50 %d ms, p99 %d ms, max %d ms (%d events)\n", $1, $2, $3, $4 }'

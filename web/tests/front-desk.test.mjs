@@ -207,6 +207,24 @@ test("registering: no match offers it, an invalid field is explained beside it, 
   await page.context().close();
 });
 
+test("a possible duplicate (same name and birth date) is shown before saving", async () => {
+  const page = await signedIn(DESK);
+  await page.getByRole("button", { name: "Register a new patient" }).click();
+  await page.getByLabel("Given name").fill("Jonathan");
+  await page.getByLabel("Family name").fill("Müller-Lüdenscheidt");
+  await page.getByLabel("Birth date").fill("1984-03-17");
+  await page.getByLabel("Sex").selectOption("male");
+  await page.getByRole("button", { name: "Register" }).click();
+  const question = page.getByRole("alertdialog", { name: "Is this one of them?" });
+  await question.waitFor();
+  // Opening the one already registered registers nothing.
+  await question.getByRole("button", { name: /Müller-Lüdenscheidt, Jonathan, born 1984-03-17/ }).click();
+  await page.getByRole("heading", { name: /Müller-Lüdenscheidt, Jonathan/ }).waitFor();
+  const found = await api("POST", "/api/patients/search", { name: "Jonathan Müller-Lüdenscheidt", limit: 10 });
+  assert.equal(found.patients.length, 1);
+  await page.context().close();
+});
+
 test("deactivating asks for a reason and a confirmation, and the history keeps it", async () => {
   const page = await signedIn(DESK);
   await page.getByLabel("Name, MRN, phone, email or birth date").fill("zoe angstrom");
@@ -297,11 +315,16 @@ test("find a free time, book it, see the confirmation, cancel it", async () => {
   await scan(page, "messages");
   await shot(page, "messages");
 
-  // Cancel it from the calendar, with a reason.
+  // Reschedule it to 11:00, then cancel it, with a reason.
   await page.getByRole("link", { name: "Calendar" }).click();
   await page.getByLabel("Practitioner").selectOption(practitionerId);
   await page.getByLabel("Date").fill(tomorrow);
   const again = page.locator(".appointment").filter({ hasText: "Müller-Lüdenscheidt, Jonathan" });
+  await again.getByRole("button", { name: "Reschedule" }).click();
+  await page.getByText("Choose the new time for this appointment.").waitFor();
+  await page.getByRole("button", { name: /^Free at 11:00/ }).click();
+  await page.getByText(/^Moved to .* 11:00\./).waitFor();
+  await again.getByText(/^11:00–11:30/).waitFor();
   await again.getByRole("button", { name: "Cancel…" }).click();
   await again.getByLabel("Reason for cancelling").fill("Patient called");
   await again.getByRole("button", { name: "Cancel the appointment" }).click();
