@@ -345,8 +345,8 @@ check_pms_start() {
 
 # bench_setup: what every benchmark stands on: the build tools and wrk, the private benchmark
 # cluster ($pg_dir: .pms/bench-pg, default durability settings), a fresh broker of the run's
-# own ($broker_dir, $broker_port; the release build of Tansu), the release build of pms and pms-bench, and a scratch
-# directory ($work). On exit the server ($server, see bench_pms_start), the broker and the
+# own ($broker_dir, $broker_port; the release build of Tansu), the release build of pms and
+# pms-bench, and a scratch directory ($work). On exit the server ($server, see bench_pms_start), the broker and the
 # scratch directory go.
 bench_setup() {
     ensure_build_tools
