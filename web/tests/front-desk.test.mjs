@@ -24,6 +24,7 @@ const ADMIN = {
 };
 const DESK = { email: "desk@clinic.example", password: "front-desk-passphrase" };
 const ANALYST = { email: "analyst@clinic.example", password: "analyst-passphrase" };
+const CLINICIAN = { email: "clinician@clinic.example", password: "clinician-passphrase" };
 const SHOTS = process.env.PMS_E2E_SCREENSHOTS;
 
 let browser;
@@ -355,7 +356,9 @@ test("the today list: check a patient in; and a tablet-sized screen", async (t) 
   await scan(page, "today");
   await shot(page, "today");
   await item.getByRole("button", { name: "Check in" }).click();
-  await page.locator(".appointment.checked_in").filter({ hasText: "Müller-Lüdenscheidt" }).waitFor();
+  const checkedIn = page.locator(".appointment.checked_in").filter({ hasText: "Müller-Lüdenscheidt" });
+  await checkedIn.getByRole("button", { name: "Complete" }).click();
+  await page.locator(".appointment.completed").filter({ hasText: "Müller-Lüdenscheidt" }).waitFor();
   await page.getByRole("link", { name: "Patients" }).click();
   await page.getByLabel("Name, MRN, phone, email or birth date").fill("müller-lüdenscheidt");
   const name = page.getByRole("button", { name: /Müller-Lüdenscheidt, Jonathan/ });
@@ -370,6 +373,18 @@ test("admins see users and the audit trail; the front desk's 403 is explained", 
   const page = await signedIn(ADMIN);
   await page.getByRole("link", { name: "Users" }).click();
   await page.getByRole("cell", { name: DESK.email, exact: true }).waitFor();
+  // A clinician joins: added with a first password and the clinician role.
+  await page.getByRole("button", { name: "Add a user" }).click();
+  const form = page.getByRole("form", { name: "Add a user" });
+  await form.getByLabel("Email").fill(CLINICIAN.email);
+  await form.getByLabel("Name").fill("Dr Clinician");
+  await form.getByLabel("First password").fill(CLINICIAN.password);
+  await form.getByRole("checkbox", { name: "receptionist" }).uncheck();
+  await form.getByRole("checkbox", { name: "clinician" }).check();
+  await form.getByRole("button", { name: "Add the user" }).click();
+  await page.getByText(`${CLINICIAN.email} can now sign in.`).waitFor();
+  const row = page.getByRole("row", { name: new RegExp(CLINICIAN.email) });
+  await row.getByRole("cell", { name: "clinician", exact: true }).waitFor();
   await scan(page, "users");
   await shot(page, "users");
   await page.getByRole("link", { name: "Audit trail" }).click();
@@ -379,6 +394,18 @@ test("admins see users and the audit trail; the front desk's 403 is explained", 
   await scan(page, "audit trail");
   await shot(page, "audit");
   await page.context().close();
+
+  // The clinician sees patients and appointments, but registering and editing are the front
+  // desk's: those buttons are not offered.
+  const clinician = await signedIn(CLINICIAN);
+  const nav = clinician.getByRole("navigation", { name: "Main" });
+  assert.deepEqual(await nav.getByRole("link").allInnerTexts(), ["Patients", "Today", "Calendar"]);
+  await clinician.getByLabel("Name, MRN, phone, email or birth date").fill(patient.mrn);
+  await clinician.getByRole("button", { name: /Müller-Lüdenscheidt, Jonathan/ }).click();
+  await clinician.getByRole("button", { name: "Book an appointment" }).waitFor();
+  assert.equal(await clinician.getByRole("button", { name: "Edit" }).count(), 0);
+  assert.equal(await clinician.getByRole("button", { name: "Deactivate…" }).count(), 0);
+  await clinician.context().close();
 
   // A user whose roles open no screen is told so, and where their work is: not a blank page.
   const analyst = await signedIn(ANALYST);
