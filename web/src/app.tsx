@@ -1,7 +1,7 @@
 // The shell: sign-in, the navigation the user's roles allow, and the current screen. Which
 // screen and which patient are kept in memory; the address bar only ever names the screen
 // (no patient data in URLs or history), and the document title only the screen's name.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { hasRole, onExpired, onSession, signOut, user as currentUser, type User } from "./api";
 import { Audit } from "./screens/audit";
 import { Day } from "./screens/day";
@@ -70,11 +70,17 @@ export function App() {
   );
   useEffect(() => onExpired(() => setExpired(true)), []);
 
-  // Back and forward move between screens; the history entry holds the screen's name only.
+  // Back and forward move between screens. The history entry holds the screen's name only;
+  // which patient was open is remembered here, in memory.
+  const lastPatient = useRef<string | null>(null);
   useEffect(() => {
     const back = (e: PopStateEvent) => {
       const name = (e.state?.screen as Screen["name"]) ?? "patients";
-      setScreen((now) => (now.name === name ? now : name === "patient" ? now : ({ name } as Screen)));
+      setScreen((now) => {
+        if (now.name === name) return now;
+        if (name === "patient") return lastPatient.current ? { name, id: lastPatient.current } : now;
+        return { name } as Screen;
+      });
     };
     window.addEventListener("popstate", back);
     return () => window.removeEventListener("popstate", back);
@@ -85,6 +91,7 @@ export function App() {
   }, [screen.name]);
 
   const go: Go = (next) => {
+    if (next.name === "patient") lastPatient.current = next.id;
     setScreen(next);
     history.pushState({ screen: next.name }, "", `#/${next.name}`);
   };

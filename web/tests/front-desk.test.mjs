@@ -178,6 +178,11 @@ test("search with a typo and no accents finds the patient, by keyboard alone", a
   assert.ok(!page.url().includes(patient.id));
   await scan(page, "patient record");
   await shot(page, "patient");
+  // Back and forward move between screens, the patient kept in memory only.
+  await page.goBack();
+  await page.getByRole("heading", { name: "Find a patient" }).waitFor();
+  await page.goForward();
+  await page.getByRole("heading", { name: /Müller-Lüdenscheidt, Jonathan/ }).waitFor();
   assert.deepEqual(page.cspViolations, []);
   await page.context().close();
 });
