@@ -73,6 +73,15 @@ async function signedIn(who, viewport = { width: 1280, height: 800 }) {
   return page;
 }
 
+/** Presses Tab until `target` has the focus (at most 60 times): it is reachable by keyboard. */
+async function tabTo(page, target) {
+  for (let i = 0; i < 60; i++) {
+    if (await target.evaluate((el) => el === document.activeElement).catch(() => false)) return;
+    await page.keyboard.press("Tab");
+  }
+  assert.fail(`not reachable with the Tab key: ${target}`);
+}
+
 /** axe-core on the page as it is now: no serious or critical violation. */
 async function scan(page, screen) {
   await page.evaluate(AXE); // evaluated by the DevTools protocol: the page's CSP still holds
@@ -336,6 +345,31 @@ test("find a free time, book it, see the confirmation, cancel it", async () => {
   await again.getByRole("button", { name: "Cancel the appointment" }).click();
   await page.getByText("Cancelled.").waitFor();
   await page.locator(".appointment.cancelled").filter({ hasText: "Müller-Lüdenscheidt" }).waitFor();
+  await page.context().close();
+});
+
+test("a booking with the keyboard alone: Tab, Enter and typing", async () => {
+  const page = await signedIn(DESK);
+  await tabTo(page, page.getByRole("link", { name: "Calendar" }));
+  await page.keyboard.press("Enter");
+  await tabTo(page, page.getByLabel("Practitioner"));
+  await page.getByLabel("Practitioner").selectOption(practitionerId); // a select's own keys vary by platform
+  const inTwoDays = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
+  await tabTo(page, page.getByLabel("Date"));
+  await page.getByLabel("Date").fill(inTwoDays);
+  const slot = page.getByRole("button", { name: /^Free at 09:00/ });
+  await tabTo(page, slot);
+  await page.keyboard.press("Enter");
+  const who = page.getByLabel("Patient (name, MRN, phone…)");
+  await tabTo(page, who);
+  await page.keyboard.type("jonathan muller");
+  const found = page.getByRole("button", { name: /Müller-Lüdenscheidt, Jonathan · born 1984-03-17/ });
+  await found.waitFor();
+  await tabTo(page, found);
+  await page.keyboard.press("Enter");
+  await tabTo(page, page.getByRole("button", { name: "Book", exact: true }));
+  await page.keyboard.press("Enter");
+  await page.getByText(/^Booked .* at 09:00\./).waitFor();
   await page.context().close();
 });
 

@@ -1,7 +1,7 @@
 // A practitioner's day or week: free times from the availability API beside what is booked,
 // booking a free time in two clicks, and the appointment lifecycle (reschedule, cancel with a
 // reason, check in, complete, no-show). Times are in the practitioner's zone, labelled.
-import { useEffect, useState } from "preact/hooks";
+import { useEffect, useRef, useState } from "preact/hooks";
 import { Problem, get, post, query } from "../api";
 import type { Go } from "../app";
 import { Alert, Field, Heading, ProblemAlert, addDays, day, time, today, zoneLabel } from "../ui";
@@ -386,6 +386,10 @@ function Book(p: {
   const [problem, setProblem] = useState<Problem | null>(null);
   const [patientError, setPatientError] = useState<string | undefined>();
   const zone = p.practitioner.timeZone;
+  // The panel opens above the calendar: move the focus into it, so a keyboard user goes on
+  // from the free time they chose to the booking's first field.
+  const panel = useRef<HTMLFormElement>(null);
+  useEffect(() => panel.current?.querySelector<HTMLElement>("input, button")?.focus(), []);
 
   useEffect(() => {
     if (p.patientId) void patientName(p.patientId).then((name) => setPatient({ id: p.patientId!, name }));
@@ -425,7 +429,7 @@ function Book(p: {
   };
 
   return (
-    <form class="panel" onSubmit={book} aria-labelledby="book-title">
+    <form class="panel" onSubmit={book} aria-labelledby="book-title" ref={panel}>
       <h2 id="book-title">
         Book {day(localDate(p.slot.start, zone))} at {time(p.slot.start, zone)} with {p.practitioner.name}
       </h2>
