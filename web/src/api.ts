@@ -44,7 +44,6 @@ export interface Answer<T> {
 interface Tokens {
   access: string;
   refresh: string;
-  expiresAt: number;
 }
 
 let tokens: Tokens | null = null;
@@ -85,7 +84,6 @@ function adopt(pair: { accessToken: string; refreshToken: string; expiresIn: num
   tokens = {
     access: pair.accessToken,
     refresh: pair.refreshToken,
-    expiresAt: Date.now() + pair.expiresIn * 1000,
   };
   const c = claims(pair.accessToken);
   const before = currentUser;
@@ -100,7 +98,6 @@ function adopt(pair: { accessToken: string; refreshToken: string; expiresIn: num
   // Rotate a minute before the access token expires (or halfway, for short ones).
   const lead = Math.min(60_000, (pair.expiresIn * 1000) / 2);
   refreshTimer = window.setTimeout(() => void refresh(), pair.expiresIn * 1000 - lead);
-  if (!before || before.id !== currentUser.id) sessionListeners.forEach((l) => l(currentUser));
 }
 
 function forget() {
@@ -115,9 +112,9 @@ export async function signIn(email: string, password: string): Promise<void> {
     { email, password },
     { anonymous: true },
   );
-  const previous = currentUser;
   adopt(answer.data, email);
-  if (previous && previous.id === currentUser?.id) sessionListeners.forEach((l) => l(currentUser));
+  // A sign-in (also the one after a session ended) is announced; a refresh is not.
+  sessionListeners.forEach((l) => l(currentUser));
 }
 
 export async function signOut(): Promise<void> {

@@ -63,7 +63,6 @@ impl PatientAccess {
         self.records.update(id, expected_version, draft, Change::new(ctx, Action::Update, id)).await
     }
 
-    /// Deactivates a patient.
     /// Deactivates patient `id` at `expected_version`, for `reason` if given (kept with the
     /// new version, never in the audit row).
     pub async fn deactivate(

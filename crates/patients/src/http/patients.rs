@@ -356,7 +356,8 @@ async fn deactivation_reason(request: Request) -> Result<Option<String>> {
     let reason = reason.trim();
     let count = reason.chars().count();
     if count == 0 || count > MAX_REASON_CHARS {
-        return Err(Error::Invalid(vec![FieldError::body("/reason", "must be 1 to 500 characters")]));
+        let detail = format!("must be 1 to {MAX_REASON_CHARS} characters");
+        return Err(Error::Invalid(vec![FieldError::body("/reason", detail)]));
     }
     Ok(Some(reason.to_owned()))
 }
