@@ -11,6 +11,9 @@ pub enum Action {
     ChangeOwnPassword,
     /// Read the auth audit trail.
     ReadAuthTrail,
+    /// Look up colleagues' display names by user id (any signed-in user: a record's history
+    /// and audit trail name their authors by id).
+    ReadColleagueNames,
 }
 
 const ADMINS: &[Role] = &[Role::Admin];
@@ -19,7 +22,7 @@ impl kit::auth::Action for Action {
     fn allowed(self) -> &'static [Role] {
         match self {
             Action::ManageUsers | Action::ReadAuthTrail => ADMINS,
-            Action::ChangeOwnPassword => &Role::ALL,
+            Action::ChangeOwnPassword | Action::ReadColleagueNames => &Role::ALL,
         }
     }
 
@@ -28,16 +31,19 @@ impl kit::auth::Action for Action {
             Action::ManageUsers => "manage_users",
             Action::ChangeOwnPassword => "change_own_password",
             Action::ReadAuthTrail => "read_auth_trail",
+            Action::ReadColleagueNames => "read_colleague_names",
         }
     }
 }
 
-/// Logging in, refreshing and the keys need no token; `/api/users/me` any valid token; the
-/// rest of `/api/users` the roles of [`Action::ManageUsers`].
+/// Logging in, refreshing and the keys need no token; `/api/users/me` and
+/// `/api/users/names` any valid token; the rest of `/api/users` the roles of
+/// [`Action::ManageUsers`].
 pub const ROUTES: &[RouteSpec] = &[
     RouteSpec::public("/auth"),
     RouteSpec::public("/.well-known"),
     RouteSpec::authenticated("/api/users/me"),
+    RouteSpec::authenticated("/api/users/names"),
     RouteSpec::roles("/api/users", ADMINS),
     RouteSpec::roles("/api/auth-events", ADMINS),
 ];
@@ -57,5 +63,8 @@ mod tests {
         let me = ROUTES.iter().find(|r| r.prefix == "/api/users/me").expect("route");
         assert_eq!(me.roles, Some(&[][..]));
         assert!(Role::ALL.iter().all(|r| Action::ChangeOwnPassword.allowed().contains(r)));
+        let names = ROUTES.iter().find(|r| r.prefix == "/api/users/names").expect("route");
+        assert_eq!(names.roles, Some(&[][..]));
+        assert!(Role::ALL.iter().all(|r| Action::ReadColleagueNames.allowed().contains(r)));
     }
 }

@@ -202,6 +202,16 @@ impl UserRepository {
             .ok_or(Error::NotFound)
     }
 
+    /// The display names of those of `ids` that are users (disabled ones too: they still
+    /// wrote what they wrote), ordered by id.
+    pub async fn names(&self, ids: &[UserId]) -> Result<Vec<(UserId, String)>> {
+        let ids: Vec<uuid::Uuid> = ids.iter().copied().map(uuid::Uuid::from).collect();
+        Ok(sqlx::query_as("SELECT id, display_name FROM users WHERE id = ANY($1) ORDER BY id")
+            .bind(ids)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
     /// Users ordered by email, after `after_email` (keyset paging).
     pub async fn list(&self, limit: u32, after_email: Option<&str>) -> Result<Vec<User>> {
         let rows: Vec<UserRow> = sqlx::query_as(&format!(

@@ -29,6 +29,7 @@ pub fn api() -> OpenApiRouter<AuthState> {
         .routes(routes!(sessions::jwks))
         .routes(routes!(users::list_users, users::create_user))
         .routes(routes!(users::change_password))
+        .routes(routes!(users::user_names))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(trail::auth_events))
 }

@@ -16,7 +16,7 @@ use kit::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use crate::{
     AuthState,
@@ -92,6 +92,71 @@ pub async fn list_users(
     let next_cursor =
         kit::json::next_page(&mut items, limit, |last| Cursor::encode(&Email::key_of(&last.email)));
     Ok(Json(UserPage { users: items, next_cursor }))
+}
+
+/// Most user ids one name lookup takes: as many as fit in one query parameter.
+pub const MAX_NAME_LOOKUPS: usize = 25;
+
+/// The ids whose names are wanted.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NamesParams {
+    /// User ids, comma-separated, 1 to 25.
+    #[param(
+        required = true,
+        pattern = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}(,[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}){0,24}$"
+    )]
+    pub ids: Option<String>,
+}
+
+/// A colleague's name, and nothing else about them.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserName {
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
+    pub display_name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserNames {
+    /// Those of the ids asked for that are users (disabled ones too), ordered by id; an id
+    /// that is no user is left out.
+    pub users: Vec<UserName>,
+}
+
+/// The display names of colleagues, by user id (any signed-in user).
+///
+/// A record's history and the audit trails name who did something by user id; this turns
+/// those ids into the names staff know each other by. Only names: email, roles and the rest
+/// stay with the admins' `GET /api/users/{id}`.
+#[utoipa::path(get, path = "/api/users/names", tag = "users", params(NamesParams),
+    responses((status = 200, description = "The names of those ids that are users", body = UserNames),
+              InvalidParameters, Unauthorized))]
+pub async fn user_names(
+    State(state): State<AuthState>,
+    ctx: RequestContext,
+    QueryParams(params): QueryParams<NamesParams>,
+) -> Result<Json<UserNames>> {
+    ctx.require(Action::ReadColleagueNames)?;
+    let ids = parse_ids(params.ids.as_deref())?;
+    let users = state.users.names(&ids).await?;
+    Ok(Json(UserNames {
+        users: users.into_iter().map(|(id, display_name)| UserName { id, display_name }).collect(),
+    }))
+}
+
+/// The `ids` parameter: 1 to [`MAX_NAME_LOOKUPS`] UUIDs, comma-separated.
+fn parse_ids(raw: Option<&str>) -> Result<Vec<UserId>> {
+    let invalid = |detail: &str| Error::Invalid(vec![FieldError::parameter("ids", detail)]);
+    let raw = raw.ok_or_else(|| invalid("is required: user ids, comma-separated"))?;
+    let ids: Option<Vec<UserId>> = raw.split(',').map(|id| UserId::parse(id.trim())).collect();
+    let ids = ids.ok_or_else(|| invalid("must be user ids (UUIDs), comma-separated"))?;
+    if ids.len() > MAX_NAME_LOOKUPS {
+        return Err(invalid(&format!("must name at most {MAX_NAME_LOOKUPS} users")));
+    }
+    Ok(ids)
 }
 
 /// Read a user (admins).
@@ -195,4 +260,33 @@ pub async fn change_password(
     state.keys.reload().await?;
     tracing::info!(user = %id, "password changed");
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_detail(result: Result<Vec<UserId>>) -> String {
+        match result {
+            Err(Error::Invalid(errors)) => {
+                assert_eq!(errors.len(), 1);
+                errors[0].detail.clone()
+            }
+            other => panic!("expected one field error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn ids_are_uuids_separated_by_commas() {
+        let a = UserId::new();
+        let b = UserId::new();
+        assert_eq!(parse_ids(Some(&format!("{a},{b}"))).expect("two ids"), vec![a, b]);
+        assert!(field_detail(parse_ids(None)).contains("required"));
+        assert!(field_detail(parse_ids(Some(&format!("{a},admin")))).contains("UUIDs"));
+        assert!(field_detail(parse_ids(Some(&format!("{a},")))).contains("UUIDs"));
+        let many = vec![a.to_string(); MAX_NAME_LOOKUPS + 1].join(",");
+        assert!(field_detail(parse_ids(Some(&many))).contains("at most 25"));
+        let most = vec![a.to_string(); MAX_NAME_LOOKUPS].join(",");
+        assert_eq!(parse_ids(Some(&most)).expect("25 ids").len(), MAX_NAME_LOOKUPS);
+    }
 }

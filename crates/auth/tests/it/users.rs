@@ -84,21 +84,25 @@ async fn only_admins_manage_users() {
     expect_problem(response, StatusCode::FORBIDDEN).await;
 }
 
-#[tokio::test]
-async fn a_disabled_user_can_neither_log_in_nor_refresh() {
-    let system = TestAuth::start().await;
-    let (id, email, password) = system.create_user("leaver", &[Role::Receptionist]).await;
-    let pair = system.tokens(&email, &password).await;
-    let admin = system.admin_token().await;
+/// Disables user `id` as the admin.
+async fn disable(system: &TestAuth, id: &str) {
     let response = system
         .client
         .patch(system.url(&format!("/api/users/{id}")))
-        .bearer_auth(&admin)
+        .bearer_auth(system.admin_token().await)
         .json(&json!({ "enabled": false }))
         .send()
         .await
         .expect("request");
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_disabled_user_can_neither_log_in_nor_refresh() {
+    let system = TestAuth::start().await;
+    let (id, email, password) = system.create_user("leaver", &[Role::Receptionist]).await;
+    let pair = system.tokens(&email, &password).await;
+    disable(&system, &id).await;
     let refresh = json!({ "refreshToken": pair["refreshToken"] });
     let response =
         system.client.post(system.url("/auth/refresh")).json(&refresh).send().await.expect("request");
@@ -205,4 +209,42 @@ async fn the_auth_trail_keeps_logins_logouts_and_user_changes_durably_for_admins
     {
         assert!(sqlx::query(statement).execute(&system.pool).await.is_err(), "{statement}");
     }
+}
+
+// A record's history names its authors by user id; any colleague may turn those ids into
+// names, disabled colleagues included, and learns nothing else about them.
+#[tokio::test]
+async fn any_colleague_reads_names_by_id_and_nothing_more() {
+    let system = TestAuth::start().await;
+    let (nurse, _, _) = system.create_user("nurse", &[Role::Clinician]).await;
+    let (left, _, _) = system.create_user("left", &[Role::Receptionist]).await;
+    disable(&system, &left).await;
+    let analyst = system.token_for("numbers", &[Role::Analyst]).await;
+    let nobody = uuid::Uuid::now_v7();
+
+    let response = system.get(&format!("/api/users/names?ids={left},{nobody},{nurse}"), &analyst).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.expect("json");
+    let mut expected =
+        vec![json!({ "id": nurse, "displayName": "nurse" }), json!({ "id": left, "displayName": "left" })];
+    expected.sort_by_key(|u| u["id"].as_str().expect("id").to_owned());
+    assert_eq!(body, json!({ "users": expected }), "names only, unknown ids left out");
+
+    let problem = expect_problem(
+        system.get("/api/users/names?ids=admin", &analyst).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["parameter"], "ids");
+    let problem =
+        expect_problem(system.get("/api/users/names", &analyst).await, StatusCode::UNPROCESSABLE_ENTITY)
+            .await;
+    assert_eq!(problem["errors"][0]["parameter"], "ids");
+    let anonymous = system
+        .client
+        .get(system.url(&format!("/api/users/names?ids={nurse}")))
+        .send()
+        .await
+        .expect("request");
+    expect_problem(anonymous, StatusCode::UNAUTHORIZED).await;
 }

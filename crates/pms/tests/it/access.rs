@@ -85,6 +85,7 @@ async fn without_a_token_everything_but_login_answers_401() {
         (Method::GET, "/api/audit-events".to_owned()),
         (Method::GET, "/api/users".to_owned()),
         (Method::POST, "/api/users/me/password".to_owned()),
+        (Method::GET, format!("/api/users/names?ids={id}")),
         (Method::GET, "/auth/validate".to_owned()),
     ] {
         let response =
@@ -94,6 +95,27 @@ async fn without_a_token_everything_but_login_answers_401() {
     }
     let response = system.client.get(system.url("/.well-known/jwks.json")).send().await.expect("request");
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+// A clinician reading a record's history sees who wrote each version by name: the version
+// holds the author's user id, and the gateway lets any colleague turn it into a name.
+#[tokio::test]
+async fn a_history_author_is_named_to_any_colleague() {
+    let system = TestSystem::start().await;
+    let (front_desk, email, password) = system.create_user("rosa", &[Role::Receptionist]).await;
+    let receptionist =
+        system.tokens(&email, &password).await["accessToken"].as_str().expect("token").to_owned();
+    let clinician = system.token_for("doc", &[Role::Clinician]).await;
+    let id = register(&system, &receptionist, "Authored", None).await;
+
+    let history: Value =
+        system.get(&format!("/api/patients/{id}/history"), &clinician).await.json().await.expect("json");
+    let author = history["versions"][0]["recordedBy"].as_str().expect("author");
+    assert_eq!(author, front_desk);
+    let response = system.get(&format!("/api/users/names?ids={author}"), &clinician).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let names: Value = response.json().await.expect("json");
+    assert_eq!(names, json!({ "users": [{ "id": front_desk, "displayName": "rosa" }] }));
 }
 
 #[tokio::test]

@@ -26,6 +26,7 @@ async fn one_openapi_3_1_document_describes_the_whole_public_api_with_bearer_aut
         "/api/users",
         "/api/users/{id}",
         "/api/users/me/password",
+        "/api/users/names",
     ] {
         assert!(paths.contains_key(path), "{path} missing");
     }
