@@ -102,6 +102,7 @@ function adopt(pair: { accessToken: string; refreshToken: string; expiresIn: num
 
 function forget() {
   tokens = null;
+  names.clear();
   window.clearTimeout(refreshTimer);
 }
 
@@ -258,6 +259,32 @@ export const get = <T>(path: string) => send<T>("GET", path);
 export const post = <T>(path: string, body?: unknown, ifMatch?: string | null) =>
   send<T>("POST", path, body, { ifMatch });
 export const put = <T>(path: string, body: unknown, ifMatch: string | null) => send<T>("PUT", path, body, { ifMatch });
+
+const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Colleagues' names by user id, as far as asked this session (null: no such user). */
+const names = new Map<string, string | null>();
+
+/**
+ * The display names of the users among `ids` (`GET /api/users/names`, 25 ids a call), each
+ * asked once a session. Ids that are no user (a service's, a deleted one) are left out.
+ */
+export async function userNames(ids: string[]): Promise<Map<string, string>> {
+  const missing = [...new Set(ids)].filter((id) => USER_ID.test(id) && !names.has(id));
+  for (let i = 0; i < missing.length; i += 25) {
+    const batch = missing.slice(i, i + 25);
+    const answer = await get<{ users: { id: string; displayName: string }[] }>(
+      `/api/users/names${query({ ids: batch.join(",") })}`,
+    );
+    for (const id of batch) names.set(id, null);
+    for (const u of answer.data.users) names.set(u.id, u.displayName);
+  }
+  const known = new Map<string, string>();
+  for (const id of ids) {
+    const name = names.get(id);
+    if (name) known.set(id, name);
+  }
+  return known;
+}
 
 /** A query string of the given parameters (empty ones left out). */
 export function query(params: Record<string, string | number | undefined | null>): string {

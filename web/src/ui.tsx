@@ -2,7 +2,7 @@
 // announced and tied to their input, alerts, and formatting of dates in a named zone.
 import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
-import { Problem, get } from "./api";
+import { Problem, get, userNames } from "./api";
 
 let nextId = 0;
 /** A stable id for one rendered element (labels and descriptions need them). */
@@ -91,6 +91,26 @@ export function useGet<T>(path: string | null, reload = 0): { data: T | null; pr
     };
   }, [path, reload]);
   return state;
+}
+
+/**
+ * The names of the users among `ids`, once known; until then (or if they cannot be asked)
+ * the map lacks them and callers show the id.
+ */
+export function useUserNames(ids: (string | undefined)[]): Map<string, string> {
+  const key = [...new Set(ids.filter((id): id is string => !!id))].sort().join(",");
+  const [known, setKnown] = useState<Map<string, string>>(new Map());
+  useEffect(() => {
+    if (!key) return;
+    let current = true;
+    userNames(key.split(","))
+      .then((n) => current && setKnown(n))
+      .catch(() => undefined); // names are a courtesy: the ids still say who
+    return () => {
+      current = false;
+    };
+  }, [key]);
+  return known;
 }
 
 /** A message that screen readers announce when it appears. */

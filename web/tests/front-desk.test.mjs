@@ -373,6 +373,64 @@ test("a booking with the keyboard alone: Tab, Enter and typing", async () => {
   await page.context().close();
 });
 
+test("registering, editing and adding a user with the keyboard alone", async () => {
+  const page = await signedIn(DESK);
+  const type = async (target, text) => {
+    await tabTo(page, target);
+    await page.keyboard.type(text);
+  };
+  const press = async (target) => {
+    await tabTo(page, target);
+    await page.keyboard.press("Enter");
+  };
+  await type(page.getByLabel("Name, MRN, phone, email or birth date"), "Keyboard Kowalczyk");
+  await press(page.getByRole("button", { name: /as a new patient/ }));
+  await page.getByRole("heading", { name: "Register a patient" }).waitFor();
+  // Headless Chromium's date input reads month, day, year, whatever the language (seen with
+  // --lang=en-GB and en-US); the value is ISO either way.
+  await type(page.getByLabel("Birth date"), "03171984");
+  assert.equal(await page.getByLabel("Birth date").inputValue(), "1984-03-17");
+  await tabTo(page, page.getByLabel("Sex"));
+  await page.getByLabel("Sex").selectOption("female"); // a select's own keys vary by platform
+  await type(page.getByLabel("Email"), "k.kowalczyk@example.org");
+  await press(page.getByRole("button", { name: "Register" }));
+  await page.getByRole("heading", { name: "Kowalczyk, Keyboard" }).waitFor();
+
+  await press(page.getByRole("button", { name: "Edit" }));
+  await type(page.getByLabel("City"), "Kraków");
+  await press(page.getByRole("button", { name: "Save changes" }));
+  await page.getByText("Saved.").waitFor();
+  await page.getByText("Kraków").first().waitFor();
+  await page.context().close();
+
+  const admin = await signedIn(ADMIN);
+  const pressOn = async (target) => {
+    await tabTo(admin, target);
+    await admin.keyboard.press("Enter");
+  };
+  await pressOn(admin.getByRole("link", { name: "Users" }));
+  await pressOn(admin.getByRole("button", { name: "Add a user" }));
+  const form = admin.getByRole("form", { name: "Add a user" });
+  for (const [label, text] of [
+    ["Email", "keys@clinic.example"],
+    ["Name", "Kay Board"],
+    ["First password", "keyboard-only-passphrase"],
+  ]) {
+    await tabTo(admin, form.getByLabel(label));
+    await admin.keyboard.type(text);
+  }
+  await tabTo(admin, form.getByRole("checkbox", { name: "receptionist" }));
+  assert.ok(await form.getByRole("checkbox", { name: "receptionist" }).isChecked());
+  await tabTo(admin, form.getByRole("checkbox", { name: "analyst" }));
+  await admin.keyboard.press("Space");
+  assert.ok(await form.getByRole("checkbox", { name: "analyst" }).isChecked());
+  await pressOn(form.getByRole("button", { name: "Add the user" }));
+  await admin.getByText("keys@clinic.example can now sign in.").waitFor();
+  const row = admin.getByRole("row", { name: /keys@clinic\.example/ });
+  await row.getByRole("cell", { name: /^(receptionist, analyst|analyst, receptionist)$/ }).waitFor();
+  await admin.context().close();
+});
+
 test("the today list: check a patient in; and a tablet-sized screen", async (t) => {
   // A booking later today (on the 15-minute grid, at least 20 minutes ahead), in Berlin.
   const start = new Date(Math.ceil((Date.now() + 20 * 60_000) / 900_000) * 900_000);
@@ -430,6 +488,8 @@ test("admins see users and the audit trail; the front desk's 403 is explained", 
   await page.getByLabel("Patient id").fill(patient.id);
   await page.getByRole("button", { name: "Show", exact: true }).click();
   await page.getByRole("cell", { name: "read" }).first().waitFor();
+  // Who did it is named, beside the id an admin filters by.
+  await page.getByRole("cell", { name: /^Front Desk [0-9a-f-]{36}/ }).first().waitFor();
   await scan(page, "audit trail");
   await shot(page, "audit");
   await page.context().close();
@@ -444,6 +504,10 @@ test("admins see users and the audit trail; the front desk's 403 is explained", 
   await clinician.getByRole("button", { name: "Book an appointment" }).waitFor();
   assert.equal(await clinician.getByRole("button", { name: "Edit" }).count(), 0);
   assert.equal(await clinician.getByRole("button", { name: "Deactivate…" }).count(), 0);
+  // The record's history names the colleagues who wrote it, not their user ids.
+  await clinician.getByRole("tab", { name: "History" }).click();
+  await clinician.getByText(/, by Front Desk$/).first().waitFor();
+  assert.doesNotMatch(await clinician.locator(".history").innerText(), /by [0-9a-f]{8}-/);
   await clinician.context().close();
 
   // A user whose roles open no screen is told so, and where their work is: not a blank page.

@@ -2,7 +2,7 @@
 // where; filtered by patient, user and date. Readable by admins only (the API says so too).
 import { useEffect, useState } from "preact/hooks";
 import { Problem, get, query } from "../api";
-import { Field, Heading, ProblemAlert, dateTime } from "../ui";
+import { Field, Heading, ProblemAlert, dateTime, useUserNames } from "../ui";
 
 interface AuditEvent {
   id: number;
@@ -46,6 +46,7 @@ export function Audit({ patientId: initial }: { patientId?: string }) {
   };
   useEffect(() => void load(), []);
 
+  const names = useUserNames((events ?? []).map((e) => e.actorId));
   const f = problem?.fields ?? {};
   return (
     <section>
@@ -82,6 +83,7 @@ export function Audit({ patientId: initial }: { patientId?: string }) {
               <tr>
                 <td>{dateTime(e.occurredAt)}</td>
                 <td>
+                  {e.actorId && names.has(e.actorId) ? <>{names.get(e.actorId)} </> : null}
                   <code>{e.actorId ?? "—"}</code> <span class="muted">({e.actorRoles.join(", ")})</span>
                 </td>
                 <td>{e.action}</td>

@@ -4,7 +4,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { Problem, get, hasRole, query, send, user } from "../api";
 import type { Go } from "../app";
-import { Alert, Field, Heading, ProblemAlert, dateTime, statusText, useGet } from "../ui";
+import { Alert, Field, Heading, ProblemAlert, dateTime, statusText, useGet, useUserNames } from "../ui";
 import { LABELS, PatientForm, draftOf, type Draft, type Patient } from "./patient-form";
 
 export interface Appointment {
@@ -333,6 +333,7 @@ function History({ patientId }: { patientId: string }) {
   if (!data) return <p>Loading…</p>;
   const versions = data.versions;
   const me = user()?.id;
+  const names = useUserNames(versions.map((v) => v.recordedBy));
   return (
     <ol class="history" reversed>
       {versions.map((v, i) => {
@@ -343,7 +344,7 @@ function History({ patientId }: { patientId: string }) {
           <li>
             <p>
               <strong>Version {v.version}</strong>, {dateTime(v.recordedAt)}
-              {v.recordedBy ? `, by ${v.recordedBy === me ? "you" : v.recordedBy}` : ""}
+              {v.recordedBy ? `, by ${v.recordedBy === me ? "you" : (names.get(v.recordedBy) ?? v.recordedBy)}` : ""}
             </p>
             {!before ? <p>Registered.</p> : null}
             {active ? <p>{v.patient.active ? "Reactivated." : "Deactivated."}</p> : null}
