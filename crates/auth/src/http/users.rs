@@ -151,7 +151,10 @@ pub async fn user_names(
 fn parse_ids(raw: Option<&str>) -> Result<Vec<UserId>> {
     let invalid = |detail: &str| Error::Invalid(vec![FieldError::parameter("ids", detail)]);
     let raw = raw.ok_or_else(|| invalid("is required: user ids, comma-separated"))?;
-    let ids: Option<Vec<UserId>> = raw.split(',').map(|id| UserId::parse(id.trim())).collect();
+    // Exactly the hyphenated form the document's pattern allows (36 characters: the uuid
+    // crate would also take braced, URN and bare-hex forms).
+    let ids: Option<Vec<UserId>> =
+        raw.split(',').map(|id| if id.len() == 36 { UserId::parse(id) } else { None }).collect();
     let ids = ids.ok_or_else(|| invalid("must be user ids (UUIDs), comma-separated"))?;
     if ids.len() > MAX_NAME_LOOKUPS {
         return Err(invalid(&format!("must name at most {MAX_NAME_LOOKUPS} users")));
@@ -284,6 +287,9 @@ mod tests {
         assert!(field_detail(parse_ids(None)).contains("required"));
         assert!(field_detail(parse_ids(Some(&format!("{a},admin")))).contains("UUIDs"));
         assert!(field_detail(parse_ids(Some(&format!("{a},")))).contains("UUIDs"));
+        assert!(field_detail(parse_ids(Some(&format!("{a}, {b}")))).contains("UUIDs"));
+        let bare = a.to_string().replace('-', "");
+        assert!(field_detail(parse_ids(Some(&bare))).contains("UUIDs"));
         let many = vec![a.to_string(); MAX_NAME_LOOKUPS + 1].join(",");
         assert!(field_detail(parse_ids(Some(&many))).contains("at most 25"));
         let most = vec![a.to_string(); MAX_NAME_LOOKUPS].join(",");
