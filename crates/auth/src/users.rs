@@ -35,6 +35,15 @@ pub struct User {
     pub updated_at: OffsetDateTime,
 }
 
+/// A colleague's name, and nothing else about them (what any signed-in user may see).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct UserName {
+    #[schema(value_type = Uuid)]
+    pub id: UserId,
+    pub display_name: String,
+}
+
 #[derive(sqlx::FromRow)]
 struct UserRow {
     id: UserId,
@@ -204,7 +213,7 @@ impl UserRepository {
 
     /// The display names of those of `ids` that are users (disabled ones too: they still
     /// wrote what they wrote), ordered by id.
-    pub async fn names(&self, ids: &[UserId]) -> Result<Vec<(UserId, String)>> {
+    pub async fn names(&self, ids: &[UserId]) -> Result<Vec<UserName>> {
         let ids: Vec<uuid::Uuid> = ids.iter().copied().map(uuid::Uuid::from).collect();
         Ok(sqlx::query_as("SELECT id, display_name FROM users WHERE id = ANY($1) ORDER BY id")
             .bind(ids)

@@ -24,7 +24,7 @@ use crate::{
     lockout, passwords,
     policy::Action,
     trail::AuthEvent,
-    users::{NewUser, User, UserId, UserPatch},
+    users::{NewUser, User, UserId, UserName, UserPatch},
 };
 
 /// Create a user (admins).
@@ -110,15 +110,6 @@ pub struct NamesParams {
     pub ids: Option<String>,
 }
 
-/// A colleague's name, and nothing else about them.
-#[derive(Debug, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct UserName {
-    #[schema(value_type = Uuid)]
-    pub id: UserId,
-    pub display_name: String,
-}
-
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct UserNames {
     /// Those of the ids asked for that are users (disabled ones too), ordered by id; an id
@@ -141,10 +132,7 @@ pub async fn user_names(
 ) -> Result<Json<UserNames>> {
     ctx.require(Action::ReadColleagueNames)?;
     let ids = parse_ids(params.ids.as_deref())?;
-    let users = state.users.names(&ids).await?;
-    Ok(Json(UserNames {
-        users: users.into_iter().map(|(id, display_name)| UserName { id, display_name }).collect(),
-    }))
+    Ok(Json(UserNames { users: state.users.names(&ids).await? }))
 }
 
 /// The `ids` parameter: 1 to [`MAX_NAME_LOOKUPS`] UUIDs, comma-separated.
