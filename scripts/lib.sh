@@ -389,12 +389,14 @@ bench_cleanup() {
 }
 
 # bench_pms_start DB PORT LOG: the benchmarks' server: the release `pms up` on database DB of
-# the benchmark cluster ($pg_dir), publishing to the run's broker ($broker_port), listening
+# the benchmark cluster ($pg_dir), publishing to the run's broker ($broker_port; one partition
+# per topic, as scripts/up.sh makes them on a laptop), listening
 # from PORT on (pms_ports_env), per-client rate limits lifted, admin bench@pms.local. Sets
 # $server to its pid and returns once it is ready.
 bench_pms_start() {
     local db="$1" port="$2" log="$3"
     PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$db")" PMS_LOG=warn PMS_KAFKA_BROKERS="127.0.0.1:$broker_port" \
+        PMS_KAFKA_PARTITIONS="${PMS_KAFKA_PARTITIONS:-1}" \
         PMS_GATEWAY_RATE_PER_SECOND=1000000 PMS_GATEWAY_RATE_BURST=1000000 \
         PMS_GATEWAY_ADDRESS_RATE_PER_SECOND=1000000 PMS_GATEWAY_ADDRESS_RATE_BURST=1000000 PMS_GATEWAY_ADMIN_BIND=off \
         PMS_ADMIN_EMAIL=bench@pms.local PMS_ADMIN_PASSWORD=bench-password-123 \

@@ -30,6 +30,9 @@ fi
 if [ -z "${PMS_KAFKA_BROKERS:-}" ]; then
     broker_start "$(pms_state_dir)/broker" 9092
     log "Kafka broker: 127.0.0.1:9092 (Tansu, data in $(pms_state_dir)/broker)"
+    # One partition per topic on a one-node laptop broker: each partition costs Tansu CPU at
+    # every consumer fetch (docs/benchmarks.md, 2026-12-02). Topics made earlier keep theirs.
+    export PMS_KAFKA_PARTITIONS="${PMS_KAFKA_PARTITIONS:-1}"
 fi
 
 # LocalStack on 127.0.0.1:4566 for the messages to patients (emails at /_aws/ses, SMS at

@@ -75,8 +75,8 @@ pub fn start(
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         // A fetch waits at most this long for records (librdkafka's default, 500 ms, is what
-        // a quiet topic adds to every event's delay: measured by scripts/bench-events.sh).
-        .set("fetch.wait.max.ms", "10")
+        // a quiet topic adds to every event's delay on Tansu: scripts/bench-events.sh).
+        .set("fetch.wait.max.ms", kafka.fetch_wait.as_millis().to_string())
         // Notice new partitions (and topics created late) within seconds, not 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create()?;

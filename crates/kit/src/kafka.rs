@@ -33,9 +33,16 @@ pub struct KafkaConfig {
     pub partitions: i32,
     /// `PMS_KAFKA_REPLICATION`: replication factor of the topics pms creates.
     pub replication: i32,
-    /// `PMS_KAFKA_DELIVERY_TIMEOUT_MS`: how long a record may wait for the broker before its
-    /// delivery is reported failed (the outbox then retries it later).
-    pub delivery_timeout: Duration,
+    /// `PMS_KAFKA_SLOW_DELIVERY_MS`: how long a publish may wait for the broker's
+    /// acknowledgements before a warning says so (again after each further such wait). The
+    /// records are never given up: see [`KafkaConfig::producer`].
+    pub slow_delivery: Duration,
+    /// `PMS_KAFKA_FETCH_WAIT_MS`: the longest a consumer's fetch waits at the broker for
+    /// records (librdkafka's `fetch.wait.max.ms`). Apache Kafka answers as soon as records
+    /// are there, so the wait only bounds an idle fetch; Tansu always holds a fetch this long,
+    /// so it is also the consumer's part of an event's delay, and each fetch costs Tansu CPU
+    /// (docs/benchmarks.md, 2026-12-02).
+    pub fetch_wait: Duration,
 }
 
 #[derive(Clone)]
@@ -55,6 +62,8 @@ impl std::fmt::Debug for KafkaConfig {
             .finish_non_exhaustive()
     }
 }
+
+const DEFAULT_FETCH_WAIT: Duration = Duration::from_millis(25);
 
 const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
 
@@ -83,7 +92,8 @@ impl KafkaConfig {
             sasl,
             partitions: config::parse_or("PMS_KAFKA_PARTITIONS", 3)?,
             replication: config::parse_or("PMS_KAFKA_REPLICATION", 1)?,
-            delivery_timeout: config::millis_or("PMS_KAFKA_DELIVERY_TIMEOUT_MS", Duration::from_secs(10))?,
+            slow_delivery: config::millis_or("PMS_KAFKA_SLOW_DELIVERY_MS", Duration::from_secs(10))?,
+            fetch_wait: config::millis_or("PMS_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT)?,
         })
     }
 
@@ -95,7 +105,8 @@ impl KafkaConfig {
             sasl: None,
             partitions: 3,
             replication: 1,
-            delivery_timeout: Duration::from_secs(10),
+            slow_delivery: Duration::from_secs(10),
+            fetch_wait: DEFAULT_FETCH_WAIT,
         }
     }
 
@@ -124,12 +135,21 @@ impl KafkaConfig {
 
     /// An idempotent producer: acknowledged by every in-sync replica, retried by the client
     /// without duplicates, ordered per partition.
+    ///
+    /// A record is never given up (`message.timeout.ms = 0`): the client retries it until the
+    /// broker acknowledges it, however long the broker is down or stalled. Giving up a record
+    /// the broker may already hold makes the idempotent producer bump its epoch, and then
+    /// whoever sent it (the outbox relay) would send it again as a new record: a duplicate on
+    /// any broker. Tansu 0.6's sqlite engine, moreover, cannot take the bumped epoch: it
+    /// stops serving every client until it is restarted (measured: docs/benchmarks.md,
+    /// 2026-12-02). Whoever waits for a delivery decides how long to wait
+    /// ([`KafkaConfig::slow_delivery`], the relay's stop).
     pub fn producer(&self) -> Result<FutureProducer, KafkaError> {
         self.client_config()
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
-            .set("message.timeout.ms", self.delivery_timeout.as_millis().to_string())
+            .set("message.timeout.ms", self.slow_delivery.as_millis().to_string())
             .create()
     }
 }

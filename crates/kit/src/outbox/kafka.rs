@@ -77,7 +77,23 @@ impl Publisher for KafkaPublisher {
                 }
             });
         }
-        try_join_all(deliveries).await?;
-        Ok(())
+        // The producer never gives a record up, so neither does this wait; it says when the
+        // broker is slow to acknowledge (down, stalled, or overloaded).
+        let all = try_join_all(deliveries);
+        tokio::pin!(all);
+        let started = std::time::Instant::now();
+        loop {
+            match tokio::time::timeout(self.config.slow_delivery, &mut all).await {
+                Ok(delivered) => return delivered.map(drop),
+                Err(_) => {
+                    metrics::counter!("outbox_slow_deliveries_total").increment(1);
+                    tracing::warn!(
+                        records = batch.len(),
+                        waited_ms = started.elapsed().as_millis() as u64,
+                        "the broker has not acknowledged a batch yet; still waiting"
+                    );
+                }
+            }
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! A publisher that keeps what it is given, for unit tests of code that writes or relays
-//! events. It can be told to fail, as a broker that is down would.
+//! events. It can be told to fail, as a broker that is down would, or to stall, as one that
+//! takes records but does not acknowledge them.
 
 use std::sync::{
     Arc, Mutex,
@@ -12,6 +13,7 @@ use super::{Message, PublishError, Publisher};
 pub struct MemoryPublisher {
     published: Arc<Mutex<Vec<Message>>>,
     down: Arc<AtomicBool>,
+    stalled: Arc<AtomicBool>,
 }
 
 impl MemoryPublisher {
@@ -28,10 +30,18 @@ impl MemoryPublisher {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
+
+    /// While stalled, a publish does not return.
+    pub fn set_stalled(&self, stalled: bool) {
+        self.stalled.store(stalled, Ordering::SeqCst);
+    }
 }
 
 impl Publisher for MemoryPublisher {
     async fn publish(&self, batch: &[Message]) -> Result<(), PublishError> {
+        while self.stalled.load(Ordering::SeqCst) {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
         if self.down.load(Ordering::SeqCst) {
             return Err(PublishError("the memory publisher is down".to_owned()));
         }

@@ -24,6 +24,9 @@ pub struct RelayConfig {
     pub max_backoff: Duration,
     /// How long published rows are kept before they are pruned (`PMS_OUTBOX_KEEP_MS`).
     pub keep_published: Duration,
+    /// How long a stopping relay still waits for the publisher to take the batch in hand
+    /// (`PMS_OUTBOX_STOP_GRACE_MS`; keep it under `PMS_SHUTDOWN_DEADLINE_MS`).
+    pub stop_grace: Duration,
 }
 
 impl RelayConfig {
@@ -33,6 +36,7 @@ impl RelayConfig {
             poll: config::millis_or("PMS_OUTBOX_POLL_MS", Duration::from_millis(200))?,
             max_backoff: config::millis_or("PMS_OUTBOX_MAX_BACKOFF_MS", Duration::from_secs(5))?,
             keep_published: config::millis_or("PMS_OUTBOX_KEEP_MS", Duration::from_secs(60))?,
+            stop_grace: config::millis_or("PMS_OUTBOX_STOP_GRACE_MS", Duration::from_secs(5))?,
         })
     }
 }
@@ -44,6 +48,7 @@ impl Default for RelayConfig {
             poll: Duration::from_millis(200),
             max_backoff: Duration::from_secs(5),
             keep_published: Duration::from_secs(60),
+            stop_grace: Duration::from_secs(5),
         }
     }
 }
@@ -67,7 +72,8 @@ const PRUNE_EVERY: Duration = Duration::from_secs(10);
 
 impl Relay {
     /// Starts relaying `sink`'s rows of `pool`'s outbox to `publisher` on `background`, and
-    /// pruning its published rows. On stop it finishes the pass in progress.
+    /// pruning its published rows. On stop it finishes the pass in progress, waiting at most
+    /// a few seconds for a publisher that does not answer.
     pub fn start(
         pool: PgPool,
         sink: &'static str,
@@ -109,7 +115,17 @@ async fn run(
 ) {
     let mut backoff = FIRST_BACKOFF;
     while !cancel.is_cancelled() {
-        let wait = match pass(&pool, sink, &publisher, config.batch).await {
+        let outcome = tokio::select! {
+            outcome = pass(&pool, sink, &publisher, config.batch) => outcome,
+            () = stopped_for(&cancel, config.stop_grace) => {
+                // The broker has not acknowledged the batch in hand (it is down or stalled):
+                // its rows stay pending, rolled back with the pass, and the next start sends
+                // them again (consumers drop what they already have by its event id).
+                tracing::warn!(sink, "stopping with an unacknowledged batch; it is sent again after the restart");
+                break;
+            }
+        };
+        let wait = match outcome {
             Ok(Pass::Published(n)) => {
                 backoff = FIRST_BACKOFF;
                 if n as i64 == config.batch {
@@ -135,6 +151,12 @@ async fn run(
             () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Returns `grace` after `cancel` is cancelled.
+async fn stopped_for(cancel: &CancellationToken, grace: Duration) {
+    cancel.cancelled().await;
+    tokio::time::sleep(grace).await;
 }
 
 /// One pass: under the sink's lock, the oldest pending rows are published and marked, all in

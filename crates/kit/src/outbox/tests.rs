@@ -28,6 +28,7 @@ fn config() -> RelayConfig {
         poll: Duration::from_millis(20),
         max_backoff: Duration::from_millis(100),
         keep_published: Duration::from_secs(60),
+        stop_grace: Duration::from_millis(200),
     }
 }
 
@@ -90,6 +91,22 @@ async fn while_the_publisher_fails_nothing_is_marked_and_all_follow_once_it_is_b
     until("all are published after the outage", || publisher.published().len() == 20).await;
     assert!(background.stop(Duration::from_secs(5)).await);
     assert_eq!(pending(&pool).await, 0);
+}
+
+#[tokio::test]
+async fn a_stopping_relay_gives_up_a_batch_nobody_acknowledges_and_leaves_its_rows_pending() {
+    let (_db, pool) = database().await;
+    let publisher = MemoryPublisher::new();
+    publisher.set_stalled(true);
+    let background = Background::new();
+    let relay = Relay::start(pool.clone(), "kafka", publisher.clone(), config(), &background);
+    write(&pool, 5, &[Uuid::now_v7()]).await;
+    relay.wake();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    assert!(background.stop(Duration::from_secs(3)).await, "the relay stopped");
+    assert!(started.elapsed() < Duration::from_secs(1), "within its stop grace: {:?}", started.elapsed());
+    assert_eq!(pending(&pool).await, 5, "nothing marked published: the next start sends them");
 }
 
 #[tokio::test]
