@@ -8,7 +8,9 @@
 #      p50/p99/max;
 #   2. registers as fast as 16 connections can for SECONDS (creates now write version, audit
 #      and outbox rows) and samples the outbox backlog (rows not yet published to the broker,
-#      and not yet sent to billing) every second, then how long it takes to drain.
+#      and not yet sent to billing) every second, then how long it takes to drain;
+#   3. before pms starts, the broker's own ceiling: records/s it takes from the relay's
+#      publisher with no database involved (pms-bench broker).
 # Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/bench-events.sh [RATE] [SECONDS]     (defaults: 500 30)
@@ -19,6 +21,9 @@ port="${PMS_BENCH_PORT:-18080}"
 gateway="http://127.0.0.1:$port"
 
 bench_setup
+
+# The ceiling: what the broker alone takes from the relay's publisher (no database).
+ceiling="$("$CARGO_TARGET_DIR/release/pms-bench" broker --brokers "127.0.0.1:$broker_port" --count 10000 --batch 500 | awk '/^RESULT /')"
 
 psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_bench_events" >/dev/null
 psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_bench_events" >/dev/null
@@ -77,3 +82,6 @@ printf '%s\n' "$latency" | awk '{ printf "- registration to analytics applying i
 printf '%s\n' "$flat" | awk '{ printf "- creates at full speed (16 connections, with outbox rows): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", $2, $3, $4, $5, $6 }'
 echo "- outbox backlog each second under that load (kafka billing): $(tr '\n' ',' <"$work/backlog.txt" | sed 's/,$//; s/,/; /g')"
 echo "- backlog drained ${drained:-(not within 60 s)} s after the load stopped"
+printf '%s\n' "$ceiling" | awk '{ printf "- the broker alone (pms-bench broker: the relay'"'"'s publisher, batches of %d, no database): %d records/s, a batch p50 %.1f ms, p99 %.1f ms\n", $6, $3, $4, $5 }'
+panics="$(grep -c panicked "$broker_dir/broker.log" || true)"
+[ "$panics" = 0 ] || echo "- **the broker panicked $panics times** (see $broker_dir/broker.log)"

@@ -8,7 +8,10 @@
 //! - `audit`: `/api/audit-events?patientId={id}&limit=50`, the trail of a random patient from
 //!   `--ids-file` (who saw this record), for an admin;
 //! - `create`: JSON bodies of sample patients for `POST /api/patients` (emails are random, so
-//!   every body can be registered once).
+//!   every body can be registered once);
+//! - `broker`: not a request list but a measurement: how many event records a second the
+//!   broker at `--brokers` takes from the outbox relay's publisher ([`broker`]), printed as
+//!   `RESULT records records/s batch-p50-ms batch-p99-ms batch`.
 //!
 //! The requests are made here, with the same sample names `pms seed` stored, so the load
 //! generator itself only picks lines: it must cost the two shared cores as little as possible.
@@ -19,10 +22,12 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use patients::sample::{self, Names};
 
+mod broker;
+
 #[derive(Parser)]
 #[command(about = "Write the requests of a pms benchmark measurement, one per line")]
 struct Args {
-    /// read, exact, mixed, audit or create.
+    /// read, exact, mixed, audit, create or broker.
     kind: String,
     /// How many lines.
     #[arg(long, default_value_t = 100_000)]
@@ -33,6 +38,12 @@ struct Args {
     /// Patient ids (one per line), for `read` and `audit`.
     #[arg(long)]
     ids_file: Option<std::path::PathBuf>,
+    /// The broker, for `broker`.
+    #[arg(long, default_value = "127.0.0.1:9092")]
+    brokers: String,
+    /// Records per publish, for `broker` (the relay's `PMS_OUTBOX_BATCH`).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
 }
 
 /// A search path for `name`, its query percent-encoded.
@@ -106,7 +117,8 @@ fn main() -> anyhow::Result<()> {
                 writeln!(out, "{}", create_body(&mut rng, names)?)?;
             }
         }
-        other => bail!("{other}: the kinds are read, exact, mixed, audit and create"),
+        "broker" => broker::run(&args.brokers, args.count, args.batch.max(1))?,
+        other => bail!("{other}: the kinds are read, exact, mixed, audit, create and broker"),
     }
     out.flush()?;
     Ok(())
