@@ -149,7 +149,7 @@ impl KafkaConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "2")
-            .set("message.timeout.ms", self.slow_delivery.as_millis().to_string())
+            .set("message.timeout.ms", "0")
             .create()
     }
 }

@@ -417,6 +417,23 @@ impl TestBroker {
         }
     }
 
+    /// Freezes the broker (SIGSTOP): its connections stay open but nothing is answered, as
+    /// with a broker that hangs or is starved of CPU.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a frozen broker go on (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.process.as_ref().expect("the broker is running").id().to_string();
+        let status = std::process::Command::new("kill").args([signal, &pid]).status().expect("kill");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Starts the broker again on the same port and data, and waits until it accepts
     /// connections.
     pub async fn resume(&mut self) {

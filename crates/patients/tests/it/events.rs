@@ -97,6 +97,28 @@ async fn registrations_while_the_broker_is_down_are_published_once_it_is_back() 
 }
 
 #[tokio::test]
+async fn a_broker_frozen_for_longer_than_the_slow_delivery_warning_gets_every_event_once_and_still_serves() {
+    let broker = TestBroker::start().await;
+    let config = kit::kafka::KafkaConfig { slow_delivery: Duration::from_millis(300), ..broker.config() };
+    let app = TestApp::spawn_with_broker(config).await;
+    let before = app.register_named("Before", "Freeze").await;
+    assert_eq!(consume(&broker.config(), TOPIC, 1, Duration::ZERO).await.len(), 1);
+    broker.freeze();
+    let mut ids = HashSet::from([before]);
+    for i in 0..20 {
+        ids.insert(app.register_named(&format!("During{i}"), "Freeze").await);
+    }
+    // The relay's batch sits in the producer, unacknowledged, several warning periods long.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    broker.thaw();
+    ids.insert(app.register_named("After", "Freeze").await);
+    let records = consume(&broker.config(), TOPIC, 22, Duration::from_secs(1)).await;
+    let published: Vec<String> = records.iter().map(|r| envelope(r).aggregate_id).collect();
+    assert_eq!(published.len(), 22, "each registration published once: {published:?}");
+    assert_eq!(published.into_iter().collect::<HashSet<_>>(), ids);
+}
+
+#[tokio::test]
 async fn a_relay_stopped_mid_stream_and_another_started_publish_every_event_exactly_once() {
     use kit::{
         outbox::{KafkaPublisher, Relay, RelayConfig},
