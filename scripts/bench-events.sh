@@ -9,8 +9,8 @@
 #   2. registers as fast as 16 connections can for SECONDS (creates now write version, audit
 #      and outbox rows) and samples the outbox backlog (rows not yet published to the broker,
 #      and not yet sent to billing) every second, then how long it takes to drain;
-#   3. before pms starts, the broker's own ceiling: records/s it takes from the relay's
-#      publisher with no database involved (pms-bench broker).
+#   3. before pms starts, a broker's own ceiling: records/s a second, fresh Tansu takes from
+#      the relay's publisher with no database involved (pms-bench broker).
 # Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/bench-events.sh [RATE] [SECONDS]     (defaults: 500 30)
@@ -22,8 +22,15 @@ gateway="http://127.0.0.1:$port"
 
 bench_setup
 
-# The ceiling: what the broker alone takes from the relay's publisher (no database).
-ceiling="$("$CARGO_TARGET_DIR/release/pms-bench" broker --brokers "127.0.0.1:$broker_port" --count 10000 --batch 500 | awk '/^RESULT /')"
+# The ceiling: what a broker alone takes from the relay's publisher (no database). On a broker
+# of its own: a Tansu that has served the probe leaves pms's producers timing out (seen
+# 2026-12-02), which would spoil the measurement below.
+ceiling_dir="$(pms_state_dir)/bench-ceiling-broker"
+rm -rf "$ceiling_dir"
+ceiling_port="$(free_port)"
+broker_start "$ceiling_dir" "$ceiling_port" release
+ceiling="$("$CARGO_TARGET_DIR/release/pms-bench" broker --brokers "127.0.0.1:$ceiling_port" --count 10000 --batch 500 | awk '/^RESULT /')"
+broker_stop "$ceiling_dir"
 
 psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_bench_events" >/dev/null
 psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE pms_bench_events" >/dev/null
