@@ -1,8 +1,22 @@
--- wrk script of scripts/bench-events.sh: registers patients at a steady pace.
---   wrk -t THREADS -c CONNECTIONS ... -s scripts/bench-rate.lua URL -- FILE THREADS PAUSE_MS [PATH]
+-- wrk script of scripts/bench-events.sh and bench-appointments.sh: POSTs at a steady pace.
+--   wrk -t THREADS -c CONNECTIONS ... -s scripts/bench-rate.lua URL -- FILE THREADS RATE [PATH]
 -- Each line of FILE is a JSON body for POST PATH (default /api/patients), each used once (thread n of t takes
--- lines n, n+t, ...); each connection waits PAUSE_MS after each answer, so the rate is about
--- CONNECTIONS * 1000 / (PAUSE_MS + latency). Prints: RESULT requests requests/s p50 p99 errors.
+-- lines n, n+t, ...). Each thread sends its requests on a wall-clock schedule of RATE/THREADS per second,
+-- whatever the answers' latency (a request that is late goes at once), so the rate asked is the rate
+-- sent as long as CONNECTIONS can hold the requests in flight. Prints: RESULT requests requests/s p50
+-- p99 errors.
+local ffi = require("ffi")
+ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } pms_timespec;
+    int clock_gettime(int clock, pms_timespec *now);
+]]
+local CLOCK_MONOTONIC = 1
+local now_buf = ffi.new("pms_timespec")
+local function now_ms()
+    ffi.C.clock_gettime(CLOCK_MONOTONIC, now_buf)
+    return tonumber(now_buf.tv_sec) * 1000 + tonumber(now_buf.tv_nsec) / 1e6
+end
+
 local next_id = 1
 
 function setup(thread)
@@ -16,14 +30,18 @@ function init(args)
         lines[#lines + 1] = line
     end
     step = tonumber(args[2])
-    pause = tonumber(args[3])
+    interval = 1000 * step / tonumber(args[3])
     path = args[4] or "/api/patients"
     at = id
+    slot = nil
     wrk.headers["Content-Type"] = "application/json"
 end
 
 function delay()
-    return pause
+    local now = now_ms()
+    slot = (slot or now) + interval
+    local wait = slot - now
+    return wait > 0 and wait or 0
 end
 
 function request()

@@ -188,7 +188,9 @@ async fn pass(
     }
     publisher.publish(&rows).await?;
     let ids: Vec<i64> = rows.iter().map(|m| m.id).collect();
-    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)")
+    // The moment the publisher acknowledged the batch (not the pass's start, `now()`), so that
+    // `published_at - created_at` is the relay's part of an event's delay (bench-events.sh).
+    sqlx::query("UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY($1)")
         .bind(&ids)
         .execute(&mut *tx)
         .await?;
