@@ -164,3 +164,25 @@ async fn published_rows_are_pruned_after_their_keep_time() {
     let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(&pool).await.expect("count");
     assert_eq!(left, 2, "pending rows are never pruned");
 }
+
+// `published_at` is when the publisher acknowledged the batch, not when the pass began, so that
+// `published_at - created_at` is the relay's part of an event's delay (bench-events.sh).
+#[tokio::test]
+async fn a_row_is_marked_published_when_the_publisher_acknowledged_it() {
+    let (_db, pool) = database().await;
+    let publisher = MemoryPublisher::new();
+    publisher.set_stalled(true);
+    let background = Background::new();
+    Relay::start(pool.clone(), "kafka", publisher.clone(), config(), &background);
+    write(&pool, 3, &[Uuid::now_v7()]).await;
+    // The relay's pass holds the rows while the publisher stalls.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let released: OffsetDateTime =
+        sqlx::query_scalar("SELECT clock_timestamp()").fetch_one(&pool).await.expect("clock");
+    publisher.set_stalled(false);
+    until("all are published", || publisher.published().len() == 3).await;
+    assert!(background.stop(Duration::from_secs(5)).await);
+    let earliest: OffsetDateTime =
+        sqlx::query_scalar("SELECT min(published_at) FROM outbox").fetch_one(&pool).await.expect("marked");
+    assert!(earliest >= released, "marked at {earliest}, before the publisher acknowledged at {released}");
+}
