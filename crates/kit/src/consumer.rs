@@ -1,6 +1,7 @@
 //! Consuming events: one consumer group per service, batches handed to the service's
 //! [`Handler`], poison records parked in a dead-letter topic, offsets committed only after a
-//! batch was handled, and the group's lag as a metric.
+//! batch was handled (together, every `PMS_KAFKA_COMMIT_INTERVAL_MS`, and when stopping), and
+//! the group's lag as a metric.
 //!
 //! Delivery is at least once (a crash replays what was handled but not yet committed), so a
 //! handler makes each event's effect happen once by recording its event id in the same
@@ -10,12 +11,13 @@
 //! consumer. While the handler fails (the database is down) the same batch is retried with
 //! backoff; nothing is committed past it.
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use proto::{Message as _, events::v1::Envelope};
 use rdkafka::{
     Message, Offset, TopicPartitionList,
     consumer::{CommitMode, Consumer as _, StreamConsumer},
+    error::{KafkaError, RDKafkaErrorCode},
     message::{Header, OwnedHeaders},
     producer::{FutureProducer, FutureRecord},
 };
@@ -68,18 +70,31 @@ pub fn start(
     handler: impl Handler,
     background: &Background,
 ) -> Result<(), rdkafka::error::KafkaError> {
-    let consumer: StreamConsumer = kafka
-        .client_config()
+    let mut settings = kafka.client_config();
+    settings
         .set("group.id", &config.group)
-        .set("enable.auto.commit", "false")
+        // Offsets of handled batches are stored as they are handled and committed together
+        // every `commit_interval` (and when stopping or giving partitions up), not once per
+        // batch: each commit is a write at the broker, and per-batch commits of three groups
+        // took Tansu's storage from the producers (docs/benchmarks.md, 2026-12-03). A crash
+        // replays at most that interval, which the handlers' processed event ids absorb.
+        .set("enable.auto.commit", "true")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.commit.interval.ms", kafka.commit_interval.as_millis().to_string())
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
         // A fetch waits at most this long for records (librdkafka's default, 500 ms, is what
         // a quiet topic adds to every event's delay on Tansu: scripts/bench-events.sh).
         .set("fetch.wait.max.ms", kafka.fetch_wait.as_millis().to_string())
         // Notice new partitions (and topics created late) within seconds, not 5 minutes.
-        .set("topic.metadata.refresh.interval.ms", "10000")
-        .create()?;
+        .set("topic.metadata.refresh.interval.ms", "10000");
+    if let Some(bytes) = kafka.fetch_max_bytes {
+        // librdkafka raises fetch.max.bytes to message.max.bytes; this client produces nothing.
+        settings
+            .set("fetch.max.bytes", bytes.to_string())
+            .set("message.max.bytes", bytes.clamp(1000, 1_000_000).to_string());
+    }
+    let consumer: StreamConsumer = settings.create()?;
     let consumer = Arc::new(ClosedAside(Some(consumer)));
     let producer = kafka.producer()?;
     let lag_consumer = consumer.clone();
@@ -185,11 +200,20 @@ async fn run(
         }
         handle_batch(&consumer, &producer, &config, &handler, records, &cancel).await;
     }
-    // Nothing more to commit: each handled batch committed its own offsets (synchronously once
-    // stopping), and a batch that could not be handled must not be committed. Leave the group
-    // now (it does not wait), so another replica takes the partitions at once rather than
-    // after the session times out: the close that follows runs aside and may not finish
-    // before the process exits.
+    // Commit what was handled (a batch that could not be handled stored nothing), so that a
+    // restart resumes right after it, then leave the group now (it does not wait), so another
+    // replica takes the partitions at once rather than after the session times out: the close
+    // that follows runs aside and may not finish before the process exits.
+    let closing = consumer.clone();
+    let committed =
+        tokio::task::spawn_blocking(move || closing.commit_consumer_state(CommitMode::Sync)).await;
+    match committed {
+        Ok(Ok(())) | Ok(Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset))) => {}
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "cannot commit offsets; the records are handled again after a restart")
+        }
+        Err(err) => tracing::warn!(error = %err, "the final commit did not run"),
+    }
     consumer.unsubscribe();
 }
 
@@ -246,9 +270,7 @@ async fn handle_batch(
         park(producer, &config.dead_letter_topic, record, &why).await;
     }
     metrics::counter!("consumer_events_total").increment(deliveries.len() as u64);
-    // When stopping, the commit must be done before the consumer is closed.
-    let mode = if cancel.is_cancelled() { CommitMode::Sync } else { CommitMode::Async };
-    commit(consumer, &records, mode);
+    store(consumer, &records);
 }
 
 /// Produces `record` to the dead-letter topic, retrying until it is there (a parked record
@@ -278,20 +300,32 @@ async fn park(producer: &FutureProducer, topic: &str, record: &rdkafka::message:
     }
 }
 
-/// Commits, per partition, the offset after the last record of `records`.
-fn commit(consumer: &StreamConsumer, records: &[rdkafka::message::OwnedMessage], mode: CommitMode) {
-    let mut offsets = TopicPartitionList::new();
-    for record in records {
-        let next = Offset::Offset(record.offset() + 1);
-        let entry = offsets.find_partition(record.topic(), record.partition());
-        let later = entry.is_none_or(|e| matches!(e.offset(), Offset::Offset(o) if o < record.offset() + 1));
-        if later && let Err(err) = offsets.add_partition_offset(record.topic(), record.partition(), next) {
+/// Stores, per partition, the offset after the last record of `records`: the next commit
+/// (periodic, or the final one) takes it to the broker.
+fn store(consumer: &StreamConsumer, records: &[rdkafka::message::OwnedMessage]) {
+    let offsets = next_offsets(records.iter().map(|r| (r.topic(), r.partition(), r.offset())));
+    // Fails only for a partition no longer assigned (a rebalance): its new owner handles
+    // those records again.
+    if let Err(err) = consumer.store_offsets(&offsets) {
+        tracing::warn!(error = %err, "cannot store offsets; the records are handled again after a restart");
+    }
+}
+
+/// One element per partition of `records` (topic, partition, offset): the offset after the
+/// partition's last record, the position a restart resumes from.
+fn next_offsets<'a>(records: impl Iterator<Item = (&'a str, i32, i64)>) -> TopicPartitionList {
+    let mut next: BTreeMap<(&str, i32), i64> = BTreeMap::new();
+    for (topic, partition, offset) in records {
+        let entry = next.entry((topic, partition)).or_insert(offset + 1);
+        *entry = (*entry).max(offset + 1);
+    }
+    let mut offsets = TopicPartitionList::with_capacity(next.len());
+    for ((topic, partition), offset) in next {
+        if let Err(err) = offsets.add_partition_offset(topic, partition, Offset::Offset(offset)) {
             tracing::warn!(error = %err, "cannot note an offset");
         }
     }
-    if let Err(err) = consumer.commit(&offsets, mode) {
-        tracing::warn!(error = %err, "cannot commit offsets; the records are handled again after a restart");
-    }
+    offsets
 }
 
 /// The group's lag (records not yet consumed) per assigned partition, as the gauge
@@ -323,5 +357,27 @@ fn record_lag(consumer: &StreamConsumer) {
         };
         metrics::gauge!("consumer_lag", "topic" => topic, "partition" => partition.to_string())
             .set((high - position).max(0) as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_offset_stored_for_each_partition_is_the_one_after_its_last_record() {
+        let records = [("a", 0, 7), ("a", 1, 3), ("a", 0, 8), ("b", 0, 1), ("a", 0, 6), ("a", 1, 4)];
+        let offsets = next_offsets(records.into_iter());
+        let got: Vec<(String, i32, Offset)> =
+            offsets.elements().iter().map(|e| (e.topic().to_owned(), e.partition(), e.offset())).collect();
+        assert_eq!(
+            got,
+            [
+                ("a".to_owned(), 0, Offset::Offset(9)),
+                ("a".to_owned(), 1, Offset::Offset(5)),
+                ("b".to_owned(), 0, Offset::Offset(2)),
+            ],
+            "one element per partition, never a duplicate that would store a stale offset"
+        );
     }
 }

@@ -43,6 +43,13 @@ pub struct KafkaConfig {
     /// so it is also the consumer's part of an event's delay, and each fetch costs Tansu CPU
     /// (docs/benchmarks.md, 2026-12-02).
     pub fetch_wait: Duration,
+    /// `PMS_KAFKA_COMMIT_INTERVAL_MS`: how often a consumer commits the offsets of the batches
+    /// it handled (librdkafka's `auto.commit.interval.ms`; also when stopping). A crash
+    /// replays at most this much, which the handlers' processed event ids absorb.
+    pub commit_interval: Duration,
+    /// `PMS_KAFKA_FETCH_MAX_BYTES`: the most one fetch of a consumer asks for (librdkafka's
+    /// `fetch.max.bytes`; unset: librdkafka's default).
+    pub fetch_max_bytes: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -64,6 +71,7 @@ impl std::fmt::Debug for KafkaConfig {
 }
 
 const DEFAULT_FETCH_WAIT: Duration = Duration::from_millis(25);
+const DEFAULT_COMMIT_INTERVAL: Duration = Duration::from_secs(1);
 
 const PROTOCOLS: [&str; 4] = ["plaintext", "ssl", "sasl_plaintext", "sasl_ssl"];
 
@@ -94,6 +102,10 @@ impl KafkaConfig {
             replication: config::parse_or("PMS_KAFKA_REPLICATION", 1)?,
             slow_delivery: config::millis_or("PMS_KAFKA_SLOW_DELIVERY_MS", Duration::from_secs(10))?,
             fetch_wait: config::millis_or("PMS_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT)?,
+            commit_interval: config::millis_or("PMS_KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL)?,
+            fetch_max_bytes: config::var("PMS_KAFKA_FETCH_MAX_BYTES")
+                .map(|_| config::parse_or("PMS_KAFKA_FETCH_MAX_BYTES", 0))
+                .transpose()?,
         })
     }
 
@@ -107,6 +119,8 @@ impl KafkaConfig {
             replication: 1,
             slow_delivery: Duration::from_secs(10),
             fetch_wait: DEFAULT_FETCH_WAIT,
+            commit_interval: DEFAULT_COMMIT_INTERVAL,
+            fetch_max_bytes: None,
         }
     }
 

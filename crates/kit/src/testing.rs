@@ -528,3 +528,29 @@ pub async fn consume(
     }
     records
 }
+
+/// The offsets group `group` has committed on `topic`, summed over its partitions (a
+/// partition without a commit counts 0): how many of the topic's records the group would not
+/// be handed again after a restart.
+pub async fn committed(config: &crate::kafka::KafkaConfig, group: &str, topic: &str) -> i64 {
+    use rdkafka::{
+        Offset, TopicPartitionList,
+        consumer::{BaseConsumer, Consumer as _},
+    };
+    let consumer: BaseConsumer =
+        config.client_config().set("group.id", group).create().expect("offset reader");
+    let (group, topic) = (group.to_owned(), topic.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let timeout = std::time::Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(Some(&topic), timeout).expect("metadata");
+        let mut list = TopicPartitionList::new();
+        for partition in metadata.topics().iter().flat_map(|t| t.partitions()) {
+            list.add_partition(&topic, partition.id());
+        }
+        let offsets =
+            consumer.committed_offsets(list, timeout).unwrap_or_else(|e| panic!("offsets of {group}: {e}"));
+        offsets.elements().iter().map(|e| if let Offset::Offset(o) = e.offset() { o } else { 0 }).sum()
+    })
+    .await
+    .expect("offset reader task")
+}
