@@ -9,8 +9,11 @@
 #   2. registers as fast as 16 connections can for SECONDS (creates now write version, audit
 #      and outbox rows) and samples the outbox backlog (rows not yet published to the broker,
 #      and not yet sent to billing) every second, then how long it takes to drain;
+#      It also reports where the CPU went meanwhile (scripts/cpu.py): pms, the broker, PostgreSQL,
+#      each with its busiest thread;
 #   3. before pms starts, a broker's own ceiling: records/s a second, fresh Tansu takes from
-#      the relay's publisher with no database involved (pms-bench broker).
+#      the relay's publisher with no database involved (pms-bench broker), and the same at
+#      RATE with three consumer groups reading meanwhile: how far behind they get.
 # Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/bench-events.sh [RATE] [SECONDS]     (defaults: 500 30)
@@ -30,6 +33,12 @@ rm -rf "$ceiling_dir"
 ceiling_port="$(free_port)"
 broker_start "$ceiling_dir" "$ceiling_port" release
 ceiling="$("$CARGO_TARGET_DIR/release/pms-bench" broker --brokers "127.0.0.1:$ceiling_port" --count 10000 --batch 500 | awk '/^RESULT /')"
+# The same broker with the three consumer groups pms has on patients.v1 reading meanwhile, at
+# the steady rate below, in batches of about what the relay picks up at that rate.
+log "the broker alone with three consumer groups, $rate records/s for ${seconds}s"
+"$CARGO_TARGET_DIR/release/pms-bench" broker --brokers "127.0.0.1:$ceiling_port" --count $((rate * seconds)) \
+    --batch $(( rate / 20 > 0 ? rate / 20 : 1 )) --groups 3 --rate "$rate" >"$work/groups.txt"
+grouped="$(awk '/^RESULT / { printf "%s ", $0 } /^GROUPS / { print }' "$work/groups.txt")"
 broker_stop "$ceiling_dir"
 
 psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS pms_bench_events" >/dev/null
@@ -49,8 +58,11 @@ since="$(sql "SELECT clock_timestamp()")"
 log "steady registrations at about $rate/s for ${seconds}s"
 connections=$(( rate / 25 + 4 ))   # room for requests in flight; the script paces the rate
 "$CARGO_TARGET_DIR/release/pms-bench" create --count $((rate * seconds * 2)) >"$work/steady.txt"
+processes=("pms=$server" "broker=$(cat "$broker_dir/broker.pid")" "postgres=$(head -n1 "$pg_dir/data/postmaster.pid")")
+python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-before.json"
 steady="$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" \
     -s "$ROOT/scripts/bench-rate.lua" "$gateway" -- "$work/steady.txt" 2 "$rate" | awk '/^RESULT /')"
+python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-after.json"
 registered="$(sql "SELECT count(*) FROM patients.patients WHERE registered_at >= '$since'")"
 for _ in $(seq 300); do
     applied="$(sql "SELECT count(*) FROM analytics.processed_events WHERE occurred_at >= '$since'")"
@@ -98,9 +110,11 @@ echo
 printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "- steady registrations through the gateway (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", r, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$latency" | awk '{ printf "- registration to analytics applying it: p50 %d ms, p99 %d ms, max %d ms (%d events)\n", $1, $2, $3, $4 }'
 printf '%s\n' "$split" | awk '{ printf "  - of which commit to the broker acknowledging it (the relay): p50 %d ms, p99 %d ms; acknowledged to applied (broker and consumer): p50 %d ms, p99 %d ms (%d events)\n", $1, $2, $3, $4, $5 }'
+echo "  - $(python3 "$ROOT/scripts/cpu.py" report "$work/cpu-before.json" "$work/cpu-after.json") (the rest: wrk)"
 printf '%s\n' "$flat" | awk '{ printf "- creates at full speed (16 connections, with outbox rows): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", $2, $3, $4, $5, $6 }'
 echo "- outbox backlog each second under that load (kafka billing): $(tr '\n' ',' <"$work/backlog.txt" | sed 's/,$//; s/,/; /g')"
 echo "- backlog drained ${drained:-(not within 60 s)} s after the load stopped"
 printf '%s\n' "$ceiling" | awk '{ printf "- the broker alone (pms-bench broker: the relay'"'"'s publisher, batches of %d, no database): %d records/s, a batch p50 %.1f ms, p99 %.1f ms\n", $6, $3, $4, $5 }'
+printf '%s\n' "$grouped" | awk '{ printf "- the broker alone with %d consumer groups reading (pms-bench broker --groups: the services'"'"' consumer, handling nothing): %d records at %d/s in batches of %d, a batch p50 %.1f ms, p99 %.1f ms; handed to the publisher to a group having it: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", $8, $2, $3, $6, $4, $5, $10, $11, $12 }'
 panics="$(grep -c panicked "$broker_dir/broker.log" || true)"
 [ "$panics" = 0 ] || echo "- **the broker panicked $panics times** (see $broker_dir/broker.log)"

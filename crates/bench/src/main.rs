@@ -10,8 +10,8 @@
 //! - `create`: JSON bodies of sample patients for `POST /api/patients` (emails are random, so
 //!   every body can be registered once);
 //! - `broker`: not a request list but a measurement: how many event records a second the
-//!   broker at `--brokers` takes from the outbox relay's publisher ([`broker`]), printed as
-//!   `RESULT records records/s batch-p50-ms batch-p99-ms batch`.
+//!   broker at `--brokers` takes from the outbox relay's publisher, and with `--groups` how
+//!   far behind consumer groups reading meanwhile get ([`broker`]).
 //!
 //! The requests are made here, with the same sample names `pms seed` stored, so the load
 //! generator itself only picks lines: it must cost the two shared cores as little as possible.
@@ -44,6 +44,12 @@ struct Args {
     /// Records per publish, for `broker` (the relay's `PMS_OUTBOX_BATCH`).
     #[arg(long, default_value_t = 500)]
     batch: usize,
+    /// Consumer groups reading meanwhile, for `broker`.
+    #[arg(long, default_value_t = 0)]
+    groups: usize,
+    /// Records a second to publish, for `broker` (0: as fast as acknowledged).
+    #[arg(long, default_value_t = 0.0)]
+    rate: f64,
 }
 
 /// A search path for `name`, its query percent-encoded.
@@ -117,7 +123,7 @@ fn main() -> anyhow::Result<()> {
                 writeln!(out, "{}", create_body(&mut rng, names)?)?;
             }
         }
-        "broker" => broker::run(&args.brokers, args.count, args.batch.max(1))?,
+        "broker" => broker::run(&args.brokers, args.count, args.batch.max(1), args.groups, args.rate)?,
         other => bail!("{other}: the kinds are read, exact, mixed, audit, create and broker"),
     }
     out.flush()?;
