@@ -264,14 +264,17 @@ const USER_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 /** Colleagues' names by user id, as far as asked this session (null: no such user). */
 const names = new Map<string, string | null>();
 
+/** Most ids one name lookup takes (the auth service's `MAX_NAME_LOOKUPS`; a test there checks this). */
+const MAX_NAME_LOOKUPS = 25;
+
 /**
- * The display names of the users among `ids` (`GET /api/users/names`, 25 ids a call), each
- * asked once a session. Ids that are no user (a service's, a deleted one) are left out.
+ * The display names of the users among `ids` (`GET /api/users/names`, MAX_NAME_LOOKUPS ids a
+ * call), each asked once a session. Ids that are no user (a service's, a deleted one) are left out.
  */
 export async function userNames(ids: string[]): Promise<Map<string, string>> {
   const missing = [...new Set(ids)].filter((id) => USER_ID.test(id) && !names.has(id));
-  for (let i = 0; i < missing.length; i += 25) {
-    const batch = missing.slice(i, i + 25);
+  for (let i = 0; i < missing.length; i += MAX_NAME_LOOKUPS) {
+    const batch = missing.slice(i, i + MAX_NAME_LOOKUPS);
     const answer = await get<{ users: { id: string; displayName: string }[] }>(
       `/api/users/names${query({ ids: batch.join(",") })}`,
     );

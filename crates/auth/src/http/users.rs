@@ -283,4 +283,27 @@ mod tests {
         let most = vec![a.to_string(); MAX_NAME_LOOKUPS].join(",");
         assert_eq!(parse_ids(Some(&most)).expect("25 ids").len(), MAX_NAME_LOOKUPS);
     }
+
+    #[test]
+    fn the_documented_pattern_and_the_web_app_take_as_many_ids_as_the_handler() {
+        use utoipa::{
+            IntoParams,
+            openapi::{RefOr, schema::Schema},
+        };
+        let params = NamesParams::into_params(|| None);
+        let ids = params.iter().find(|p| p.name == "ids").expect("the ids parameter");
+        let Some(RefOr::T(Schema::Object(schema))) = &ids.schema else { panic!("an inline schema") };
+        let pattern = schema.pattern.as_deref().expect("a pattern");
+        // One id, then up to MAX_NAME_LOOKUPS - 1 more after commas.
+        assert!(
+            pattern.ends_with(&format!("){{0,{}}}$", MAX_NAME_LOOKUPS - 1)),
+            "the OpenAPI pattern {pattern} must take {MAX_NAME_LOOKUPS} ids, as parse_ids does"
+        );
+        // The web app asks in batches of the same size.
+        let web = include_str!("../../../../web/src/api.ts");
+        assert!(
+            web.contains(&format!("const MAX_NAME_LOOKUPS = {MAX_NAME_LOOKUPS};")),
+            "web/src/api.ts must ask for at most {MAX_NAME_LOOKUPS} names a call"
+        );
+    }
 }
