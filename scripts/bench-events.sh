@@ -108,12 +108,12 @@ tansu_version="$("$(ensure_tansu release)" --version | awk '{print $2}')"
 echo "### Events ($(date -u +%Y-%m-%d), $(nproc) cores, release build, Tansu $tansu_version release build)"
 echo
 printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "- steady registrations through the gateway (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", r, $2, $3, $4, $5, $6 }'
-printf '%s\n' "$latency" | awk '{ printf "- registration to analytics applying it: p50 %d ms, p99 %d ms, max %d ms (%d events)\n", $1, $2, $3, $4 }'
+printf '%s\n' "$latency" | awk -v m="$registered" '{ printf "- registration to analytics applying it: p50 %d ms, p99 %d ms, max %d ms (%d events%s)\n", $1, $2, $3, $4, ($4 < m ? sprintf("; **only %d of the %d registrations applied 30 s after the load**: figures of those", $4, m) : ", all") }'
 printf '%s\n' "$split" | awk '{ printf "  - of which commit to the broker acknowledging it (the relay): p50 %d ms, p99 %d ms; acknowledged to applied (broker and consumer): p50 %d ms, p99 %d ms (%d events)\n", $1, $2, $3, $4, $5 }'
 echo "  - $(python3 "$ROOT/scripts/cpu.py" report "$work/cpu-before.json" "$work/cpu-after.json") (the rest: wrk)"
 printf '%s\n' "$flat" | awk '{ printf "- creates at full speed (16 connections, with outbox rows): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", $2, $3, $4, $5, $6 }'
 echo "- outbox backlog each second under that load (kafka billing): $(tr '\n' ',' <"$work/backlog.txt" | sed 's/,$//; s/,/; /g')"
-echo "- backlog drained ${drained:-(not within 60 s)} s after the load stopped"
+if [ -n "$drained" ]; then echo "- backlog drained $drained s after the load stopped"; else echo "- backlog **not drained** within 60 s after the load stopped"; fi
 printf '%s\n' "$ceiling" | awk '{ printf "- the broker alone (pms-bench broker: the relay'"'"'s publisher, batches of %d, no database): %d records/s, a batch p50 %.1f ms, p99 %.1f ms\n", $6, $3, $4, $5 }'
 printf '%s\n' "$grouped" | awk '{ printf "- the broker alone with %d consumer groups reading (pms-bench broker --groups: the services'"'"' consumer, handling nothing): %d records at %d/s in batches of %d, a batch p50 %.1f ms, p99 %.1f ms; handed to the publisher to a group having it: p50 %.1f ms, p99 %.1f ms, max %.1f ms\n", $8, $2, $3, $6, $4, $5, $10, $11, $12 }'
 panics="$(grep -c panicked "$broker_dir/broker.log" || true)"

@@ -91,7 +91,28 @@ ensure_tansu() {
             --features dynostore,libsql >&2
         rm -rf "$build"
     fi
+    # The sqlite3 shell, for the index broker_start (and the tests' broker) add.
+    ensure_debian_packages sqlite3
     printf '%s\n' "$bin"
+}
+
+# The index Tansu 0.6's sqlite engine lacks: its `header` table has none, so fetching a record
+# scans every header the broker holds (header_fetch.sql, one query per record and consumer
+# group), and a broker slows down with all it has ever stored: after 10 000 records, three
+# groups reading 200 records/s fell from 201/s (p99 45 ms) to 23/s (p99 87 s); with this index
+# they stay at 201/s (docs/benchmarks.md, 2026-12-03). Kept in TANSU_HEADER_INDEX for the tests'
+# broker (kit::testing::TestBroker), which adds it the same way.
+TANSU_HEADER_INDEX='CREATE INDEX IF NOT EXISTS pms_header_record ON header (topition, offset_id)'
+
+# tansu_index DB: adds that index to the sqlite database of a running Tansu (which creates its
+# tables before it listens). Idempotent.
+tansu_index() {
+    local i
+    for i in $(seq 50); do
+        sqlite3 -cmd '.timeout 5000' "$1" "$TANSU_HEADER_INDEX" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "cannot index the broker's headers in $1"
 }
 
 # broker_start DIR PORT [PROFILE]: starts a Tansu broker (PROFILE debug, the default, or
@@ -102,6 +123,7 @@ broker_start() {
     tansu="$(ensure_tansu "${3:-debug}")"
     mkdir -p "$dir"
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+        [ -f "$dir/broker.db" ] && tansu_index "$dir/broker.db"
         return 0
     fi
     # exec: the recorded pid is the broker's own, so broker_stop stops the broker itself.
@@ -110,7 +132,10 @@ broker_start() {
         >>"$dir/broker.log" 2>&1) &
     echo $! >"$dir/broker.pid"
     for _ in $(seq 100); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            tansu_index "$dir/broker.db"
+            return 0
+        fi
         sleep 0.1
     done
     tail -n 20 "$dir/broker.log" >&2

@@ -58,7 +58,11 @@ impl Handler for Arrivals {
 pub fn run(brokers: &str, count: usize, batch: usize, groups: usize, rate: f64) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async {
-        let config = KafkaConfig::plaintext(brokers);
+        // One partition, as the broker that up.sh and bench_pms_start start has it (or
+        // PMS_KAFKA_PARTITIONS).
+        let mut config = KafkaConfig::plaintext(brokers);
+        config.partitions =
+            std::env::var("PMS_KAFKA_PARTITIONS").ok().and_then(|p| p.parse().ok()).unwrap_or(1);
         let publisher = KafkaPublisher::new(&config).context("cannot make a producer")?;
         let topic = format!("pms-bench.{}", uuid::Uuid::new_v4().simple());
         let message = |id: usize| {

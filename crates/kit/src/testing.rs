@@ -454,11 +454,25 @@ impl TestBroker {
         self.process = Some(process);
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
+                self.index_headers();
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
         panic!("the test broker did not start listening within 5 s (see {})", self.dir.display());
+    }
+
+    /// Adds the index Tansu 0.6's sqlite engine lacks on its record headers, as
+    /// scripts/lib.sh's broker_start does (see TANSU_HEADER_INDEX there): without it each
+    /// fetched record scans every header the broker holds.
+    fn index_headers(&self) {
+        let status = std::process::Command::new("sqlite3")
+            .args(["-cmd", ".timeout 5000"])
+            .arg(self.dir.join("broker.db"))
+            .arg("CREATE INDEX IF NOT EXISTS pms_header_record ON header (topition, offset_id)")
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run sqlite3 ({e}); run ./scripts/test.sh, which installs it"));
+        assert!(status.success(), "cannot index the test broker's headers (see {})", self.dir.display());
     }
 }
 
