@@ -75,9 +75,9 @@ pub fn start(
         .set("group.id", &config.group)
         // Offsets of handled batches are stored as they are handled and committed together
         // every `commit_interval` (and when stopping or giving partitions up), not once per
-        // batch: each commit is a write at the broker, and per-batch commits of three groups
-        // took Tansu's storage from the producers (docs/benchmarks.md, 2026-12-03). A crash
-        // replays at most that interval, which the handlers' processed event ids absorb.
+        // batch: each commit is a write per partition at the broker, and under load a batch
+        // is a few events. A crash replays at most that interval, which the handlers'
+        // processed event ids absorb.
         .set("enable.auto.commit", "true")
         .set("enable.auto.offset.store", "false")
         .set("auto.commit.interval.ms", kafka.commit_interval.as_millis().to_string())
@@ -88,12 +88,6 @@ pub fn start(
         .set("fetch.wait.max.ms", kafka.fetch_wait.as_millis().to_string())
         // Notice new partitions (and topics created late) within seconds, not 5 minutes.
         .set("topic.metadata.refresh.interval.ms", "10000");
-    if let Some(bytes) = kafka.fetch_max_bytes {
-        // librdkafka raises fetch.max.bytes to message.max.bytes; this client produces nothing.
-        settings
-            .set("fetch.max.bytes", bytes.to_string())
-            .set("message.max.bytes", bytes.clamp(1000, 1_000_000).to_string());
-    }
     let consumer: StreamConsumer = settings.create()?;
     let consumer = Arc::new(ClosedAside(Some(consumer)));
     let producer = kafka.producer()?;

@@ -47,9 +47,6 @@ pub struct KafkaConfig {
     /// it handled (librdkafka's `auto.commit.interval.ms`; also when stopping). A crash
     /// replays at most this much, which the handlers' processed event ids absorb.
     pub commit_interval: Duration,
-    /// `PMS_KAFKA_FETCH_MAX_BYTES`: the most one fetch of a consumer asks for (librdkafka's
-    /// `fetch.max.bytes`; unset: librdkafka's default).
-    pub fetch_max_bytes: Option<u32>,
 }
 
 #[derive(Clone)]
@@ -103,9 +100,6 @@ impl KafkaConfig {
             slow_delivery: config::millis_or("PMS_KAFKA_SLOW_DELIVERY_MS", Duration::from_secs(10))?,
             fetch_wait: config::millis_or("PMS_KAFKA_FETCH_WAIT_MS", DEFAULT_FETCH_WAIT)?,
             commit_interval: config::millis_or("PMS_KAFKA_COMMIT_INTERVAL_MS", DEFAULT_COMMIT_INTERVAL)?,
-            fetch_max_bytes: config::var("PMS_KAFKA_FETCH_MAX_BYTES")
-                .map(|_| config::parse_or("PMS_KAFKA_FETCH_MAX_BYTES", 0))
-                .transpose()?,
         })
     }
 
@@ -120,7 +114,6 @@ impl KafkaConfig {
             slow_delivery: Duration::from_secs(10),
             fetch_wait: DEFAULT_FETCH_WAIT,
             commit_interval: DEFAULT_COMMIT_INTERVAL,
-            fetch_max_bytes: None,
         }
     }
 
