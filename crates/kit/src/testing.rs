@@ -454,7 +454,7 @@ impl TestBroker {
         self.process = Some(process);
         for _ in 0..200 {
             if tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_ok() {
-                self.index_headers();
+                self.index_headers().await;
                 return;
             }
             tokio::time::sleep(std::time::Duration::from_millis(25)).await;
@@ -464,15 +464,24 @@ impl TestBroker {
 
     /// Adds the index Tansu 0.6's sqlite engine lacks on its record headers, as
     /// scripts/lib.sh's broker_start does (see TANSU_HEADER_INDEX there): without it each
-    /// fetched record scans every header the broker holds.
-    fn index_headers(&self) {
-        let status = std::process::Command::new("sqlite3")
-            .args(["-cmd", ".timeout 5000"])
-            .arg(self.dir.join("broker.db"))
-            .arg("CREATE INDEX IF NOT EXISTS pms_header_record ON header (topition, offset_id)")
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run sqlite3 ({e}); run ./scripts/test.sh, which installs it"));
-        assert!(status.success(), "cannot index the test broker's headers (see {})", self.dir.display());
+    /// fetched record scans every header the broker holds. Tansu may listen before it has
+    /// made its tables, so this tries for a few seconds.
+    async fn index_headers(&self) {
+        for _ in 0..200 {
+            let output = std::process::Command::new("sqlite3")
+                .args(["-cmd", ".timeout 5000"])
+                .arg(self.dir.join("broker.db"))
+                .arg("CREATE INDEX IF NOT EXISTS pms_header_record ON header (topition, offset_id)")
+                .output()
+                .unwrap_or_else(|e| {
+                    panic!("cannot run sqlite3 ({e}); run ./scripts/test.sh, which installs it")
+                });
+            if output.status.success() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("cannot index the test broker's headers within 5 s (see {})", self.dir.display());
     }
 }
 
