@@ -5,12 +5,11 @@
 #   1. registers patients through the gateway at a steady ~RATE/s for SECONDS (wrk with
 #      scripts/bench-rate.lua) and reports, from analytics' own table, the time from each
 #      registration (its timestamp, taken just before its commit) to analytics applying it:
-#      p50/p99/max;
+#      p50/p99/max, and where the CPU went meanwhile (scripts/cpu.py: pms, the broker,
+#      PostgreSQL, each with its busiest thread);
 #   2. registers as fast as 16 connections can for SECONDS (creates now write version, audit
 #      and outbox rows) and samples the outbox backlog (rows not yet published to the broker,
 #      and not yet sent to billing) every second, then how long it takes to drain;
-#      It also reports where the CPU went meanwhile (scripts/cpu.py): pms, the broker, PostgreSQL,
-#      each with its busiest thread;
 #   3. before pms starts, a broker's own ceiling: records/s a second, fresh Tansu takes from
 #      the relay's publisher with no database involved (pms-bench broker), and the same at
 #      RATE with three consumer groups reading meanwhile: how far behind they get.

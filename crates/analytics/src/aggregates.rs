@@ -38,12 +38,8 @@ impl Aggregates {
             };
             let occurred_at = envelope
                 .occurred_at
-                .and_then(|t| {
-                    OffsetDateTime::from_unix_timestamp_nanos(
-                        t.seconds as i128 * 1_000_000_000 + t.nanos as i128,
-                    )
-                    .ok()
-                })
+                .as_ref()
+                .and_then(kit::outbox::event_instant)
                 .unwrap_or_else(OffsetDateTime::now_utc);
             let new: Option<Uuid> = sqlx::query_scalar(
                 "INSERT INTO processed_events (event_id, occurred_at) VALUES ($1, $2)

@@ -46,9 +46,7 @@ impl Handler for Arrivals {
         let mut arrivals = self.0.lock().unwrap_or_else(|p| p.into_inner());
         for delivery in batch {
             let at = delivery.envelope.occurred_at.as_ref().ok_or("an envelope without its time")?;
-            let sent = OffsetDateTime::from_unix_timestamp_nanos(
-                i128::from(at.seconds) * 1_000_000_000 + i128::from(at.nanos),
-            )?;
+            let sent = kit::outbox::event_instant(at).ok_or("an envelope time out of range")?;
             arrivals.push((now - sent).as_seconds_f64());
         }
         Ok(Handled::default())
@@ -81,7 +79,7 @@ pub fn run(brokers: &str, count: usize, batch: usize, groups: usize, rate: f64) 
                 ..Default::default()
             };
             let registered = PatientRegistered { patient: Some(patient) };
-            let event = OutboxEvent::new(
+            OutboxEvent::new(
                 "kafka",
                 &topic,
                 "pms.patients.v1.PatientRegistered",
@@ -89,15 +87,8 @@ pub fn run(brokers: &str, count: usize, batch: usize, groups: usize, rate: f64) 
                 Some("4bf92f3577b34da6a3ce929d0e0e4736"),
                 OffsetDateTime::now_utc(),
                 &registered,
-            );
-            Message {
-                id: id as i64,
-                topic: event.topic,
-                key: event.key,
-                event_id: event.event_id,
-                event_type: event.event_type.to_owned(),
-                payload: event.payload,
-            }
+            )
+            .into_message(id as i64)
         };
         // The first batch creates the topic; it is not measured.
         publisher.publish(&[message(0)]).await.context("cannot publish")?;
@@ -131,11 +122,12 @@ pub fn run(brokers: &str, count: usize, batch: usize, groups: usize, rate: f64) 
             sent += rows.len();
         }
         let elapsed = started.elapsed();
+        let mut passes: Vec<f64> = passes.iter().map(Duration::as_secs_f64).collect();
         println!(
             "RESULT {sent} {:.0} {:.1} {:.1} {batch}",
             sent as f64 / elapsed.as_secs_f64(),
-            quantile(&mut passes.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(), 0.5) * 1000.0,
-            quantile(&mut passes.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(), 0.99) * 1000.0,
+            quantile(&mut passes, 0.5) * 1000.0,
+            quantile(&mut passes, 0.99) * 1000.0,
         );
         if groups > 0 {
             wait_for(&arrivals, count + 1, Duration::from_secs(300)).await?;

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use kit::consumer::{Delivery, Handled, Handler};
 use proto::{
-    Message as _, Timestamp,
+    Message as _,
     appointments::v1 as appointments,
     patients::v1::{self as patients, Patient},
 };
@@ -163,8 +163,8 @@ impl Inbox {
         let (Ok(id), Ok(patient), Some(start), Some(end)) = (
             Uuid::parse_str(&a.id),
             Uuid::parse_str(&a.patient_id),
-            a.start.as_ref().and_then(instant),
-            a.end.as_ref().and_then(instant),
+            a.start.as_ref().and_then(kit::outbox::event_instant),
+            a.end.as_ref().and_then(kit::outbox::event_instant),
         ) else {
             return Ok(None);
         };
@@ -211,11 +211,6 @@ async fn keep_patient(tx: &mut PgConnection, patient: &Patient) -> Result<Option
     };
     Store::keep_contact(tx, id, &contact, &patient.family_name, patient.version).await?;
     Ok(Some(id))
-}
-
-fn instant(t: &Timestamp) -> Option<OffsetDateTime> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos))
-        .ok()
 }
 
 impl Handler for Inbox {

@@ -89,15 +89,7 @@ pub fn patient(sex: &str, birth_date: &str, version: i32) -> Patient {
 
 fn event(event_type: &'static str, patient_id: &str, message: &impl proto::Message) -> Message {
     let id = Uuid::parse_str(patient_id).expect("uuid");
-    let event = OutboxEvent::new("kafka", TOPIC, event_type, id, None, OffsetDateTime::now_utc(), message);
-    Message {
-        id: 0,
-        topic: event.topic,
-        key: event.key,
-        event_id: event.event_id,
-        event_type: event.event_type.to_owned(),
-        payload: event.payload,
-    }
+    OutboxEvent::new("kafka", TOPIC, event_type, id, None, OffsetDateTime::now_utc(), message).into_message(0)
 }
 
 pub fn registered(patient: &Patient) -> Message {

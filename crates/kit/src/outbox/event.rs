@@ -56,11 +56,31 @@ impl OutboxEvent {
     pub fn for_sink(&self, sink: &'static str) -> Self {
         Self { sink, ..self.clone() }
     }
+
+    /// The event as a relay reads it back from the outbox table, as row `id`: what a
+    /// [`Publisher`](super::Publisher) is handed (tests and benchmarks that publish directly).
+    pub fn into_message(self, id: i64) -> super::Message {
+        super::Message {
+            id,
+            topic: self.topic,
+            key: self.key,
+            event_id: self.event_id,
+            event_type: self.event_type.to_owned(),
+            payload: self.payload,
+        }
+    }
 }
 
 /// A protobuf timestamp of `at`.
 pub fn timestamp(at: OffsetDateTime) -> Timestamp {
     Timestamp { seconds: at.unix_timestamp(), nanos: at.nanosecond() as i32 }
+}
+
+/// The instant a protobuf timestamp names (the reverse of [`timestamp`]); `None` when it is out
+/// of range.
+pub fn instant(t: &Timestamp) -> Option<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(t.seconds) * 1_000_000_000 + i128::from(t.nanos))
+        .ok()
 }
 
 /// The statement that writes outbox rows, one per element of six array parameters bound from
@@ -104,4 +124,16 @@ pub async fn insert<'e>(executor: impl PgExecutor<'e>, events: &[OutboxEvent]) -
     let sql = insert_sql(1);
     bind_rows(sqlx::query(&sql), events).execute(executor).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_timestamp_names_the_instant_it_was_made_of() {
+        let at = time::macros::datetime!(2026-12-03 16:45:01.123456789 UTC);
+        assert_eq!(instant(&timestamp(at)), Some(at));
+        assert_eq!(instant(&Timestamp { seconds: i64::MAX, nanos: 0 }), None, "out of range");
+    }
 }

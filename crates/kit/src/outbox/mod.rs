@@ -36,7 +36,9 @@ mod kafka;
 mod memory;
 mod relay;
 
-pub use event::{OutboxEvent, bind_rows, insert, insert_sql, timestamp as event_timestamp};
+pub use event::{
+    OutboxEvent, bind_rows, insert, insert_sql, instant as event_instant, timestamp as event_timestamp,
+};
 pub use kafka::KafkaPublisher;
 pub use memory::MemoryPublisher;
 pub use relay::{Relay, RelayConfig};
