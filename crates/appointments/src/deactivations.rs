@@ -30,9 +30,7 @@ impl Deactivations {
 
     async fn apply(&self, batch: &[Delivery]) -> Result<Handled, crate::error::Error> {
         let mut handled = Handled::default();
-        let mut tx = self.appointments.pool().begin().await?;
-        let ctx = RequestContext::of(ACTOR, Vec::new());
-        let mut cancelled = 0;
+        let mut deactivations = Vec::new();
         for (index, delivery) in batch.iter().enumerate() {
             let envelope = &delivery.envelope;
             if envelope.event_type != DEACTIVATED {
@@ -43,13 +41,26 @@ impl Deactivations {
                     .ok()
                     .and_then(|d| Uuid::parse_str(&d.patient_id).ok()),
             );
-            let Some((event_id, patient_id)) = decoded else {
-                handled.poison.push((index, "not a PatientDeactivated with UUIDs".to_owned()));
-                continue;
-            };
-            if kit::consumer::first_delivery(&mut tx, event_id).await? {
+            match decoded {
+                Some((event_id, patient_id)) => {
+                    deactivations.push((event_id, patient_id, &envelope.trace_id))
+                }
+                None => handled.poison.push((index, "not a PatientDeactivated with UUIDs".to_owned())),
+            }
+        }
+        // Most batches hold no deactivation: they cost no transaction.
+        if deactivations.is_empty() {
+            return Ok(handled);
+        }
+        let mut tx = self.appointments.pool().begin().await?;
+        let ids: Vec<Uuid> = deactivations.iter().map(|(id, _, _)| *id).collect();
+        let mut first = kit::consumer::first_deliveries(&mut tx, &ids).await?;
+        let ctx = RequestContext::of(ACTOR, Vec::new());
+        let mut cancelled = 0;
+        for (event_id, patient_id, trace_id) in deactivations {
+            if first.remove(&event_id) {
                 let mut ctx = ctx.clone();
-                ctx.trace_id = Some(envelope.trace_id.clone()).filter(|t| !t.is_empty());
+                ctx.trace_id = Some(trace_id.clone()).filter(|t| !t.is_empty());
                 cancelled +=
                     self.appointments.cancel_future_of_patient(&mut tx, &ctx, patient_id, REASON).await?;
             }

@@ -122,20 +122,26 @@ pub fn start(
     Ok(())
 }
 
-/// Records `event_id` in the service's `processed_events (event_id uuid PRIMARY KEY)` table, in
-/// the transaction of the event's effect: true the first time, false for a redelivery (whose
-/// effect is then skipped).
-pub async fn first_delivery(
+/// Records `event_ids` in the service's `processed_events (event_id uuid PRIMARY KEY)` table,
+/// in the transaction of the events' effects, in one statement: the ids recorded now (the
+/// first delivery of each; an id already there, or twice in `event_ids`, is a redelivery whose
+/// effect is skipped). Take each id out of the set as its effect is applied, so that a second
+/// copy in the same batch is skipped too.
+pub async fn first_deliveries(
     conn: &mut sqlx::PgConnection,
-    event_id: uuid::Uuid,
-) -> Result<bool, sqlx::Error> {
-    let new: Option<uuid::Uuid> = sqlx::query_scalar(
-        "INSERT INTO processed_events (event_id) VALUES ($1) ON CONFLICT DO NOTHING RETURNING event_id",
+    event_ids: &[uuid::Uuid],
+) -> Result<std::collections::HashSet<uuid::Uuid>, sqlx::Error> {
+    if event_ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let new: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "INSERT INTO processed_events (event_id) SELECT * FROM unnest($1::uuid[])
+         ON CONFLICT DO NOTHING RETURNING event_id",
     )
-    .bind(event_id)
-    .fetch_optional(conn)
+    .bind(event_ids)
+    .fetch_all(conn)
     .await?;
-    Ok(new.is_some())
+    Ok(new.into_iter().collect())
 }
 
 /// Owns a consumer and closes it on a thread of its own when dropped. Closing leaves the

@@ -13,7 +13,7 @@
 //! Messages are queued on both channels; whether each goes out (preferences, addresses) is
 //! decided when it is due, on what is known then ([`crate::dispatcher`]).
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
 use kit::consumer::{Delivery, Handled, Handler};
 use proto::{
@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
-    store::{AppointmentRow, Contact, Store},
+    store::{AppointmentRow, Contact, KeptContact, Queued, Store},
     templates::Kind,
 };
 
@@ -49,25 +49,35 @@ impl Inbox {
         Self { store, leads, dispatcher }
     }
 
+    /// Applies `batch` in one transaction: the event ids recorded in one statement, the
+    /// contacts and the queued messages folded into a statement each; only appointments are
+    /// written one by one (each event's reminders depend on the ones before it).
     async fn apply(&self, batch: &[Delivery]) -> Result<Handled, sqlx::Error> {
         let mut handled = Handled::default();
-        let mut tx = self.store.pool().begin().await?;
+        let mut events = Vec::with_capacity(batch.len());
         for (index, delivery) in batch.iter().enumerate() {
-            let envelope = &delivery.envelope;
-            let Ok(event_id) = Uuid::parse_str(&envelope.event_id) else {
-                handled.poison.push((index, "the event id is not a UUID".to_owned()));
-                continue;
-            };
-            if !kit::consumer::first_delivery(&mut tx, event_id).await? {
+            match Uuid::parse_str(&delivery.envelope.event_id) {
+                Ok(event_id) => events.push((index, event_id)),
+                Err(_) => handled.poison.push((index, "the event id is not a UUID".to_owned())),
+            }
+        }
+        let mut tx = self.store.pool().begin().await?;
+        let ids: Vec<Uuid> = events.iter().map(|(_, id)| *id).collect();
+        let mut first = kit::consumer::first_deliveries(&mut tx, &ids).await?;
+        let mut pending = Pending::default();
+        for (index, event_id) in events {
+            if !first.remove(&event_id) {
                 continue;
             }
+            let envelope = &batch[index].envelope;
             let key = event_id.to_string();
             if let Err(Poison(why)) =
-                self.apply_one(&mut tx, &envelope.event_type, &envelope.payload, &key).await?
+                self.apply_one(&mut tx, &mut pending, &envelope.event_type, &envelope.payload, &key).await?
             {
                 handled.poison.push((index, why.to_owned()));
             }
         }
+        pending.write(&mut tx).await?;
         tx.commit().await?;
         self.dispatcher.notify_one();
         Ok(handled)
@@ -76,6 +86,7 @@ impl Inbox {
     async fn apply_one(
         &self,
         tx: &mut PgConnection,
+        pending: &mut Pending,
         event_type: &str,
         payload: &[u8],
         key: &str,
@@ -87,17 +98,17 @@ impl Inbox {
                 else {
                     return Ok(Err(Poison("undecodable PatientRegistered")));
                 };
-                let Some(id) = keep_patient(tx, &patient).await? else {
+                let Some(id) = pending.keep_patient(&patient) else {
                     return Ok(Err(Poison("bad patient id")));
                 };
-                Store::enqueue(tx, id, None, Kind::Welcome, now, key).await?;
+                pending.enqueue(id, None, Kind::Welcome, now, key.to_owned());
             }
             "pms.patients.v1.PatientUpdated" => {
                 let Some(patient) = patients::PatientUpdated::decode(payload).ok().and_then(|e| e.patient)
                 else {
                     return Ok(Err(Poison("undecodable PatientUpdated")));
                 };
-                if keep_patient(tx, &patient).await?.is_none() {
+                if pending.keep_patient(&patient).is_none() {
                     return Ok(Err(Poison("bad patient id")));
                 }
             }
@@ -108,7 +119,8 @@ impl Inbox {
                 let Ok(id) = Uuid::parse_str(&event.patient_id) else {
                     return Ok(Err(Poison("bad patient id")));
                 };
-                Store::deactivate_contact(tx, id, event.version).await?;
+                let version = pending.deactivations.entry(id).or_insert(event.version);
+                *version = (*version).max(event.version);
             }
             "pms.appointments.v1.AppointmentBooked" => {
                 let appointment =
@@ -116,8 +128,8 @@ impl Inbox {
                 let Some((id, patient, start)) = self.keep_appointment(tx, appointment).await? else {
                     return Ok(Err(Poison("undecodable AppointmentBooked")));
                 };
-                Store::enqueue(tx, patient, Some(id), Kind::Confirmation, now, key).await?;
-                self.schedule_reminders(tx, id, patient, start, key).await?;
+                pending.enqueue(patient, Some(id), Kind::Confirmation, now, key.to_owned());
+                self.schedule_reminders(pending, id, patient, start, key);
             }
             "pms.appointments.v1.AppointmentRescheduled" => {
                 let appointment =
@@ -125,9 +137,9 @@ impl Inbox {
                 let Some((id, patient, start)) = self.keep_appointment(tx, appointment).await? else {
                     return Ok(Err(Poison("undecodable AppointmentRescheduled")));
                 };
-                Store::enqueue(tx, patient, Some(id), Kind::Rescheduled, now, key).await?;
-                Store::cancel_reminders(tx, id, "the appointment moved").await?;
-                self.schedule_reminders(tx, id, patient, start, key).await?;
+                pending.enqueue(patient, Some(id), Kind::Rescheduled, now, key.to_owned());
+                pending.cancel_reminders(tx, id, "the appointment moved").await?;
+                self.schedule_reminders(pending, id, patient, start, key);
             }
             "pms.appointments.v1.AppointmentCancelled" => {
                 let appointment =
@@ -135,8 +147,8 @@ impl Inbox {
                 let Some((id, patient, _)) = self.keep_appointment(tx, appointment).await? else {
                     return Ok(Err(Poison("undecodable AppointmentCancelled")));
                 };
-                Store::enqueue(tx, patient, Some(id), Kind::Cancellation, now, key).await?;
-                Store::cancel_reminders(tx, id, "the appointment was cancelled").await?;
+                pending.enqueue(patient, Some(id), Kind::Cancellation, now, key.to_owned());
+                pending.cancel_reminders(tx, id, "the appointment was cancelled").await?;
             }
             "pms.appointments.v1.AppointmentCompleted" | "pms.appointments.v1.AppointmentNoShow" => {
                 // Both messages hold only the appointment, as field 1: one decoding reads either.
@@ -145,7 +157,7 @@ impl Inbox {
                 let Some((id, _, _)) = self.keep_appointment(tx, appointment).await? else {
                     return Ok(Err(Poison("undecodable appointment event")));
                 };
-                Store::cancel_reminders(tx, id, "the appointment is over").await?;
+                pending.cancel_reminders(tx, id, "the appointment is over").await?;
             }
             // Other events (check-ins, types added later) need no message.
             _ => {}
@@ -180,37 +192,92 @@ impl Inbox {
     }
 
     /// Queues a reminder `lead` before `start` for each lead time still ahead.
-    async fn schedule_reminders(
+    fn schedule_reminders(
         &self,
-        tx: &mut PgConnection,
+        pending: &mut Pending,
         id: Uuid,
         patient: Uuid,
         start: OffsetDateTime,
         key: &str,
-    ) -> Result<(), sqlx::Error> {
+    ) {
         let now = OffsetDateTime::now_utc();
         for lead in &self.leads {
             let due = start - *lead;
             if due > now {
                 let key = format!("{key}:reminder:{}", lead.whole_seconds());
-                Store::enqueue(tx, patient, Some(id), Kind::Reminder, due, &key).await?;
+                pending.enqueue(patient, Some(id), Kind::Reminder, due, key);
             }
         }
-        Ok(())
     }
 }
 
-/// Keeps a patient's contact; its id, if it is a UUID.
-async fn keep_patient(tx: &mut PgConnection, patient: &Patient) -> Result<Option<Uuid>, sqlx::Error> {
-    let Ok(id) = Uuid::parse_str(&patient.id) else { return Ok(None) };
-    let contact = Contact {
-        given_name: patient.given_name.clone(),
-        email: Some(patient.email.clone()).filter(|e| !e.is_empty()),
-        phone: Some(patient.phone.clone()).filter(|p| !p.is_empty()),
-        active: patient.active,
-    };
-    Store::keep_contact(tx, id, &contact, &patient.family_name, patient.version).await?;
-    Ok(Some(id))
+/// What a batch's events write besides appointments, folded: the newest contact and
+/// deactivation of each patient (both version-gated, so writing the contacts first ends where
+/// applying the events one by one would), and the messages to queue, in event order.
+#[derive(Default)]
+struct Pending {
+    contacts: HashMap<Uuid, KeptContact>,
+    deactivations: HashMap<Uuid, i32>,
+    queued: Vec<Queued>,
+}
+
+impl Pending {
+    /// Keeps a patient's contact (unless a newer version is already kept); its id, if it is a UUID.
+    fn keep_patient(&mut self, patient: &Patient) -> Option<Uuid> {
+        let id = Uuid::parse_str(&patient.id).ok()?;
+        if self.contacts.get(&id).is_some_and(|kept| kept.version >= patient.version) {
+            return Some(id);
+        }
+        let contact = Contact {
+            given_name: patient.given_name.clone(),
+            email: Some(patient.email.clone()).filter(|e| !e.is_empty()),
+            phone: Some(patient.phone.clone()).filter(|p| !p.is_empty()),
+            active: patient.active,
+        };
+        let kept = KeptContact {
+            patient_id: id,
+            contact,
+            family_name: patient.family_name.clone(),
+            version: patient.version,
+        };
+        self.contacts.insert(id, kept);
+        Some(id)
+    }
+
+    fn enqueue(
+        &mut self,
+        patient_id: Uuid,
+        appointment_id: Option<Uuid>,
+        kind: Kind,
+        due_at: OffsetDateTime,
+        key: String,
+    ) {
+        self.queued.push(Queued { patient_id, appointment_id, kind, due_at, key });
+    }
+
+    /// Cancels an appointment's queued reminders, those of this batch's earlier events included
+    /// (the messages queued so far are written first).
+    async fn cancel_reminders(
+        &mut self,
+        tx: &mut PgConnection,
+        id: Uuid,
+        why: &str,
+    ) -> Result<(), sqlx::Error> {
+        Store::enqueue(tx, &std::mem::take(&mut self.queued)).await?;
+        Store::cancel_reminders(tx, id, why).await?;
+        Ok(())
+    }
+
+    async fn write(self, tx: &mut PgConnection) -> Result<(), sqlx::Error> {
+        let mut contacts: Vec<KeptContact> = self.contacts.into_values().collect();
+        // In id order, so that two writers (replicas during a rebalance) lock rows in one order.
+        contacts.sort_by_key(|c| c.patient_id);
+        Store::keep_contacts(tx, &contacts).await?;
+        let mut gone: Vec<(Uuid, i32)> = self.deactivations.into_iter().collect();
+        gone.sort_unstable();
+        Store::deactivate_contacts(tx, &gone).await?;
+        Store::enqueue(tx, &self.queued).await
+    }
 }
 
 impl Handler for Inbox {

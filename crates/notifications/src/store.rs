@@ -43,6 +43,25 @@ impl Default for Preferences {
     }
 }
 
+/// A patient's contact as of a version of the patient record.
+#[derive(Debug, Clone)]
+pub struct KeptContact {
+    pub patient_id: Uuid,
+    pub contact: Contact,
+    pub family_name: String,
+    pub version: i32,
+}
+
+/// A message to queue (on both channels), due at `due_at`, once per `key`.
+#[derive(Debug, Clone)]
+pub struct Queued {
+    pub patient_id: Uuid,
+    pub appointment_id: Option<Uuid>,
+    pub kind: Kind,
+    pub due_at: OffsetDateTime,
+    pub key: String,
+}
+
 /// A message claimed for sending.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Claimed {
@@ -130,44 +149,46 @@ impl Store {
         &self.pool
     }
 
-    /// Keeps a patient's contact as of `version` (an older version never overwrites a newer).
-    pub async fn keep_contact(
-        tx: &mut PgConnection,
-        patient_id: Uuid,
-        contact: &Contact,
-        family_name: &str,
-        version: i32,
-    ) -> Result<(), sqlx::Error> {
+    /// Keeps patients' contacts, each as of its version (an older version never overwrites a
+    /// newer), in one statement; at most one row per patient.
+    pub async fn keep_contacts(tx: &mut PgConnection, contacts: &[KeptContact]) -> Result<(), sqlx::Error> {
+        if contacts.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
             "INSERT INTO contacts (patient_id, given_name, family_name, email, phone, active, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::boolean[],
+                                  $7::integer[])
              ON CONFLICT (patient_id) DO UPDATE SET given_name = excluded.given_name,
                  family_name = excluded.family_name, email = excluded.email, phone = excluded.phone,
                  active = excluded.active, version = excluded.version
              WHERE contacts.version < excluded.version",
         )
-        .bind(patient_id)
-        .bind(&contact.given_name)
-        .bind(family_name)
-        .bind(&contact.email)
-        .bind(&contact.phone)
-        .bind(contact.active)
-        .bind(version)
+        .bind(contacts.iter().map(|c| c.patient_id).collect::<Vec<_>>())
+        .bind(contacts.iter().map(|c| c.contact.given_name.as_str()).collect::<Vec<_>>())
+        .bind(contacts.iter().map(|c| c.family_name.as_str()).collect::<Vec<_>>())
+        .bind(contacts.iter().map(|c| c.contact.email.as_deref()).collect::<Vec<_>>())
+        .bind(contacts.iter().map(|c| c.contact.phone.as_deref()).collect::<Vec<_>>())
+        .bind(contacts.iter().map(|c| c.contact.active).collect::<Vec<_>>())
+        .bind(contacts.iter().map(|c| c.version).collect::<Vec<_>>())
         .execute(tx)
         .await?;
         Ok(())
     }
 
-    pub async fn deactivate_contact(
-        tx: &mut PgConnection,
-        patient_id: Uuid,
-        version: i32,
-    ) -> Result<(), sqlx::Error> {
+    /// Marks contacts deactivated as of each (patient, version), in one statement; at most one
+    /// element per patient.
+    pub async fn deactivate_contacts(tx: &mut PgConnection, gone: &[(Uuid, i32)]) -> Result<(), sqlx::Error> {
+        if gone.is_empty() {
+            return Ok(());
+        }
         sqlx::query(
-            "UPDATE contacts SET active = false, version = $2 WHERE patient_id = $1 AND version < $2",
+            "UPDATE contacts c SET active = false, version = d.version
+             FROM unnest($1::uuid[], $2::integer[]) AS d(patient_id, version)
+             WHERE c.patient_id = d.patient_id AND c.version < d.version",
         )
-        .bind(patient_id)
-        .bind(version)
+        .bind(gone.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(gone.iter().map(|(_, version)| *version).collect::<Vec<_>>())
         .execute(tx)
         .await?;
         Ok(())
@@ -206,28 +227,26 @@ impl Store {
         Ok(())
     }
 
-    /// Queues a message of `kind` on both channels, due at `due_at`, once per `key`.
-    pub async fn enqueue(
-        tx: &mut PgConnection,
-        patient_id: Uuid,
-        appointment_id: Option<Uuid>,
-        kind: Kind,
-        due_at: OffsetDateTime,
-        key: &str,
-    ) -> Result<(), sqlx::Error> {
+    /// Queues each message on both channels, in one statement; a message whose key was queued
+    /// before is not queued again.
+    pub async fn enqueue(tx: &mut PgConnection, messages: &[Queued]) -> Result<(), sqlx::Error> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let rows = || messages.iter().flat_map(|m| CHANNELS.iter().map(move |channel| (m, *channel)));
         sqlx::query(
             "INSERT INTO messages (id, patient_id, appointment_id, kind, channel, due_at, dedupe_key)
-             SELECT $1[i], $2, $3, $4, c, $5, $6 || ':' || c
-             FROM unnest($7::text[]) WITH ORDINALITY AS t(c, i)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::timestamptz[],
+                                  $7::text[])
              ON CONFLICT (dedupe_key) DO NOTHING",
         )
-        .bind(CHANNELS.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
-        .bind(patient_id)
-        .bind(appointment_id)
-        .bind(kind.as_str())
-        .bind(due_at)
-        .bind(key)
-        .bind(CHANNELS.to_vec())
+        .bind(rows().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+        .bind(rows().map(|(m, _)| m.patient_id).collect::<Vec<_>>())
+        .bind(rows().map(|(m, _)| m.appointment_id).collect::<Vec<_>>())
+        .bind(rows().map(|(m, _)| m.kind.as_str()).collect::<Vec<_>>())
+        .bind(rows().map(|(_, channel)| channel).collect::<Vec<_>>())
+        .bind(rows().map(|(m, _)| m.due_at).collect::<Vec<_>>())
+        .bind(rows().map(|(m, channel)| format!("{}:{channel}", m.key)).collect::<Vec<_>>())
         .execute(tx)
         .await?;
         Ok(())
