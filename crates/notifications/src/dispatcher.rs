@@ -3,7 +3,8 @@
 //! A pass claims due messages for a lease (`FOR UPDATE SKIP LOCKED`, so two replicas never
 //! claim the same one), decides each on what is known now (the patient's preferences and
 //! addresses, whether the appointment still stands), renders and sends it, and records the
-//! outcome. A provider error is retried with backoff (5 s doubling, at most 15 min; failed after
+//! outcome; what a pass reads is fetched in three queries and its outcomes recorded in one,
+//! however many messages it holds. A provider error is retried with backoff (5 s doubling, at most 15 min; failed after
 //! [`MAX_ATTEMPTS`]); a refusal that cannot pass is failed at once. Messages due while the
 //! service was stopped are sent by the first pass after it starts; a message whose lease lapsed
 //! (its dispatcher died while sending) is claimed again, so delivery is at least once, and
@@ -18,7 +19,7 @@ use tokio::sync::Notify;
 
 use crate::{
     sender::{AnySender, SendError, Sender},
-    store::{Claimed, Outcome, Store},
+    store::{Claimed, Contexts, Outcome, Store},
     templates::{self, Context, Kind, Visit},
 };
 
@@ -70,30 +71,33 @@ impl Dispatcher {
     /// Claims, sends and records one batch; how many messages it held.
     pub async fn pass(&self) -> Result<usize, sqlx::Error> {
         let claimed = self.store.claim(BATCH, LEASE).await?;
-        let outcomes = join_all(claimed.iter().map(|message| self.attempt(message))).await;
-        for (message, outcome) in claimed.iter().zip(outcomes) {
-            metrics::counter!("notifications_attempts_total", "outcome" => label(&outcome)).increment(1);
-            self.store.finish(message.id, &outcome).await?;
+        if claimed.is_empty() {
+            return Ok(0);
         }
+        let outcomes: Vec<Outcome> = match self.store.contexts(&claimed).await {
+            Ok(contexts) => join_all(claimed.iter().map(|message| self.attempt(message, &contexts))).await,
+            Err(err) => claimed.iter().map(|m| retry(m.attempts, format!("database: {err}"))).collect(),
+        };
+        let finished: Vec<_> = claimed.iter().map(|m| m.id).zip(outcomes).collect();
+        for (_, outcome) in &finished {
+            metrics::counter!("notifications_attempts_total", "outcome" => label(outcome)).increment(1);
+        }
+        self.store.finish(&finished).await?;
         Ok(claimed.len())
     }
 
-    async fn attempt(&self, message: &Claimed) -> Outcome {
-        match self.decide_and_send(message).await {
+    async fn attempt(&self, message: &Claimed, contexts: &Contexts) -> Outcome {
+        match self.decide_and_send(message, contexts).await {
             Ok(outcome) => outcome,
             Err(Retry(error)) => retry(message.attempts, error),
         }
     }
 
-    async fn decide_and_send(&self, message: &Claimed) -> Result<Outcome, Retry> {
+    async fn decide_and_send(&self, message: &Claimed, contexts: &Contexts) -> Result<Outcome, Retry> {
         let Some(kind) = Kind::parse(&message.kind) else {
             return Ok(Outcome::Failed(format!("unknown message kind {}", message.kind)));
         };
-        let (contact, preferences, appointment) = self
-            .store
-            .context(message.patient_id, message.appointment_id)
-            .await
-            .map_err(|e| Retry(format!("database: {e}")))?;
+        let (contact, preferences, appointment) = contexts.of(message);
         // The patient's or the appointment's event may still be on its way (two topics).
         let contact = contact.ok_or_else(|| Retry("the patient is not known yet".into()))?;
         if !contact.active {
@@ -113,10 +117,10 @@ impl Dispatcher {
                 }
                 let zone = Zone::parse(&a.time_zone).unwrap_or_else(|_| Zone::utc());
                 Some(Visit {
-                    practitioner: a.practitioner_name,
+                    practitioner: a.practitioner_name.clone(),
                     zone,
                     start: a.starts_at,
-                    location: a.location,
+                    location: a.location.clone(),
                 })
             }
         };
@@ -128,7 +132,7 @@ impl Dispatcher {
             return Ok(Outcome::Skipped(format!("the patient does not want {} messages", message.channel)));
         }
         let Some(address) = address else { return Ok(Outcome::Skipped(missing.into())) };
-        let ctx = Context { clinic: self.clinic.clone(), given_name: contact.given_name, visit };
+        let ctx = Context { clinic: self.clinic.clone(), given_name: contact.given_name.clone(), visit };
         let Some((email, sms)) = templates::render(kind, &ctx, &address) else {
             return Ok(Outcome::Failed("the message needs its appointment".into()));
         };

@@ -1,6 +1,8 @@
 //! `Store`: the SQL of the notifications service: contacts and appointments as the events
 //! say they are, preferences, and the messages (queue and delivery log).
 
+use std::collections::HashMap;
+
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
 use time::{Duration, OffsetDateTime};
@@ -71,6 +73,39 @@ pub struct Claimed {
     pub kind: String,
     pub channel: String,
     pub attempts: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct ContactOf {
+    patient_id: Uuid,
+    #[sqlx(flatten)]
+    contact: Contact,
+}
+
+#[derive(sqlx::FromRow)]
+struct AppointmentOf {
+    id: Uuid,
+    #[sqlx(flatten)]
+    appointment: AppointmentRow,
+}
+
+/// What the messages of a pass are rendered from, by patient and appointment id.
+#[derive(Debug, Clone, Default)]
+pub struct Contexts {
+    contacts: HashMap<Uuid, Contact>,
+    preferences: HashMap<Uuid, Preferences>,
+    appointments: HashMap<Uuid, AppointmentRow>,
+}
+
+impl Contexts {
+    /// The message's contact, its patient's preferences and its appointment, if known.
+    pub fn of(&self, message: &Claimed) -> (Option<&Contact>, Preferences, Option<&AppointmentRow>) {
+        (
+            self.contacts.get(&message.patient_id),
+            self.preferences.get(&message.patient_id).copied().unwrap_or_default(),
+            message.appointment_id.and_then(|id| self.appointments.get(&id)),
+        )
+    }
 }
 
 /// How an attempt to send ended.
@@ -285,59 +320,95 @@ impl Store {
         .await
     }
 
-    /// What a message is rendered from: the contact, preferences and appointment, if known.
-    pub async fn context(
-        &self,
-        patient_id: Uuid,
-        appointment_id: Option<Uuid>,
-    ) -> Result<(Option<Contact>, Preferences, Option<AppointmentRow>), sqlx::Error> {
-        let contact: Option<Contact> =
-            sqlx::query_as("SELECT given_name, email, phone, active FROM contacts WHERE patient_id = $1")
-                .bind(patient_id)
-                .fetch_optional(&self.pool)
+    /// What the messages of a pass are rendered from: their patients' contacts and
+    /// preferences and their appointments, as far as known, in three queries.
+    pub async fn contexts(&self, messages: &[Claimed]) -> Result<Contexts, sqlx::Error> {
+        let mut patients: Vec<Uuid> = messages.iter().map(|m| m.patient_id).collect();
+        patients.sort_unstable();
+        patients.dedup();
+        let mut appointments: Vec<Uuid> = messages.iter().filter_map(|m| m.appointment_id).collect();
+        appointments.sort_unstable();
+        appointments.dedup();
+        let contacts: Vec<ContactOf> = sqlx::query_as(
+            "SELECT patient_id, given_name, email, phone, active FROM contacts WHERE patient_id = ANY($1)",
+        )
+        .bind(&patients)
+        .fetch_all(&self.pool)
+        .await?;
+        let preferences: Vec<(Uuid, bool, bool)> =
+            sqlx::query_as("SELECT patient_id, email, sms FROM preferences WHERE patient_id = ANY($1)")
+                .bind(&patients)
+                .fetch_all(&self.pool)
                 .await?;
-        let preferences = self.preferences(patient_id).await?;
-        let appointment: Option<AppointmentRow> = match appointment_id {
-            Some(id) => {
-                sqlx::query_as(
-                    "SELECT practitioner_name, time_zone, location, starts_at, status FROM appointments WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?
-            }
-            None => None,
+        let visits: Vec<AppointmentOf> = if appointments.is_empty() {
+            Vec::new()
+        } else {
+            sqlx::query_as(
+                "SELECT id, practitioner_name, time_zone, location, starts_at, status FROM appointments
+                 WHERE id = ANY($1)",
+            )
+            .bind(&appointments)
+            .fetch_all(&self.pool)
+            .await?
         };
-        Ok((contact, preferences, appointment))
+        Ok(Contexts {
+            contacts: contacts.into_iter().map(|c| (c.patient_id, c.contact)).collect(),
+            preferences: preferences
+                .into_iter()
+                .map(|(id, email, sms)| (id, Preferences { email, sms }))
+                .collect(),
+            appointments: visits.into_iter().map(|a| (a.id, a.appointment)).collect(),
+        })
     }
 
-    /// Records how the attempt on message `id` ended.
-    pub async fn finish(&self, id: Uuid, outcome: &Outcome) -> Result<(), sqlx::Error> {
-        let (status, error, due) = match outcome {
-            Outcome::Sent { .. } => ("sent", None, None),
-            Outcome::Skipped(why) => ("skipped", Some(why), None),
-            Outcome::Cancelled(why) => ("cancelled", Some(why), None),
-            Outcome::Retry { error, at } => ("queued", Some(error), Some(*at)),
-            Outcome::Failed(error) => ("failed", Some(error), None),
-        };
-        let sent = match outcome {
-            Outcome::Sent { provider_id, recipient, subject } => Some((provider_id, recipient, subject)),
-            _ => None,
-        };
+    /// Records how the attempts of a pass ended, in one statement.
+    pub async fn finish(&self, outcomes: &[(Uuid, Outcome)]) -> Result<(), sqlx::Error> {
+        let mut ids = Vec::with_capacity(outcomes.len());
+        let mut statuses = Vec::with_capacity(outcomes.len());
+        let mut errors: Vec<Option<&str>> = Vec::with_capacity(outcomes.len());
+        let mut recipients: Vec<Option<&str>> = Vec::with_capacity(outcomes.len());
+        let mut subjects: Vec<Option<&str>> = Vec::with_capacity(outcomes.len());
+        let mut providers: Vec<Option<&str>> = Vec::with_capacity(outcomes.len());
+        let mut dues: Vec<Option<OffsetDateTime>> = Vec::with_capacity(outcomes.len());
+        for (id, outcome) in outcomes {
+            let (status, error, due) = match outcome {
+                Outcome::Sent { .. } => ("sent", None, None),
+                Outcome::Skipped(why) => ("skipped", Some(why.as_str()), None),
+                Outcome::Cancelled(why) => ("cancelled", Some(why.as_str()), None),
+                Outcome::Retry { error, at } => ("queued", Some(error.as_str()), Some(*at)),
+                Outcome::Failed(error) => ("failed", Some(error.as_str()), None),
+            };
+            let (provider, recipient, subject) = match outcome {
+                Outcome::Sent { provider_id, recipient, subject } => {
+                    (Some(provider_id.as_str()), Some(recipient.as_str()), subject.as_deref())
+                }
+                _ => (None, None, None),
+            };
+            ids.push(*id);
+            statuses.push(status);
+            errors.push(error);
+            recipients.push(recipient);
+            subjects.push(subject);
+            providers.push(provider);
+            dues.push(due);
+        }
         sqlx::query(
-            "UPDATE messages SET status = $2, last_error = $3, recipient = coalesce($4, recipient),
-                    subject = coalesce($5, subject), provider_id = $6, due_at = coalesce($7, due_at),
-                    lease_until = NULL, attempts = attempts + CASE WHEN $2 IN ('sent', 'queued', 'failed') THEN 1 ELSE 0 END,
-                    sent_at = CASE WHEN $2 = 'sent' THEN clock_timestamp() END
-             WHERE id = $1",
+            "UPDATE messages m SET status = o.status, last_error = o.error, recipient = coalesce(o.recipient, m.recipient),
+                    subject = coalesce(o.subject, m.subject), provider_id = o.provider_id, due_at = coalesce(o.due, m.due_at),
+                    lease_until = NULL,
+                    attempts = m.attempts + CASE WHEN o.status IN ('sent', 'queued', 'failed') THEN 1 ELSE 0 END,
+                    sent_at = CASE WHEN o.status = 'sent' THEN clock_timestamp() END
+             FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[])
+                  AS o(id, status, error, recipient, subject, provider_id, due)
+             WHERE m.id = o.id",
         )
-        .bind(id)
-        .bind(status)
-        .bind(error)
-        .bind(sent.map(|s| s.1))
-        .bind(sent.and_then(|s| s.2.as_ref()))
-        .bind(sent.map(|s| s.0))
-        .bind(due)
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&errors)
+        .bind(&recipients)
+        .bind(&subjects)
+        .bind(&providers)
+        .bind(&dues)
         .execute(&self.pool)
         .await?;
         Ok(())
