@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 use uuid::Uuid;
 
 use crate::{
-    accounts::{Account, AccountRepository},
+    accounts::{Account, AccountRepository, Opening},
     error::Error,
     policy::{self, Action},
 };
@@ -20,6 +20,20 @@ pub struct BillingGrpc {
 
 fn patient_id(raw: &str) -> Result<Uuid, Status> {
     Uuid::parse_str(raw).map_err(|_| Status::invalid_argument("patient_id must be a UUID"))
+}
+
+/// Entries per `CreateBillingAccounts` call (the relay's batch).
+pub const MAX_BATCH: usize = 500;
+
+/// A valid request to open an account, or why not.
+fn opening(ask: &pb::CreateBillingAccountRequest) -> Result<Opening<'_>, Status> {
+    let patient_id = patient_id(&ask.patient_id)?;
+    let name = ask.name.trim();
+    if name.is_empty() || name.chars().count() > 300 {
+        return Err(Status::invalid_argument("name must have 1 to 300 characters"));
+    }
+    let email = Some(ask.email.trim()).filter(|e| !e.is_empty());
+    Ok(Opening { patient_id, name, email })
 }
 
 fn to_proto(account: Account) -> pb::BillingAccount {
@@ -53,17 +67,43 @@ impl BillingService for BillingGrpc {
     ) -> Result<Response<pb::BillingAccount>, Status> {
         self.authorize(&request, Action::OpenAccount).await?;
         let ask = request.into_inner();
-        let patient_id = patient_id(&ask.patient_id)?;
-        let name = ask.name.trim();
-        if name.is_empty() || name.chars().count() > 300 {
-            return Err(Status::invalid_argument("name must have 1 to 300 characters"));
-        }
-        let email = Some(ask.email.trim()).filter(|e| !e.is_empty());
-        let (account, opened) = self.accounts.open(patient_id, name, email).await?;
+        let opening = opening(&ask)?;
+        let (account, opened) = self.accounts.open(opening.patient_id, opening.name, opening.email).await?;
         if opened {
             tracing::info!(account = %account.number, "billing account opened");
         }
         Ok(Response::new(to_proto(account)))
+    }
+
+    async fn create_billing_accounts(
+        &self,
+        request: Request<pb::CreateBillingAccountsRequest>,
+    ) -> Result<Response<pb::CreateBillingAccountsResponse>, Status> {
+        self.authorize(&request, Action::OpenAccount).await?;
+        let asked = request.into_inner().accounts;
+        if asked.len() > MAX_BATCH {
+            return Err(Status::invalid_argument(format!("at most {MAX_BATCH} accounts per call")));
+        }
+        let openings = asked
+            .iter()
+            .enumerate()
+            .map(|(i, ask)| {
+                opening(ask).map_err(|e| Status::invalid_argument(format!("accounts[{i}]: {}", e.message())))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let accounts = self.accounts.open_many(&openings).await?;
+        for ((account, opened), ask) in accounts.iter().zip(&asked) {
+            if *opened {
+                // In the trace of the registration it follows, when the entry names one.
+                if kit::trace::is_trace_id(&ask.trace_id) {
+                    tracing::info!(account = %account.number, trace_id = %ask.trace_id, "billing account opened");
+                } else {
+                    tracing::info!(account = %account.number, "billing account opened");
+                }
+            }
+        }
+        let accounts = accounts.into_iter().map(|(account, _)| to_proto(account)).collect();
+        Ok(Response::new(pb::CreateBillingAccountsResponse { accounts }))
     }
 
     async fn get_billing_account(

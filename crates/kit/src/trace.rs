@@ -13,6 +13,11 @@ fn random_hex(len: usize) -> String {
     hex
 }
 
+/// Whether `text` is a valid trace id: 32 lowercase hex digits, not all zero.
+pub fn is_trace_id(text: &str) -> bool {
+    is_hex(text, 32) && text.bytes().any(|b| b != b'0')
+}
+
 /// The trace id and flags of a well-formed `traceparent` header value.
 pub fn parse(value: &str) -> Option<(String, String)> {
     let parts: Vec<&str> = value.trim().split('-').collect();
@@ -21,8 +26,7 @@ pub fn parse(value: &str) -> Option<(String, String)> {
     };
     let valid = is_hex(version, 2)
         && *version != "ff"
-        && is_hex(trace_id, 32)
-        && trace_id.bytes().any(|b| b != b'0')
+        && is_trace_id(trace_id)
         && is_hex(parent_id, 16)
         && parent_id.bytes().any(|b| b != b'0')
         && is_hex(flags, 2);

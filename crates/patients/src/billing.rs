@@ -1,12 +1,12 @@
-//! The `billing` sink: for each registration in the outbox, the billing account is opened
-//! over gRPC (`BillingService.CreateBillingAccount`), as the patients service itself (a
-//! service token from auth) and in the registration's trace. The call is idempotent by
-//! patient id, so a retried batch never opens a second account; while billing is down the
-//! relay keeps the rows and retries with backoff (docs/events.md).
+//! The `billing` sink: the billing accounts of a batch of registrations in the outbox are
+//! opened over gRPC in one call (`BillingService.CreateBillingAccounts`, up to 500), as the
+//! patients service itself (a service token from auth), each entry carrying its
+//! registration's trace. The call is idempotent by patient id, so a retried batch never opens
+//! a second account; while billing is down the relay keeps the rows and retries with backoff
+//! (docs/events.md).
 
 use std::time::Duration;
 
-use futures_util::future::try_join_all;
 use kit::{
     grpc,
     outbox::{Message, PublishError, Publisher},
@@ -14,7 +14,10 @@ use kit::{
 };
 use proto::{
     Message as _,
-    billing::v1::{CreateBillingAccountRequest, billing_service_client::BillingServiceClient},
+    billing::v1::{
+        CreateBillingAccountRequest, CreateBillingAccountsRequest,
+        billing_service_client::BillingServiceClient,
+    },
     events::v1::Envelope,
     patients::v1::PatientRegistered,
 };
@@ -22,8 +25,8 @@ use tonic::{Code, transport::Channel};
 
 use crate::events;
 
-/// Calls in flight at once per batch (one HTTP/2 connection carries them).
-const IN_FLIGHT: usize = 32;
+/// Accounts per call: what billing takes at most (`CreateBillingAccounts`).
+const PER_CALL: usize = 500;
 
 #[derive(Clone)]
 pub struct BillingPublisher {
@@ -44,20 +47,15 @@ impl BillingPublisher {
         Ok(Self { client: BillingServiceClient::new(channel), tokens, deadline })
     }
 
-    async fn open_account(&self, message: &Message, token: &str) -> Result<(), PublishError> {
-        let Some((envelope, patient)) = registration(message) else {
-            // Written by this service, so never expected: logged, counted, and passed over
-            // rather than blocking every later account.
-            tracing::error!(event_id = %message.event_id, "an undecodable billing outbox row was skipped");
-            metrics::counter!("billing_rows_skipped_total").increment(1);
-            return Ok(());
-        };
-        let name = format!("{} {}", patient.given_name, patient.family_name);
-        let ask = CreateBillingAccountRequest { patient_id: patient.id, name, email: patient.email };
-        let traceparent =
-            (!envelope.trace_id.is_empty()).then(|| kit::trace::traceparent_for(&envelope.trace_id));
-        let request = grpc::outgoing(ask, token, traceparent.as_deref(), self.deadline);
-        match self.client.clone().create_billing_account(request).await {
+    /// Opens the accounts of `asks` in one call.
+    async fn open_accounts(
+        &self,
+        asks: Vec<CreateBillingAccountRequest>,
+        token: &str,
+    ) -> Result<(), PublishError> {
+        let request =
+            grpc::outgoing(CreateBillingAccountsRequest { accounts: asks }, token, None, self.deadline);
+        match self.client.clone().create_billing_accounts(request).await {
             Ok(_) => Ok(()),
             Err(status) => {
                 let status = grpc::status(status);
@@ -68,6 +66,19 @@ impl BillingPublisher {
             }
         }
     }
+}
+
+/// What billing is asked to open for a registration row, in the registration's trace; none
+/// for a row that is not a registration.
+fn ask(message: &Message) -> Option<CreateBillingAccountRequest> {
+    let (envelope, patient) = registration(message)?;
+    let name = format!("{} {}", patient.given_name, patient.family_name);
+    Some(CreateBillingAccountRequest {
+        patient_id: patient.id,
+        name,
+        email: patient.email,
+        trace_id: envelope.trace_id,
+    })
 }
 
 /// The envelope and patient of a registration row.
@@ -82,9 +93,25 @@ fn registration(message: &Message) -> Option<(Envelope, proto::patients::v1::Pat
 
 impl Publisher for BillingPublisher {
     async fn publish(&self, batch: &[Message]) -> Result<(), PublishError> {
+        let mut asks = Vec::with_capacity(batch.len());
+        for message in batch {
+            match ask(message) {
+                Some(ask) => asks.push(ask),
+                None => {
+                    // Written by this service, so never expected: logged, counted, and passed
+                    // over rather than blocking every later account.
+                    tracing::error!(event_id = %message.event_id, "an undecodable billing outbox row was skipped");
+                    metrics::counter!("billing_rows_skipped_total").increment(1);
+                }
+            }
+        }
+        if asks.is_empty() {
+            return Ok(());
+        }
         let token = self.tokens.get().await.map_err(|e| PublishError(format!("no service token: {e}")))?;
-        for calls in batch.chunks(IN_FLIGHT) {
-            try_join_all(calls.iter().map(|message| self.open_account(message, &token))).await?;
+        let mut asks = asks.into_iter().peekable();
+        while asks.peek().is_some() {
+            self.open_accounts(asks.by_ref().take(PER_CALL).collect(), &token).await?;
         }
         Ok(())
     }

@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use kit::{auth::Role, testing::forged_tokens};
-use proto::billing::v1::{CreateBillingAccountRequest, GetBillingAccountRequest};
+use proto::billing::v1::{
+    CreateBillingAccountRequest, CreateBillingAccountsRequest, GetBillingAccountRequest,
+};
 use tonic::Code;
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
@@ -19,6 +21,7 @@ fn open(patient_id: &str, name: &str) -> CreateBillingAccountRequest {
         patient_id: patient_id.into(),
         name: name.into(),
         email: "ana@example.org".into(),
+        trace_id: String::new(),
     }
 }
 
@@ -50,6 +53,55 @@ async fn opening_twice_or_at_once_gives_one_account_and_reading_finds_it() {
     let read = app.request(GetBillingAccountRequest { patient_id: patient }, "b", &[Role::Billing]);
     let read = app.client().get_billing_account(read).await.expect("read");
     assert_eq!(read.into_inner(), first);
+}
+
+#[tokio::test]
+async fn a_batch_opens_each_new_account_once_and_answers_in_the_order_asked() {
+    let app = TestApp::spawn().await;
+    let [known, new, twice] = [(); 3].map(|_| uuid::Uuid::now_v7().to_string());
+    let request = app.request(open(&known, "Ana García"), PATIENTS, &[]);
+    let existing = app.client().create_billing_account(request).await.expect("opened").into_inner();
+    let batch = CreateBillingAccountsRequest {
+        accounts: vec![
+            open(&twice, "Luis Pérez"),
+            open(&known, "Other Name"),
+            open(&new, "Mei Chen"),
+            open(&twice, "Luis Again"),
+        ],
+    };
+    let answered =
+        app.client().create_billing_accounts(app.request(batch.clone(), PATIENTS, &[])).await.expect("batch");
+    let accounts = answered.into_inner().accounts;
+    let patients: Vec<&str> = accounts.iter().map(|a| a.patient_id.as_str()).collect();
+    assert_eq!(patients, [twice.as_str(), known.as_str(), new.as_str(), twice.as_str()]);
+    assert_eq!(accounts[1], existing, "an account already open is answered as it is");
+    assert_eq!(accounts[0], accounts[3], "a patient twice in one batch gets one account");
+    assert_eq!((accounts[0].name.as_str(), accounts[2].name.as_str()), ("Luis Pérez", "Mei Chen"));
+    // The same batch again (a relay retrying): the same accounts, none opened.
+    let again = app.client().create_billing_accounts(app.request(batch, PATIENTS, &[])).await.expect("again");
+    assert_eq!(again.into_inner().accounts, accounts);
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&app.pool).await.expect("count");
+    assert_eq!(count, 3);
+    // One invalid entry refuses the whole batch, naming it, and opens nothing.
+    let fresh = uuid::Uuid::now_v7().to_string();
+    let bad = CreateBillingAccountsRequest { accounts: vec![open(&fresh, "Fine Name"), open("nope", "Ana")] };
+    let refused =
+        app.client().create_billing_accounts(app.request(bad, PATIENTS, &[])).await.expect_err("refused");
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("accounts[1]"), "{}", refused.message());
+    let too_many = CreateBillingAccountsRequest {
+        accounts: (0..501).map(|_| open(&uuid::Uuid::now_v7().to_string(), "Ana")).collect(),
+    };
+    let refused = app.client().create_billing_accounts(app.request(too_many, PATIENTS, &[])).await;
+    assert_eq!(refused.expect_err("too many").code(), Code::InvalidArgument);
+    let count: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM accounts").fetch_one(&app.pool).await.expect("count");
+    assert_eq!(count, 3);
+    // Only those who may open accounts may open them in bulk.
+    let batch = CreateBillingAccountsRequest { accounts: vec![open(&fresh, "Ana")] };
+    let denied = app.client().create_billing_accounts(app.request(batch, "service:analytics", &[])).await;
+    assert_eq!(denied.expect_err("denied").code(), Code::PermissionDenied);
 }
 
 #[tokio::test]

@@ -16,6 +16,7 @@ async fn billing_staff_read_an_account_others_may_not() {
         patient_id: patient.clone(),
         name: "Ana García".into(),
         email: String::new(),
+        trace_id: String::new(),
     };
     let opened =
         app.client().create_billing_account(app.request(ask, "service:patients", &[])).await.expect("open");
