@@ -12,7 +12,8 @@
 #   1. bookings: each a different patient at a free time (each booking asks the patients
 #      service over gRPC, then commits the appointment with its version, audit row and event);
 #   2. conflicts: the bookings just made, sent again: every one must answer 409;
-#   3. a week's availability of a practitioner with 1 000 booked appointments.
+#   3. a week's availability of a practitioner with 1 000 booked appointments;
+# and where the CPU went in each of these phases (scripts/cpu.py: pms, the broker, PostgreSQL).
 # Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS] [RATE]   (defaults: 20 16 20000 20)
@@ -148,15 +149,21 @@ published() {
     echo "$(( SECONDS - start )) $(sql "SELECT count(*) FROM appointments.outbox WHERE published_at IS NULL")"
 }
 
-run() { # run FILE get|post [PATH]: wrk's RESULT line (with a fresh token: waits may be long)
+run() { # run NAME FILE get|post [PATH]: wrk's RESULT line (with a fresh token: waits may be
+    # long); where the CPU went meanwhile goes to $work/cpu-NAME.txt (scripts/cpu.py)
+    local name="$1"; shift
     token="$(bench_login "$gateway")"
+    local processes=("pms=$server" "broker=$(cat "$broker_dir/broker.pid")" "postgres=$(head -n1 "$pg_dir/data/postmaster.pid")")
+    python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-$name-before.json"
     wrk -t2 -c"$concurrency" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/bench.lua" \
         "$gateway" -- "$@" | awk '/^RESULT /'
+    python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-$name-after.json"
+    python3 "$ROOT/scripts/cpu.py" report "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name.txt"
 }
 log "bookings for ${seconds}s"
 before="$(sql "SELECT count(*) FROM appointments.appointments")"
 since="$(sql "SELECT clock_timestamp()")"
-booked="$(run "$work/bookings.txt" post 2 /api/appointments)"
+booked="$(run bookings "$work/bookings.txt" post 2 /api/appointments)"
 made=$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))
 log "waiting until the bookings' events are published"
 caught_up="$(published)"
@@ -166,11 +173,11 @@ sql "SELECT json_build_object('patientId', patient_id, 'practitionerId', practit
                               'start', to_char(starts_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))
      FROM appointments.appointments WHERE booked_at >= '$since'" >"$work/taken.txt"
 for _ in $(seq 20); do cat "$work/taken.txt"; done >"$work/conflicts.txt"
-conflicts="$(run "$work/conflicts.txt" post 2 /api/appointments)"
+conflicts="$(run conflicts "$work/conflicts.txt" post 2 /api/appointments)"
 [ "$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))" = "$made" ] ||
     die "a conflicting booking was accepted"
 log "a week's availability with 1 000 booked appointments for ${seconds}s"
-availability="$(run "$work/availability.txt" get)"
+availability="$(run availability "$work/availability.txt" get)"
 token="$(bench_login "$gateway")"
 slots="$(curl -fsS -H "Authorization: Bearer $token" "$gateway$(head -n1 "$work/availability.txt")" | grep -o '"start"' | wc -l)"
 
@@ -182,6 +189,10 @@ echo "|---|---|---|---|---|---|"
 printf '%s\n' "$booked" | awk '{ printf "| book (each a free time; gRPC patient check, audit, outbox) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
 printf '%s\n' "$conflicts" | awk '{ printf "| book a taken time (every answer 409) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
 printf '%s\n' "$availability" | awk -v s="$slots" '{ printf "| a week of availability, 1 000 booked (%d free times in the first answer) | %d | %d | %.2f | %.2f | %d |\n", s, $2, $3, $4, $5, $6 }'
+echo
+for phase in bookings conflicts availability; do
+    echo "- $phase: $(cat "$work/cpu-$phase.txt") (the rest: wrk)"
+done
 echo
 printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "Steady bookings (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors. ", r, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$confirmed" | awk '{ printf "Booking committed to confirmation email accepted by SES (LocalStack on the same machine): p50 %d ms, p99 %d ms, max %d ms (%d emails).\n", $1, $2, $3, $4 }'
