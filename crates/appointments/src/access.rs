@@ -62,7 +62,8 @@ impl Scheduling {
         self.practitioners.get(id).await?.ok_or(Error::NotFound("no practitioner has this id"))
     }
 
-    /// The practitioner's free start times from `from` to `to` for appointments of `kind`.
+    /// The practitioner's free start times from `from` to `to` for appointments of `kind`,
+    /// from one read (practitioner, type, schedule and booked times together).
     pub async fn availability(
         &self,
         practitioner_id: Uuid,
@@ -74,10 +75,10 @@ impl Scheduling {
         let (first, last) = local_dates_around(from, to);
         let planning = self
             .practitioners
-            .planning(practitioner_id, Some(kind), first, last)
+            .planning(practitioner_id, Some(kind), first, last, Some((from, to)))
             .await?
             .ok_or(Error::NotFound("no practitioner has this id"))?;
-        let (practitioner, schedule) = (planning.practitioner, planning.schedule);
+        let (practitioner, schedule, busy) = (planning.practitioner, planning.schedule, planning.busy);
         let kind = planning.kind.ok_or_else(|| {
             Error::Invalid(vec![kit::FieldError::parameter("type", "is not an appointment type")])
         })?;
@@ -90,7 +91,6 @@ impl Scheduling {
         // `free_starts` skips what lies before `from`.
         let day_before = schedule.zone.date_of(from).previous_day().unwrap_or(Date::MIN);
         let open = schedule.open(schedule.zone.at(day_before, 0).min(from), to);
-        let busy = self.appointments.busy(practitioner_id, from, to).await?;
         let slots = schedule::free_starts(&open, &busy, length, from)
             .into_iter()
             .map(|start| (schedule.zone.local(start), schedule.zone.local(start + length)))
@@ -117,8 +117,10 @@ impl Scheduling {
         // Types last at most 8 hours: the dates around that reach cover any type's end.
         let reach = draft.end.unwrap_or(draft.start + Duration::hours(8)).max(draft.start);
         let (first, last) = local_dates_around(draft.start, reach);
-        let planning =
-            self.practitioners.planning(draft.practitioner_id, draft.kind.as_deref(), first, last).await?;
+        let planning = self
+            .practitioners
+            .planning(draft.practitioner_id, draft.kind.as_deref(), first, last, None)
+            .await?;
         let planning = match planning {
             Some(p) if p.practitioner.active => p,
             Some(_) => {

@@ -13,7 +13,8 @@ use crate::{
         AppointmentType, ExceptionKindName, Practitioner, PractitionerDraft, ScheduleException, format_clock,
     },
     error::{Error, Result},
-    schedule::{Exception, ExceptionKind, Schedule, Shift},
+    schedule::{Exception, ExceptionKind, Schedule, Shift, Span},
+    store::HOLDING,
 };
 
 const COLUMNS: &str =
@@ -26,12 +27,25 @@ const PLANNING_COLUMNS: &str = "p.id, p.name, p.specialty, p.email, p.phone, p.l
 const EXCEPTIONS: &str =
     "e.practitioner_id = p.id AND e.day BETWEEN $3 AND $4 ORDER BY e.day, e.start_minute NULLS FIRST, e.id";
 
+/// The appointments of practitioner `p` that hold time overlapping `[$5, $6)`, by start (none
+/// when `$5` is NULL): types last at most 8 hours, so only those starting in the 8 hours before
+/// `$5` can reach into it.
+fn busy_condition() -> String {
+    format!(
+        "$5::timestamptz IS NOT NULL AND a.practitioner_id = p.id AND a.status IN {HOLDING}
+         AND a.starts_at < $6 AND a.starts_at > $5 - interval '8 hours' AND a.ends_at > $5
+         ORDER BY a.starts_at, a.id"
+    )
+}
+
 /// A practitioner with what deciding their free times needs ([`Practitioners::planning`]).
 pub struct Planning {
     pub practitioner: Practitioner,
     /// The appointment type asked for, if it exists.
     pub kind: Option<AppointmentType>,
     pub schedule: Schedule,
+    /// The booked times overlapping the window asked for, by start (empty if none was asked).
+    pub busy: Vec<Span>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -48,6 +62,8 @@ struct PlanningRow {
     exception_kinds: Vec<String>,
     exception_starts: Vec<Option<i16>>,
     exception_ends: Vec<Option<i16>>,
+    busy_starts: Vec<OffsetDateTime>,
+    busy_ends: Vec<OffsetDateTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -199,15 +215,18 @@ impl Practitioners {
     }
 
     /// What booking or offering times needs, in one round trip: the practitioner, the
-    /// appointment type `kind` (if asked; `None` inside when unknown), and their schedule for
-    /// the local dates `from` to `to`. `None` when no practitioner has this id.
+    /// appointment type `kind` (if asked; `None` inside when unknown), their schedule for the
+    /// local dates `from` to `to`, and (when `busy` names a window) their booked times that
+    /// overlap it. `None` when no practitioner has this id.
     pub async fn planning(
         &self,
         id: Uuid,
         kind: Option<&str>,
         from: Date,
         to: Date,
+        busy: Option<Span>,
     ) -> Result<Option<Planning>> {
+        let busy_condition = busy_condition();
         let row: Option<PlanningRow> = sqlx::query_as(&format!(
             "SELECT {PLANNING_COLUMNS}, t.code AS type_code, t.name AS type_name, t.minutes AS type_minutes,
                     ARRAY(SELECT weekday FROM working_hours w WHERE w.practitioner_id = p.id
@@ -219,7 +238,9 @@ impl Practitioners {
                     ARRAY(SELECT day FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_days,
                     ARRAY(SELECT kind FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_kinds,
                     ARRAY(SELECT start_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_starts,
-                    ARRAY(SELECT end_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_ends
+                    ARRAY(SELECT end_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_ends,
+                    ARRAY(SELECT starts_at FROM appointments a WHERE {busy_condition}) AS busy_starts,
+                    ARRAY(SELECT ends_at FROM appointments a WHERE {busy_condition}) AS busy_ends
              FROM practitioners p LEFT JOIN appointment_types t ON t.code = $2
              WHERE p.id = $1"
         ))
@@ -227,6 +248,8 @@ impl Practitioners {
         .bind(kind)
         .bind(from)
         .bind(to)
+        .bind(busy.map(|(start, _)| start))
+        .bind(busy.map(|(_, end)| end))
         .fetch_optional(&self.pool)
         .await?;
         let Some(row) = row else { return Ok(None) };
@@ -258,6 +281,7 @@ impl Practitioners {
             practitioner: row.practitioner.into(),
             kind,
             schedule: Schedule { zone, week, exceptions },
+            busy: row.busy_starts.into_iter().zip(row.busy_ends).collect(),
         }))
     }
 

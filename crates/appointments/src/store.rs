@@ -25,13 +25,12 @@ use crate::{
     events::AppointmentEvents,
     policy::Action,
     practitioners::now,
-    schedule::Span,
 };
 
 const PRACTITIONER_OVERLAP: &str = "appointments_practitioner_overlap";
 const PATIENT_OVERLAP: &str = "appointments_patient_overlap";
 /// The statuses that hold the practitioner's and the patient's time (as the constraints say).
-const HOLDING: &str = "('booked', 'checked_in', 'completed')";
+pub(crate) const HOLDING: &str = "('booked', 'checked_in', 'completed')";
 /// How often a booking is tried again when PostgreSQL breaks a deadlock between two of them.
 const ATTEMPTS: u32 = 3;
 
@@ -395,29 +394,6 @@ impl Appointments {
         } else {
             None
         })
-    }
-
-    /// The practitioner's appointments that hold time overlapping `[from, to)`, by start.
-    pub async fn busy(
-        &self,
-        practitioner_id: Uuid,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
-    ) -> Result<Vec<Span>> {
-        // One row of two arrays: hundreds of rows cost more to stream and decode than to find.
-        let (starts, ends): (Vec<OffsetDateTime>, Vec<OffsetDateTime>) = sqlx::query_as(&format!(
-            "SELECT coalesce(array_agg(starts_at ORDER BY starts_at, id), '{{}}'),
-                    coalesce(array_agg(ends_at ORDER BY starts_at, id), '{{}}')
-             FROM appointments
-             WHERE practitioner_id = $1 AND status IN {HOLDING}
-               AND starts_at < $3 AND starts_at > $2 - interval '8 hours' AND ends_at > $2"
-        ))
-        .bind(practitioner_id)
-        .bind(from)
-        .bind(to)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(starts.into_iter().zip(ends).collect())
     }
 }
 
