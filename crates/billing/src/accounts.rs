@@ -50,32 +50,15 @@ impl AccountRepository {
         Self { pool }
     }
 
-    /// Opens `patient_id`'s account, or returns the one it has (then `name` and `email` are
+    /// Opens the patient's account, or returns the one it has (then its name and email are
     /// ignored): calling it any number of times opens one account. The second value says
     /// whether this call opened it.
-    pub async fn open(&self, patient_id: Uuid, name: &str, email: Option<&str>) -> Result<(Account, bool)> {
-        let opened: Option<Account> = sqlx::query_as(&format!(
-            "INSERT INTO accounts (id, number, patient_id, name, email)
-             VALUES ($1, 'BA-' || lpad(nextval('account_number_seq')::text, 6, '0'), $2, $3, $4)
-             ON CONFLICT (patient_id) DO NOTHING
-             RETURNING {COLUMNS}"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(patient_id)
-        .bind(name)
-        .bind(email)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(account) = opened {
-            return Ok((account, true));
-        }
-        // The conflicting row is committed (ON CONFLICT waited for it), so it is visible now.
-        let existing = self.get(patient_id).await?.ok_or(crate::error::Error::NotFound)?;
-        Ok((existing, false))
+    pub async fn open(&self, opening: Opening<'_>) -> Result<(Account, bool)> {
+        self.open_many(&[opening]).await?.pop().ok_or(crate::error::Error::NotFound)
     }
 
-    /// Opens the accounts of `asked` (patient id, name, email) in one transaction, each as
-    /// [`open`](Self::open) would: the accounts in the order asked, each with whether this call
+    /// Opens the accounts of `asked` in one transaction, or returns those they have
+    /// (idempotent by patient id): the accounts in the order asked, each with whether this call
     /// opened it (a patient asked twice gets one account, opened by the first).
     pub async fn open_many(&self, asked: &[Opening<'_>]) -> Result<Vec<(Account, bool)>> {
         let mut patients: Vec<Uuid> = asked.iter().map(|a| a.patient_id).collect();

@@ -67,8 +67,7 @@ impl BillingService for BillingGrpc {
     ) -> Result<Response<pb::BillingAccount>, Status> {
         self.authorize(&request, Action::OpenAccount).await?;
         let ask = request.into_inner();
-        let opening = opening(&ask)?;
-        let (account, opened) = self.accounts.open(opening.patient_id, opening.name, opening.email).await?;
+        let (account, opened) = self.accounts.open(opening(&ask)?).await?;
         if opened {
             tracing::info!(account = %account.number, "billing account opened");
         }
