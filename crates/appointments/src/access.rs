@@ -15,11 +15,11 @@ use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
-    domain::{Appointment, AppointmentType, BookingDraft, Practitioner},
+    domain::{Appointment, AppointmentType, BookingDraft, MAX_LENGTH, Practitioner},
     error::{Error, Result},
     patient_check::PatientCheck,
     policy::Action,
-    practitioners::Practitioners,
+    practitioners::{BusyWindow, Practitioners},
     schedule::{self, Schedule, Span},
     store::{Appointments, Booking, ListFilter, NewAppointment, Position},
 };
@@ -75,7 +75,13 @@ impl Scheduling {
         let (first, last) = local_dates_around(from, to);
         let planning = self
             .practitioners
-            .planning(practitioner_id, Some(kind), first, last, Some((from, to)))
+            .planning(
+                practitioner_id,
+                Some(kind),
+                first,
+                last,
+                Some(BusyWindow { window: (from, to), patient: None }),
+            )
             .await?
             .ok_or(Error::NotFound("no practitioner has this id"))?;
         let (practitioner, schedule, busy) = (planning.practitioner, planning.schedule, planning.busy);
@@ -111,15 +117,18 @@ impl Scheduling {
     }
 
     /// Books `draft` for `ctx` (whose access token `token` asks the patients service).
-    /// Everything but the patient is checked from one read (practitioner, type, schedule) and
-    /// one look-up of the time, so a refused booking costs two round trips to PostgreSQL.
+    /// Everything but the patient is checked from one read (practitioner, type, schedule, and
+    /// the practitioner's and the patient's booked times around the start), so a refused
+    /// booking costs one round trip to PostgreSQL; an accepted one then asks the patients
+    /// service and commits in one statement ([`Appointments::book`]).
     pub async fn book(&self, ctx: &RequestContext, token: &str, draft: BookingDraft) -> Result<Booking> {
-        // Types last at most 8 hours: the dates around that reach cover any type's end.
-        let reach = draft.end.unwrap_or(draft.start + Duration::hours(8)).max(draft.start);
+        // Appointments last at most 8 hours: the window to that reach covers any type's end.
+        let reach = draft.end.unwrap_or(draft.start + MAX_LENGTH).max(draft.start);
         let (first, last) = local_dates_around(draft.start, reach);
+        let busy = BusyWindow { window: (draft.start, reach), patient: Some(draft.patient_id) };
         let planning = self
             .practitioners
-            .planning(draft.practitioner_id, draft.kind.as_deref(), first, last, None)
+            .planning(draft.practitioner_id, draft.kind.as_deref(), first, last, Some(busy))
             .await?;
         let planning = match planning {
             Some(p) if p.practitioner.active => p,
@@ -137,22 +146,24 @@ impl Scheduling {
             (Some(_), None, Some(kind)) => draft.start + Duration::minutes(i64::from(kind.minutes)),
         };
         working(&planning.schedule, draft.start, end)?;
-        let practitioner = planning.practitioner;
-        if let Some(taken) =
-            self.appointments.taken(practitioner.id, draft.patient_id, draft.start, end).await?
-        {
-            return Err(taken);
+        // The cheap answer to most conflicts, before the patients service is asked; the
+        // constraints still decide for bookings committed after this read.
+        if overlaps(&planning.busy, draft.start, end) {
+            return Err(Error::PractitionerTaken);
+        }
+        if overlaps(&planning.patient_busy, draft.start, end) {
+            return Err(Error::PatientTaken);
         }
         self.patients.ensure_active(ctx, token, draft.patient_id).await?;
         let new = NewAppointment {
             patient_id: draft.patient_id,
-            practitioner_id: practitioner.id,
+            practitioner_id: planning.practitioner.id,
             kind: draft.kind,
             start: draft.start,
             end,
             reason: draft.reason,
         };
-        self.appointments.book(ctx, &new).await
+        self.appointments.book(ctx, &new, &planning.practitioner).await
     }
 
     /// Moves appointment `id` to start at `start` (ending at `end`, else keeping its length).
@@ -234,11 +245,36 @@ fn local_dates_around(from: OffsetDateTime, to: OffsetDateTime) -> (Date, Date) 
     (from.date() - Duration::days(1), to.date() + Duration::days(1))
 }
 
+/// Whether any of the booked `spans` overlaps `[start, end)` (touching ends do not).
+fn overlaps(spans: &[Span], start: OffsetDateTime, end: OffsetDateTime) -> bool {
+    spans.iter().any(|&(busy_start, busy_end)| busy_start < end && start < busy_end)
+}
+
 /// Whether `schedule` has all of `[start, end)` as working time, else a 422 naming `/start`.
 fn working(schedule: &Schedule, start: OffsetDateTime, end: OffsetDateTime) -> Result<()> {
     if schedule.covers(start, end) {
         Ok(())
     } else {
         Err(Error::field("/start", "is outside the practitioner's working hours (see their availability)"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_booked_time_conflicts_only_when_it_overlaps_and_back_to_back_times_do_not() {
+        let busy = [(datetime!(2030-01-07 09:00 UTC), datetime!(2030-01-07 09:30 UTC))];
+        let at = |h, m| datetime!(2030-01-07 00:00 UTC) + Duration::hours(h) + Duration::minutes(m);
+        assert!(overlaps(&busy, at(9, 15), at(9, 45)), "starts inside");
+        assert!(overlaps(&busy, at(8, 45), at(9, 15)), "ends inside");
+        assert!(overlaps(&busy, at(8, 0), at(10, 0)), "covers it");
+        assert!(overlaps(&busy, at(9, 0), at(9, 30)), "the same time");
+        assert!(!overlaps(&busy, at(9, 30), at(10, 0)), "starts as it ends");
+        assert!(!overlaps(&busy, at(8, 30), at(9, 0)), "ends as it starts");
+        assert!(!overlaps(&[], at(9, 0), at(9, 30)), "nothing booked");
     }
 }

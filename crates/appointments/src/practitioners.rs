@@ -27,15 +27,53 @@ const PLANNING_COLUMNS: &str = "p.id, p.name, p.specialty, p.email, p.phone, p.l
 const EXCEPTIONS: &str =
     "e.practitioner_id = p.id AND e.day BETWEEN $3 AND $4 ORDER BY e.day, e.start_minute NULLS FIRST, e.id";
 
-/// The appointments of practitioner `p` that hold time overlapping `[$5, $6)`, by start (none
-/// when `$5` is NULL): types last at most 8 hours, so only those starting in the 8 hours before
-/// `$5` can reach into it.
-fn busy_condition() -> String {
+/// The appointments of `whose` (`a.practitioner_id = p.id`, or a patient's) that hold time
+/// overlapping `[$5, $6)`, by start (none when `$5` is NULL): appointments last at most 8 hours
+/// ([`crate::domain::MAX_LENGTH`]), so only those starting in the 8 hours before `$5` can reach
+/// into it.
+fn busy_condition(whose: &str) -> String {
     format!(
-        "$5::timestamptz IS NOT NULL AND a.practitioner_id = p.id AND a.status IN {HOLDING}
+        "$5::timestamptz IS NOT NULL AND {whose} AND a.status IN {HOLDING}
          AND a.starts_at < $6 AND a.starts_at > $5 - interval '8 hours' AND a.ends_at > $5
          ORDER BY a.starts_at, a.id"
     )
+}
+
+/// The statement of [`Practitioners::planning`], made once.
+fn planning_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        let practitioner_busy = busy_condition("a.practitioner_id = p.id");
+        let patient_busy = busy_condition("$7::uuid IS NOT NULL AND a.patient_id = $7");
+        format!(
+            "SELECT {PLANNING_COLUMNS}, t.code AS type_code, t.name AS type_name, t.minutes AS type_minutes,
+                    ARRAY(SELECT weekday FROM working_hours w WHERE w.practitioner_id = p.id
+                          ORDER BY weekday, start_minute) AS week_days,
+                    ARRAY(SELECT start_minute FROM working_hours w WHERE w.practitioner_id = p.id
+                          ORDER BY weekday, start_minute) AS week_starts,
+                    ARRAY(SELECT end_minute FROM working_hours w WHERE w.practitioner_id = p.id
+                          ORDER BY weekday, start_minute) AS week_ends,
+                    ARRAY(SELECT day FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_days,
+                    ARRAY(SELECT kind FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_kinds,
+                    ARRAY(SELECT start_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_starts,
+                    ARRAY(SELECT end_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_ends,
+                    ARRAY(SELECT starts_at FROM appointments a WHERE {practitioner_busy}) AS busy_starts,
+                    ARRAY(SELECT ends_at FROM appointments a WHERE {practitioner_busy}) AS busy_ends,
+                    ARRAY(SELECT starts_at FROM appointments a WHERE {patient_busy}) AS patient_busy_starts,
+                    ARRAY(SELECT ends_at FROM appointments a WHERE {patient_busy}) AS patient_busy_ends
+             FROM practitioners p LEFT JOIN appointment_types t ON t.code = $2
+             WHERE p.id = $1"
+        )
+    })
+}
+
+/// Whose booked times [`Practitioners::planning`] reads, over which window.
+#[derive(Debug, Clone, Copy)]
+pub struct BusyWindow {
+    /// The practitioner's booked times overlapping this span are read.
+    pub window: Span,
+    /// And this patient's, if given (a booking checks both before asking anyone else).
+    pub patient: Option<Uuid>,
 }
 
 /// A practitioner with what deciding their free times needs ([`Practitioners::planning`]).
@@ -46,6 +84,9 @@ pub struct Planning {
     pub schedule: Schedule,
     /// The booked times overlapping the window asked for, by start (empty if none was asked).
     pub busy: Vec<Span>,
+    /// The patient's booked times (with any practitioner) overlapping that window, by start
+    /// (empty if no patient was named).
+    pub patient_busy: Vec<Span>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -64,6 +105,8 @@ struct PlanningRow {
     exception_ends: Vec<Option<i16>>,
     busy_starts: Vec<OffsetDateTime>,
     busy_ends: Vec<OffsetDateTime>,
+    patient_busy_starts: Vec<OffsetDateTime>,
+    patient_busy_ends: Vec<OffsetDateTime>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -217,41 +260,25 @@ impl Practitioners {
     /// What booking or offering times needs, in one round trip: the practitioner, the
     /// appointment type `kind` (if asked; `None` inside when unknown), their schedule for the
     /// local dates `from` to `to`, and (when `busy` names a window) their booked times that
-    /// overlap it. `None` when no practitioner has this id.
+    /// overlap it, and the named patient's. `None` when no practitioner has this id.
     pub async fn planning(
         &self,
         id: Uuid,
         kind: Option<&str>,
         from: Date,
         to: Date,
-        busy: Option<Span>,
+        busy: Option<BusyWindow>,
     ) -> Result<Option<Planning>> {
-        let busy_condition = busy_condition();
-        let row: Option<PlanningRow> = sqlx::query_as(&format!(
-            "SELECT {PLANNING_COLUMNS}, t.code AS type_code, t.name AS type_name, t.minutes AS type_minutes,
-                    ARRAY(SELECT weekday FROM working_hours w WHERE w.practitioner_id = p.id
-                          ORDER BY weekday, start_minute) AS week_days,
-                    ARRAY(SELECT start_minute FROM working_hours w WHERE w.practitioner_id = p.id
-                          ORDER BY weekday, start_minute) AS week_starts,
-                    ARRAY(SELECT end_minute FROM working_hours w WHERE w.practitioner_id = p.id
-                          ORDER BY weekday, start_minute) AS week_ends,
-                    ARRAY(SELECT day FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_days,
-                    ARRAY(SELECT kind FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_kinds,
-                    ARRAY(SELECT start_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_starts,
-                    ARRAY(SELECT end_minute FROM schedule_exceptions e WHERE {EXCEPTIONS}) AS exception_ends,
-                    ARRAY(SELECT starts_at FROM appointments a WHERE {busy_condition}) AS busy_starts,
-                    ARRAY(SELECT ends_at FROM appointments a WHERE {busy_condition}) AS busy_ends
-             FROM practitioners p LEFT JOIN appointment_types t ON t.code = $2
-             WHERE p.id = $1"
-        ))
-        .bind(id)
-        .bind(kind)
-        .bind(from)
-        .bind(to)
-        .bind(busy.map(|(start, _)| start))
-        .bind(busy.map(|(_, end)| end))
-        .fetch_optional(&self.pool)
-        .await?;
+        let row: Option<PlanningRow> = sqlx::query_as(planning_sql())
+            .bind(id)
+            .bind(kind)
+            .bind(from)
+            .bind(to)
+            .bind(busy.map(|b| b.window.0))
+            .bind(busy.map(|b| b.window.1))
+            .bind(busy.and_then(|b| b.patient))
+            .fetch_optional(&self.pool)
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let zone = Zone::parse(&row.practitioner.time_zone)
             .map_err(|_| Error::NotFound("the practitioner's time zone is unknown"))?;
@@ -282,6 +309,7 @@ impl Practitioners {
             kind,
             schedule: Schedule { zone, week, exceptions },
             busy: row.busy_starts.into_iter().zip(row.busy_ends).collect(),
+            patient_busy: row.patient_busy_starts.into_iter().zip(row.patient_busy_ends).collect(),
         }))
     }
 

@@ -15,12 +15,14 @@ use kit::{
     zone::Zone,
 };
 use serde_json::json;
-use sqlx::{PgConnection, PgPool, types::Json};
+use std::sync::OnceLock;
+
+use sqlx::{PgConnection, PgPool, Postgres, postgres::PgArguments, query::Query, types::Json};
 use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
-    domain::{Appointment, Status},
+    domain::{Appointment, Practitioner, Status},
     error::{Error, Result},
     events::AppointmentEvents,
     policy::Action,
@@ -69,8 +71,7 @@ struct Row {
 
 impl From<Row> for Booking {
     fn from(r: Row) -> Self {
-        let zone = Zone::parse(&r.time_zone).ok();
-        let local = |t: OffsetDateTime| zone.as_ref().map_or(t, |z| z.local(t));
+        let local = in_zone(&r.time_zone);
         Booking {
             appointment: Appointment {
                 id: r.id,
@@ -91,6 +92,39 @@ impl From<Row> for Booking {
             location: r.location,
         }
     }
+}
+
+impl Booking {
+    /// The booking `new` becomes with `practitioner` when committed at `at`: what the row
+    /// will hold, so that its version, audit row and event go in the same statement.
+    fn new(new: &NewAppointment, practitioner: &Practitioner, at: OffsetDateTime) -> Self {
+        let local = in_zone(&practitioner.time_zone);
+        Booking {
+            appointment: Appointment {
+                id: Uuid::now_v7(),
+                patient_id: new.patient_id,
+                practitioner_id: practitioner.id,
+                kind: new.kind.clone(),
+                start: local(new.start),
+                end: local(new.end),
+                time_zone: practitioner.time_zone.clone(),
+                status: Status::Booked,
+                reason: new.reason.clone(),
+                cancel_reason: None,
+                version: 1,
+                booked_at: at,
+                updated_at: at,
+            },
+            practitioner_name: practitioner.name.clone(),
+            location: practitioner.location.clone(),
+        }
+    }
+}
+
+/// Shows instants in the IANA zone `time_zone` (as they are, if pms does not know it).
+fn in_zone(time_zone: &str) -> impl Fn(OffsetDateTime) -> OffsetDateTime + use<> {
+    let zone = Zone::parse(time_zone).ok();
+    move |t| zone.as_ref().map_or(t, |z| z.local(t))
 }
 
 /// A booking to make.
@@ -157,42 +191,59 @@ impl Appointments {
         &self.pool
     }
 
-    /// Books `new` for `ctx`, unless the practitioner or the patient is taken then.
-    pub async fn book(&self, ctx: &RequestContext, new: &NewAppointment) -> Result<Booking> {
+    /// Books `new` with `practitioner` (as the caller read it) for `ctx`, unless the
+    /// practitioner or the patient is taken then. One statement, committed on its own: it
+    /// takes both schedules ([`holding_sql`]), inserts the appointment and records it
+    /// ([`record_sql`]), so a refused booking leaves nothing behind.
+    pub async fn book(
+        &self,
+        ctx: &RequestContext,
+        new: &NewAppointment,
+        practitioner: &Practitioner,
+    ) -> Result<Booking> {
+        let booking = Booking::new(new, practitioner, now());
+        let event = self.events.booked(&booking, ctx.trace_id.as_deref());
         let mut attempt = 1;
         loop {
-            match self.try_book(ctx, new).await {
+            match self.insert(ctx, &booking, &event).await {
                 Err(Error::Database(err)) if attempt < ATTEMPTS && is_retryable(&err) => attempt += 1,
-                other => return other,
+                Err(err) => return Err(err),
+                Ok(()) => break,
             }
         }
+        self.wake();
+        Ok(booking)
     }
 
-    async fn try_book(&self, ctx: &RequestContext, new: &NewAppointment) -> Result<Booking> {
-        let mut tx = self.pool.begin_with(begin_holding(new.practitioner_id, new.patient_id)).await?;
-        let at = now();
-        let row: Row = sqlx::query_as(&format!(
-            "WITH a AS (
-                 INSERT INTO appointments (id, patient_id, practitioner_id, type, starts_at, ends_at, reason,
-                                           booked_at, updated_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING *)
-             {SELECT} FROM a JOIN practitioners p ON p.id = a.practitioner_id"
-        ))
-        .bind(Uuid::now_v7())
-        .bind(new.patient_id)
-        .bind(new.practitioner_id)
-        .bind(&new.kind)
-        .bind(new.start)
-        .bind(new.end)
-        .bind(&new.reason)
-        .bind(at)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(overlap)?;
-        let booking = Booking::from(row);
-        let event = self.events.booked(&booking, ctx.trace_id.as_deref());
-        self.commit(tx, ctx, Action::Book, &booking, Some(event)).await?;
-        Ok(booking)
+    async fn insert(&self, ctx: &RequestContext, booking: &Booking, event: &OutboxEvent) -> Result<()> {
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "WITH held AS ({}),
+                      booked AS (INSERT INTO appointments (id, patient_id, practitioner_id, type, starts_at, ends_at,
+                                                           reason, booked_at, updated_at)
+                                 SELECT $21::uuid, $22::uuid, $23::uuid, $24::text, $25::timestamptz, $26::timestamptz,
+                                        $27::text, $28::timestamptz, $28::timestamptz FROM held),
+                      {}",
+                holding_sql(23, 22),
+                record_sql(1)
+            )
+        });
+        let a = &booking.appointment;
+        let query = bind_record(sqlx::query(sql), ctx, Action::Book, booking, std::slice::from_ref(event));
+        query
+            .bind(a.id)
+            .bind(a.patient_id)
+            .bind(a.practitioner_id)
+            .bind(&a.kind)
+            .bind(a.start)
+            .bind(a.end)
+            .bind(&a.reason)
+            .bind(a.booked_at)
+            .execute(&self.pool)
+            .await
+            .map_err(overlap)?;
+        Ok(())
     }
 
     /// Moves a booked appointment to `[start, end)` if it is still at `expected_version`.
@@ -363,68 +414,30 @@ impl Appointments {
         .await?;
         Ok(rows.into_iter().map(Booking::from).collect())
     }
-
-    /// Whether the practitioner's or the patient's time overlapping `[start, end)` is already
-    /// taken by a committed appointment: the cheap answer to most conflicts, asked before
-    /// anything else. (The constraints still decide: a booking committed after this look is
-    /// refused by them.)
-    pub async fn taken(
-        &self,
-        practitioner_id: Uuid,
-        patient_id: Uuid,
-        start: OffsetDateTime,
-        end: OffsetDateTime,
-    ) -> Result<Option<Error>> {
-        let (practitioner, patient): (bool, bool) = sqlx::query_as(&format!(
-            "SELECT EXISTS (SELECT 1 FROM appointments WHERE practitioner_id = $1 AND status IN {HOLDING}
-                              AND tstzrange(starts_at, ends_at) && tstzrange($3, $4)),
-                    EXISTS (SELECT 1 FROM appointments WHERE patient_id = $2 AND status IN {HOLDING}
-                              AND tstzrange(starts_at, ends_at) && tstzrange($3, $4))"
-        ))
-        .bind(practitioner_id)
-        .bind(patient_id)
-        .bind(start)
-        .bind(end)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(if practitioner {
-            Some(Error::PractitionerTaken)
-        } else if patient {
-            Some(Error::PatientTaken)
-        } else {
-            None
-        })
-    }
 }
 
-/// The statement that takes the practitioner's and then the patient's schedule for the rest of
-/// the transaction (advisory locks, always in this order: PostgreSQL evaluates a select list
-/// left to right), before an appointment takes their time.
+/// The statement that takes the practitioner's (parameter `$practitioner`) and then the
+/// patient's (`$patient`) schedule for the rest of the transaction (advisory locks, always in
+/// this order: PostgreSQL evaluates a select list left to right), before an appointment takes
+/// their time.
 ///
 /// The exclusion constraints alone would refuse every overlap, but two bookings that overlap
 /// on both constraints (one patient, two practitioners, at once) each wait on the other's
 /// uncommitted index entry: a deadlock, which PostgreSQL detects only after `deadlock_timeout`
 /// (1 s). Under fifty such requests that second adds up to timeouts. Ordered locks make them
 /// queue instead; the constraint still decides.
-fn holding_sql(practitioner_id: Uuid, patient_id: Uuid) -> String {
-    // The ids are formatted by `Uuid` (hex digits and dashes): nothing to escape.
+fn holding_sql(practitioner: usize, patient: usize) -> String {
     format!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('appointments:practitioner:{practitioner_id}', 0)),
-                pg_advisory_xact_lock(hashtextextended('appointments:patient:{patient_id}', 0))"
+        "SELECT pg_advisory_xact_lock(hashtextextended('appointments:practitioner:' || ${practitioner}::uuid::text, 0)),
+                pg_advisory_xact_lock(hashtextextended('appointments:patient:' || ${patient}::uuid::text, 0))"
     )
-}
-
-/// `BEGIN` and the locks of [`holding_sql`] in one round trip, for a transaction that holds
-/// the time from its start (a booking).
-fn begin_holding(practitioner_id: Uuid, patient_id: Uuid) -> String {
-    format!("BEGIN; {}", holding_sql(practitioner_id, patient_id))
 }
 
 /// Takes the locks of [`holding_sql`] in the transaction `tx`.
 async fn hold_schedules(tx: &mut PgConnection, practitioner_id: Uuid, patient_id: Uuid) -> Result<()> {
-    // Not kept as a prepared statement: its text differs for every pair of ids.
-    let sql = holding_sql(practitioner_id, patient_id);
-    sqlx::query(&sql).persistent(false).execute(&mut *tx).await?;
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| holding_sql(1, 2));
+    sqlx::query(sql).bind(practitioner_id).bind(patient_id).execute(&mut *tx).await?;
     Ok(())
 }
 
@@ -464,8 +477,7 @@ async fn set_status(
     Ok(Booking::from(row))
 }
 
-/// Records a change in its transaction: the appointment's new version, the audit row (naming
-/// the version and status, never times or reasons) and the event, if the change has one.
+/// Records a change in its transaction ([`record_sql`]).
 async fn record(
     tx: &mut PgConnection,
     ctx: &RequestContext,
@@ -473,22 +485,44 @@ async fn record(
     booking: &Booking,
     event: Option<OutboxEvent>,
 ) -> Result<()> {
+    static SQL: OnceLock<String> = OnceLock::new();
+    let sql = SQL.get_or_init(|| format!("WITH {}", record_sql(1)));
+    bind_record(sqlx::query(sql), ctx, action, booking, event.as_slice()).execute(&mut *tx).await?;
+    Ok(())
+}
+
+/// The end of a statement that records a change, in one round trip with it: the appointment's
+/// new version, the audit row (naming the version and status, never times or reasons) and the
+/// event, if the change has one. Two common table expressions and the final insert, with
+/// parameters `$first` to `$first + 19`, bound by [`bind_record`].
+fn record_sql(first: usize) -> String {
+    format!(
+        "version AS (INSERT INTO appointment_versions (appointment_id, version, recorded_at, snapshot)
+                     VALUES (${}, ${}, ${}, ${})),
+         audit AS ({})
+         {}",
+        first,
+        first + 1,
+        first + 2,
+        first + 3,
+        trail::insert_sql(first + 4),
+        outbox::insert_sql(first + 14)
+    )
+}
+
+/// Binds the parameters of [`record_sql`] for `booking`'s change by `ctx`.
+fn bind_record<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    ctx: &RequestContext,
+    action: Action,
+    booking: &'q Booking,
+    events: &[OutboxEvent],
+) -> Query<'q, Postgres, PgArguments> {
     let a = &booking.appointment;
     let entry = Entry::new(action.as_str(), Some(a.id), Some(a.patient_id), "ok")
         .with_details(json!({ "version": a.version, "status": a.status.as_str() }));
-    // One statement, one round trip: the version, the audit row and the event (if any).
-    let sql = format!(
-        "WITH version AS (INSERT INTO appointment_versions (appointment_id, version, recorded_at, snapshot)
-                          VALUES ($1, $2, $3, $4)),
-              audit AS ({})
-         {}",
-        trail::insert_sql(5),
-        outbox::insert_sql(15)
-    );
-    let query = sqlx::query(&sql).bind(a.id).bind(a.version).bind(a.updated_at).bind(Json(a));
-    let events: &[OutboxEvent] = event.as_slice();
-    outbox::bind_rows(trail::bind_rows(query, ctx, &[entry]), events).execute(&mut *tx).await?;
-    Ok(())
+    let query = query.bind(a.id).bind(a.version).bind(a.updated_at).bind(Json(a));
+    outbox::bind_rows(trail::bind_rows(query, ctx, &[entry]), events)
 }
 
 /// A refused overlap as the conflict it is; any other error as it is.
