@@ -13,13 +13,16 @@
 #      service over gRPC, then commits the appointment with its version, audit row and event);
 #   2. conflicts: the bookings just made, sent again: every one must answer 409;
 #   3. a week's availability of a practitioner with 1 000 booked appointments;
+# then 2 and 3 again at a steady PACE requests/s (the latency a clinic sees at that load, not at
+# the machine's saturation; scripts/bench-rate.lua);
 # and where the CPU went in each of these phases (scripts/cpu.py: pms, the broker, PostgreSQL).
 # Prints Markdown for docs/benchmarks.md.
 #
-#   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS] [RATE]   (defaults: 20 16 20000 20)
+#   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS] [RATE] [PACE]
+#                                                           (defaults: 20 16 20000 20 1000)
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-seconds="${1:-20}" concurrency="${2:-16}" patients="${3:-20000}" rate="${4:-20}"
+seconds="${1:-20}" concurrency="${2:-16}" patients="${3:-20000}" rate="${4:-20}" pace="${5:-1000}"
 port="${PMS_BENCH_PORT:-18080}"
 gateway="http://127.0.0.1:$port"
 
@@ -149,16 +152,25 @@ published() {
     echo "$(( SECONDS - start )) $(sql "SELECT count(*) FROM appointments.outbox WHERE published_at IS NULL")"
 }
 
-run() { # run NAME FILE get|post [PATH]: wrk's RESULT line (with a fresh token: waits may be
-    # long); where the CPU went meanwhile goes to $work/cpu-NAME.txt (scripts/cpu.py)
-    local name="$1"; shift
+measured() { # measured NAME CONNECTIONS WRK-SCRIPT ARGS...: wrk's RESULT line (with a fresh
+    # token: waits may be long); where the CPU went meanwhile goes to $work/cpu-NAME.txt
+    # (scripts/cpu.py)
+    local name="$1" connections="$2" script="$3"; shift 3
     token="$(bench_login "$gateway")"
     local processes=("pms=$server" "broker=$(cat "$broker_dir/broker.pid")" "postgres=$(head -n1 "$pg_dir/data/postmaster.pid")")
     python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-$name-before.json"
-    wrk -t2 -c"$concurrency" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/bench.lua" \
+    wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/$script" \
         "$gateway" -- "$@" | awk '/^RESULT /'
     python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-$name-after.json"
     python3 "$ROOT/scripts/cpu.py" report "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name.txt"
+}
+run() { # run NAME FILE get|post [PATH]: as fast as CONCURRENCY connections go (scripts/bench.lua)
+    local name="$1"; shift
+    measured "$name" "$concurrency" bench.lua "$@"
+}
+paced() { # paced NAME FILE [PATH|get]: at a steady PACE requests/s (scripts/bench-rate.lua)
+    local name="$1" file="$2"; shift 2
+    measured "$name" $(( pace / 25 + 4 )) bench-rate.lua "$file" 2 "$pace" "$@"
 }
 log "bookings for ${seconds}s"
 before="$(sql "SELECT count(*) FROM appointments.appointments")"
@@ -178,6 +190,11 @@ conflicts="$(run conflicts "$work/conflicts.txt" post 2 /api/appointments)"
     die "a conflicting booking was accepted"
 log "a week's availability with 1 000 booked appointments for ${seconds}s"
 availability="$(run availability "$work/availability.txt" get)"
+log "the same two at a steady $pace requests/s, ${seconds}s each"
+paced_conflicts="$(paced paced-conflicts "$work/conflicts.txt" /api/appointments)"
+paced_availability="$(paced paced-availability "$work/availability.txt" get)"
+[ "$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))" = "$made" ] ||
+    die "a conflicting booking was accepted"
 token="$(bench_login "$gateway")"
 slots="$(curl -fsS -H "Authorization: Bearer $token" "$gateway$(head -n1 "$work/availability.txt")" | grep -o '"start"' | wc -l)"
 
@@ -189,8 +206,10 @@ echo "|---|---|---|---|---|---|"
 printf '%s\n' "$booked" | awk '{ printf "| book (each a free time; gRPC patient check, audit, outbox) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
 printf '%s\n' "$conflicts" | awk '{ printf "| book a taken time (every answer 409) | %d | %d | %.2f | %.2f | %d |\n", $2, $3, $4, $5, $6 }'
 printf '%s\n' "$availability" | awk -v s="$slots" '{ printf "| a week of availability, 1 000 booked (%d free times in the first answer) | %d | %d | %.2f | %.2f | %d |\n", s, $2, $3, $4, $5, $6 }'
+printf '%s\n' "$paced_conflicts" | awk -v p="$pace" '{ printf "| book a taken time, paced at %d/s | %d | %d | %.2f | %.2f | %d |\n", p, $2, $3, $4, $5, $6 }'
+printf '%s\n' "$paced_availability" | awk -v p="$pace" '{ printf "| a week of availability, paced at %d/s | %d | %d | %.2f | %.2f | %d |\n", p, $2, $3, $4, $5, $6 }'
 echo
-for phase in bookings conflicts availability; do
+for phase in bookings conflicts availability paced-conflicts paced-availability; do
     echo "- $phase: $(cat "$work/cpu-$phase.txt") (the rest: wrk)"
 done
 echo

@@ -1,10 +1,11 @@
--- wrk script of scripts/bench-events.sh and bench-appointments.sh: POSTs at a steady pace.
---   wrk -t THREADS -c CONNECTIONS ... -s scripts/bench-rate.lua URL -- FILE THREADS RATE [PATH]
--- Each line of FILE is a JSON body for POST PATH (default /api/patients), each used once (thread n of t takes
--- lines n, n+t, ...). Each thread sends its requests on a wall-clock schedule of RATE/THREADS per second,
--- whatever the answers' latency (a request that is late goes at once), so the rate asked is the rate
--- sent as long as CONNECTIONS can hold the requests in flight. Prints: RESULT requests requests/s p50
--- p99 errors.
+-- wrk script of scripts/bench-events.sh and bench-appointments.sh: requests at a steady pace.
+--   wrk -t THREADS -c CONNECTIONS ... -s scripts/bench-rate.lua URL -- FILE THREADS RATE [PATH|get]
+-- Each line of FILE is a JSON body for POST PATH (default /api/patients), or with `get` a path to
+-- GET; thread n of t takes lines n, n+t, ... (each body once, unless the file runs out: then from
+-- the top). Each thread sends its requests on a wall-clock schedule of RATE/THREADS per second,
+-- whatever the answers' latency (a request that is late goes at once), so the rate asked is the
+-- rate sent as long as CONNECTIONS can hold the requests in flight. Latency is counted from each
+-- request's send. Prints: RESULT requests requests/s p50 p99 errors.
 local ffi = require("ffi")
 ffi.cdef [[
     typedef struct { long tv_sec; long tv_nsec; } pms_timespec;
@@ -31,10 +32,13 @@ function init(args)
     end
     step = tonumber(args[2])
     interval = 1000 * step / tonumber(args[3])
+    get = args[4] == "get"
     path = args[4] or "/api/patients"
     at = id
     slot = nil
-    wrk.headers["Content-Type"] = "application/json"
+    if not get then
+        wrk.headers["Content-Type"] = "application/json"
+    end
 end
 
 function delay()
@@ -45,9 +49,12 @@ function delay()
 end
 
 function request()
-    local body = lines[at]
+    local line = lines[(at - 1) % #lines + 1]
     at = at + step
-    return wrk.format("POST", path, nil, body)
+    if get then
+        return wrk.format("GET", line)
+    end
+    return wrk.format("POST", path, nil, line)
 end
 
 function done(summary, latency, requests)
