@@ -75,6 +75,9 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// The web app served at `/` (`PMS_WEB_ROOT`, its build directory), if any.
     pub web: Option<WebApp>,
+    /// `PMS_GATEWAY_IN_PROCESS` (`on` by default): whether a service running in the gateway's
+    /// own process (`pms up`) is called directly rather than over loopback HTTP.
+    pub in_process: bool,
 }
 
 impl Config {
@@ -108,6 +111,7 @@ impl Config {
             peers: peers.clone(),
             admin_bind,
             trusted_proxies: TrustedProxies::from_env()?,
+            in_process: config::on_off("PMS_GATEWAY_IN_PROCESS", true)?,
             web: match config::var("PMS_WEB_ROOT") {
                 Some(root) => Some(WebApp::load(Path::new(&root)).map_err(|err| ConfigError::Invalid {
                     name: "PMS_WEB_ROOT".into(),
@@ -140,6 +144,7 @@ pub fn build(config: Config, background: &Background) -> State {
         trusted_proxies: config.trusted_proxies.clone(),
         upstream_timeout: config.upstream_timeout,
         body_limit: config.body_limit,
+        in_process: config.in_process,
     };
     State { gateway, config }
 }

@@ -1,7 +1,8 @@
 //! The proxy: find the route, check the token (401) and the route's roles (403), apply the
 //! caller's rate limit (429) and the body limit (413), and forward with `x-request-id`, a
 //! continued `traceparent` and `x-forwarded-for`; 504 when the service is too slow, 503 when
-//! it cannot be reached.
+//! it cannot be reached. A service of the same process (`pms up`) is called directly, without
+//! a socket ([`kit::in_process`]), unless `PMS_GATEWAY_IN_PROCESS=off`.
 
 use std::{future::Future, net::SocketAddr, pin::Pin, sync::Arc, time::Duration};
 
@@ -40,6 +41,8 @@ pub struct Gateway {
     pub(crate) trusted_proxies: TrustedProxies,
     pub(crate) upstream_timeout: Duration,
     pub(crate) body_limit: usize,
+    /// Whether a service of this process is called without a socket ([`kit::in_process`]).
+    pub(crate) in_process: bool,
 }
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): never forwarded.
@@ -175,7 +178,14 @@ async fn forward(gateway: &Gateway, route: &Route, request: Request, peer: Optio
     }
     let body = Body::new(http_body_util::Limited::new(body, gateway.body_limit));
     let upstream = Request::from_parts(parts, body);
-    match tokio::time::timeout(gateway.upstream_timeout, gateway.client.request(upstream)).await {
+    let local = if gateway.in_process { kit::in_process::find(upstream.uri()) } else { None };
+    let answer = async {
+        match local {
+            Some(service) => Ok(service.call(upstream).await),
+            None => gateway.client.request(upstream).await.map(|response| response.map(Body::new)),
+        }
+    };
+    match tokio::time::timeout(gateway.upstream_timeout, answer).await {
         Err(_) => {
             tracing::warn!(route = %route.prefix, "upstream timed out");
             problem(
@@ -197,7 +207,7 @@ async fn forward(gateway: &Gateway, route: &Route, request: Request, peer: Optio
             for name in HOP_BY_HOP {
                 parts.headers.remove(name);
             }
-            Response::from_parts(parts, Body::new(body))
+            Response::from_parts(parts, body)
         }
     }
 }

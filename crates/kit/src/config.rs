@@ -27,6 +27,18 @@ where
     parse_value(name, var(name), default)
 }
 
+/// Whether the switch `name` (`on` or `off`) is on; `default` when unset.
+pub fn on_off(name: &str, default: bool) -> Result<bool, ConfigError> {
+    match var(name).as_deref() {
+        None => Ok(default),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(_) => {
+            Err(ConfigError::Invalid { name: name.to_owned(), reason: "must be on or off".to_owned() })
+        }
+    }
+}
+
 fn parse_value<T>(name: &str, raw: Option<String>, default: T) -> Result<T, ConfigError>
 where
     T: FromStr,

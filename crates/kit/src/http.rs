@@ -161,6 +161,8 @@ pub async fn bind(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
 /// until the shutdown's deadline at most. At most `config.max_connections` connections are
 /// open at once (more wait in the listen queue), and a client that has not sent its request
 /// headers within `config.header_read_timeout` is disconnected (slow-header attacks).
+/// While the listener is open, a gateway in the same process may call `app` without a socket
+/// ([`crate::in_process`]).
 pub async fn serve(
     listener: TcpListener,
     app: Router,
@@ -180,6 +182,8 @@ pub async fn serve(
             next.run(req).await
         }
     }));
+    // The gateway of the same process (`pms up`) calls this router directly while it serves.
+    let registered = listener.local_addr().ok().map(|addr| crate::in_process::register(addr, app.clone()));
     let connections = Arc::new(Semaphore::new(config.max_connections.max(1)));
     let graceful = GracefulShutdown::new();
     let mut http1 = hyper::server::conn::http1::Builder::new();
@@ -220,6 +224,7 @@ pub async fn serve(
         });
     }
     drop(listener);
+    drop(registered);
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(shutdown.remaining()) => {

@@ -21,6 +21,7 @@ pub mod extract;
 pub mod grpc;
 pub mod health;
 pub mod http;
+pub mod in_process;
 pub mod json;
 pub mod kafka;
 pub mod metrics;

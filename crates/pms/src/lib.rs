@@ -98,14 +98,7 @@ pub async fn migrate(services: &[&Service]) -> Result<(), BoxError> {
 /// default). `off` when a deployment migrates in a step of its own (`pms migrate`, with the
 /// schema owner's credentials) and runs the services with credentials that own nothing.
 pub fn migrate_at_start() -> Result<bool, kit::config::ConfigError> {
-    match kit::config::var("PMS_MIGRATE").as_deref() {
-        None | Some("on") => Ok(true),
-        Some("off") => Ok(false),
-        Some(_) => Err(kit::config::ConfigError::Invalid {
-            name: "PMS_MIGRATE".to_owned(),
-            reason: "must be on or off".to_owned(),
-        }),
-    }
+    kit::config::on_off("PMS_MIGRATE", true)
 }
 
 /// Runs `services` in this process until `shutdown` is triggered and all have stopped. Each

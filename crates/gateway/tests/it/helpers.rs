@@ -1,6 +1,11 @@
-use std::time::Duration;
+use std::{net::SocketAddr, time::Duration};
 
-use axum::{Json, Router, http::HeaderMap, routing::get};
+use axum::{
+    Json, Router,
+    extract::ConnectInfo,
+    http::{HeaderMap, Uri},
+    routing::{get, post},
+};
 use gateway::{RateConfig, routes};
 use kit::{
     auth::{KeySource, RouteSpec, TokenSettings, VerifierConfig},
@@ -30,6 +35,44 @@ const fn stand_in(name: &'static str, routes: &'static [RouteSpec]) -> Service {
 /// 30 s, and whose routes need no token; and one nobody listens for.
 static ECHO: Service = stand_in("echo", &[RouteSpec::public("/echo"), RouteSpec::authenticated("/private")]);
 static DOWN: Service = stand_in("down", &[RouteSpec::public("/down")]);
+/// A service served by `kit::http::serve` in the test's process, as `pms up` serves each
+/// service next to the gateway: what the gateway may call without a socket.
+static HERE: Service = stand_in("here", &[RouteSpec::public("/here")]);
+
+/// What [`here_upstream`] saw of a request to `/here/echo`.
+async fn here_echo(
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: String,
+) -> Json<Value> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    Json(json!({
+        "peerIp": peer.ip().to_string(),
+        "peerPort": peer.port(),
+        "target": uri.to_string(),
+        "host": header("host"),
+        "xForwardedFor": header("x-forwarded-for"),
+        "traceparent": header("traceparent"),
+        "body": body,
+    }))
+}
+
+/// [`HERE`] on 127.0.0.1:<random>, until `shutdown`: its URL.
+async fn here_upstream(shutdown: Shutdown) -> String {
+    let api = Router::new().route("/here/echo", post(here_echo)).route(
+        "/here/slow",
+        get(|| async {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            "late"
+        }),
+    );
+    let config = HttpConfig::ephemeral();
+    let app = kit::http::app(HERE.name, api, kit::health::Readiness::default(), &config);
+    let (listener, url) = kit::testing::listener().await;
+    tokio::spawn(kit::http::serve(listener, app, config, shutdown));
+    url
+}
 
 async fn echo_upstream(jwks: Value) -> String {
     async fn echo(headers: HeaderMap) -> Json<Value> {
@@ -62,6 +105,8 @@ pub struct TestGateway {
     pub client: reqwest::Client,
     pub tokens: TestTokens,
     shutdown: Shutdown,
+    /// Stops the [`HERE`] service (its listener closes at once).
+    pub here_shutdown: Shutdown,
 }
 
 impl TestGateway {
@@ -80,9 +125,12 @@ impl TestGateway {
             revocations: None,
             refresh: Duration::from_secs(60),
         };
+        let here_shutdown = Shutdown::new(Duration::ZERO, Duration::from_secs(1));
+        let here = here_upstream(here_shutdown.clone()).await;
         let peers = Peers::new(vec![
             Peer { service: &ECHO, url: echo },
             Peer { service: &DOWN, url: "http://127.0.0.1:9".into() },
+            Peer { service: &HERE, url: here },
         ]);
         // A free port for the admin address (the gateway binds it itself).
         let admin_addr =
@@ -99,12 +147,14 @@ impl TestGateway {
             trusted_proxies: kit::net::TrustedProxies::default(),
             admin_bind: Some(admin_addr),
             web: None,
+            in_process: true,
         };
         tune(&mut config);
         let (listener, base) = kit::testing::listener().await;
         let shutdown = Shutdown::default();
         tokio::spawn(gateway::run(config, listener, shutdown.clone()));
-        Self { base, admin: format!("http://{admin_addr}"), client: reqwest::Client::new(), tokens, shutdown }
+        let admin = format!("http://{admin_addr}");
+        Self { base, admin, client: reqwest::Client::new(), tokens, shutdown, here_shutdown }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -121,5 +171,6 @@ impl TestGateway {
 impl Drop for TestGateway {
     fn drop(&mut self) {
         self.shutdown.trigger();
+        self.here_shutdown.trigger();
     }
 }

@@ -2,4 +2,5 @@
 //! stand-in services on real sockets, with tokens from a test key.
 
 mod helpers;
+mod in_process;
 mod proxy;

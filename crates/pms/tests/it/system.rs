@@ -94,6 +94,8 @@ impl TestSystem {
             trusted_proxies: kit::net::TrustedProxies::default(),
             admin_bind: None,
             web: None,
+            // As under `pms up`: the services of this process are called without a socket.
+            in_process: true,
         };
         let mut auth_config = auth::Config::new(db.config(), HttpConfig::ephemeral());
         auth_config.admin =
