@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The benchmark (not a test). Seeds PATIENTS realistic patients in bulk (`pms seed`), starts
 # the release build of `pms up`, and measures at fixed concurrency, through the gateway (with
-# an access token, as a client) and on the patients service's own port, with wrk (-t2, the
-# requests written beforehand by pms-bench, picked by scripts/bench.lua): read by id, exact
-# family-name search, mixed name search (exact, 3-letter prefix, typo, "given family"), and
-# create; then the name searches again on a second database whose family names are few and
+# an access token, as a client; the gateway calls the services of its process directly, and
+# once more over loopback HTTP as separate containers would) and on the patients service's
+# own port, with wrk (-t2, the requests written beforehand by pms-bench, picked by
+# scripts/bench.lua): read by id, exact family-name search, mixed name search (exact,
+# 3-letter prefix, typo, "given family"), and create; then the name searches again on a second database whose family names are few and
 # common (a fifth García or Nguyễn); then the same SQL directly with pgbench as the ceiling.
 # With PMS_BENCH_MILLION=1 it grows the first database to 1 000 000 patients and measures
 # reads and searches again; with PMS_BENCH_AUDIT_ROWS=N it then adds N audit rows spread over
@@ -100,6 +101,10 @@ measure "$service" service wide read exact mixed
 measure "$gateway" gateway wide create
 measure "$service" service wide create
 peak_rss="$(rss_mb VmHWM)"
+stop_server
+# The gateway's hop as separate processes (containers) pay it: over loopback HTTP.
+PMS_GATEWAY_IN_PROCESS=off start_server pms_bench
+measure "$gateway" "gateway over HTTP" wide read exact
 stop_server
 start_server pms_bench_common
 measure "$gateway" gateway common exact mixed
