@@ -5,8 +5,9 @@
 # once more over loopback HTTP as separate containers would) and on the patients service's
 # own port, with wrk (-t2, the requests written beforehand by pms-bench, picked by
 # scripts/bench.lua): read by id, exact family-name search, mixed name search (exact,
-# 3-letter prefix, typo, "given family"), and create; then the name searches again on a second database whose family names are few and
-# common (a fifth García or Nguyễn); then the same SQL directly with pgbench as the ceiling.
+# 3-letter prefix, typo, "given family"), and create; then the name searches again on a second
+# database whose family names are few and common (a fifth García or Nguyễn); then the same SQL
+# directly with pgbench as the ceiling.
 # With PMS_BENCH_MILLION=1 it grows the first database to 1 000 000 patients and measures
 # reads and searches again; with PMS_BENCH_AUDIT_ROWS=N it then adds N audit rows spread over
 # the past year (e.g. 50000000) and measures reads and a patient's audit trail with them.

@@ -10,7 +10,8 @@ use kit::zone::Zone;
 
 use crate::{
     domain::{
-        AppointmentType, ExceptionKindName, Practitioner, PractitionerDraft, ScheduleException, format_clock,
+        AppointmentType, ExceptionKindName, MAX_LENGTH, Practitioner, PractitionerDraft, ScheduleException,
+        format_clock,
     },
     error::{Error, Result},
     schedule::{Exception, ExceptionKind, Schedule, Shift, Span},
@@ -28,13 +29,13 @@ const EXCEPTIONS: &str =
     "e.practitioner_id = p.id AND e.day BETWEEN $3 AND $4 ORDER BY e.day, e.start_minute NULLS FIRST, e.id";
 
 /// The appointments of `whose` (`a.practitioner_id = p.id`, or a patient's) that hold time
-/// overlapping `[$5, $6)`, by start (none when `$5` is NULL): appointments last at most 8 hours
-/// ([`crate::domain::MAX_LENGTH`]), so only those starting in the 8 hours before `$5` can reach
-/// into it.
+/// overlapping `[$5, $6)`, by start (none when `$5` is NULL): appointments last at most
+/// [`MAX_LENGTH`], so only those starting that long before `$5` can reach into it.
 fn busy_condition(whose: &str) -> String {
+    let reach = MAX_LENGTH.whole_seconds();
     format!(
         "$5::timestamptz IS NOT NULL AND {whose} AND a.status IN {HOLDING}
-         AND a.starts_at < $6 AND a.starts_at > $5 - interval '8 hours' AND a.ends_at > $5
+         AND a.starts_at < $6 AND a.starts_at > $5 - interval '{reach} seconds' AND a.ends_at > $5
          ORDER BY a.starts_at, a.id"
     )
 }
