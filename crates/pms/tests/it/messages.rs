@@ -62,7 +62,8 @@ fn subjects(emails: &[Value], start: &str) -> usize {
     emails.iter().filter(|e| e["Subject"].as_str().is_some_and(|s| s.starts_with(start))).count()
 }
 
-/// Waits (20 s at most) until `done` holds for the delivery log of `patient`; the log.
+/// Waits (30 s at most: one retry of a provider error comes 10 s later) until `done` holds for
+/// the delivery log of `patient`; the log.
 async fn log_until(
     system: &TestSystem,
     token: &str,
@@ -70,7 +71,7 @@ async fn log_until(
     done: impl Fn(&[Value]) -> bool,
 ) -> Vec<Value> {
     let mut last = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..300 {
         let page = json_of(
             system.get(&format!("/api/notifications?patientId={patient}&limit=100"), token).await,
             StatusCode::OK,
@@ -185,8 +186,11 @@ async fn cancelling_cancels_the_reminders_and_sends_a_notice() {
         StatusCode::OK,
     )
     .await;
+    // Both emails, however the dispatcher ordered or retried them.
     let log = log_until(&system, &staff.desk, &patient, |log| {
-        of(log, "cancellation", "email").first().is_some_and(|m| m["status"] == "sent")
+        ["confirmation", "cancellation"]
+            .iter()
+            .all(|kind| of(log, kind, "email").first().is_some_and(|m| m["status"] == "sent"))
     })
     .await;
     for reminder in of(&log, "reminder", "email").into_iter().chain(of(&log, "reminder", "sms")) {
