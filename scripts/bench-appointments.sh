@@ -157,12 +157,11 @@ measured() { # measured NAME CONNECTIONS WRK-SCRIPT ARGS...: wrk's RESULT line (
     # (scripts/cpu.py)
     local name="$1" connections="$2" script="$3"; shift 3
     token="$(bench_login "$gateway")"
-    local processes=("pms=$server" "broker=$(cat "$broker_dir/broker.pid")" "postgres=$(head -n1 "$pg_dir/data/postmaster.pid")")
-    python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-$name-before.json"
+    cpu_snapshot "$work/cpu-$name-before.json"
     wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/$script" \
         "$gateway" -- "$@" | awk '/^RESULT /'
-    python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-$name-after.json"
-    python3 "$ROOT/scripts/cpu.py" report "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name.txt"
+    cpu_snapshot "$work/cpu-$name-after.json"
+    cpu_report "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name.txt"
 }
 run() { # run NAME FILE get|post [PATH]: as fast as CONCURRENCY connections go (scripts/bench.lua)
     local name="$1"; shift

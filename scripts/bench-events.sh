@@ -57,11 +57,10 @@ since="$(sql "SELECT clock_timestamp()")"
 log "steady registrations at about $rate/s for ${seconds}s"
 connections=$(( rate / 25 + 4 ))   # room for requests in flight; the script paces the rate
 "$CARGO_TARGET_DIR/release/pms-bench" create --count $((rate * seconds * 2)) >"$work/steady.txt"
-processes=("pms=$server" "broker=$(cat "$broker_dir/broker.pid")" "postgres=$(head -n1 "$pg_dir/data/postmaster.pid")")
-python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-before.json"
+cpu_snapshot "$work/cpu-before.json"
 steady="$(wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" \
     -s "$ROOT/scripts/bench-rate.lua" "$gateway" -- "$work/steady.txt" 2 "$rate" | awk '/^RESULT /')"
-python3 "$ROOT/scripts/cpu.py" snapshot "${processes[@]}" >"$work/cpu-after.json"
+cpu_snapshot "$work/cpu-after.json"
 registered="$(sql "SELECT count(*) FROM patients.patients WHERE registered_at >= '$since'")"
 for _ in $(seq 300); do
     applied="$(sql "SELECT count(*) FROM analytics.processed_events WHERE occurred_at >= '$since'")"
@@ -109,7 +108,7 @@ echo
 printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "- steady registrations through the gateway (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", r, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$latency" | awk -v m="$registered" '{ printf "- registration to analytics applying it: p50 %d ms, p99 %d ms, max %d ms (%d events%s)\n", $1, $2, $3, $4, ($4 < m ? sprintf("; **only %d of the %d registrations applied 30 s after the load**: figures of those", $4, m) : ", all") }'
 printf '%s\n' "$split" | awk '{ printf "  - of which commit to the broker acknowledging it (the relay): p50 %d ms, p99 %d ms; acknowledged to applied (broker and consumer): p50 %d ms, p99 %d ms (%d events)\n", $1, $2, $3, $4, $5 }'
-echo "  - $(python3 "$ROOT/scripts/cpu.py" report "$work/cpu-before.json" "$work/cpu-after.json") (the rest: wrk)"
+echo "  - $(cpu_report "$work/cpu-before.json" "$work/cpu-after.json") (the rest: wrk)"
 printf '%s\n' "$flat" | awk '{ printf "- creates at full speed (16 connections, with outbox rows): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors\n", $2, $3, $4, $5, $6 }'
 echo "- outbox backlog each second under that load (kafka billing): $(tr '\n' ',' <"$work/backlog.txt" | sed 's/,$//; s/,/; /g')"
 if [ -n "$drained" ]; then echo "- backlog drained $drained s after the load stopped"; else echo "- backlog **not drained** within 60 s after the load stopped"; fi

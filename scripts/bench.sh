@@ -11,7 +11,8 @@
 # With PMS_BENCH_MILLION=1 it grows the first database to 1 000 000 patients and measures
 # reads and searches again; with PMS_BENCH_AUDIT_ROWS=N it then adds N audit rows spread over
 # the past year (e.g. 50000000) and measures reads and a patient's audit trail with them.
-# Prints Markdown tables for docs/benchmarks.md.
+# Prints Markdown tables for docs/benchmarks.md, and where the CPU went in each measurement
+# (pms, PostgreSQL, the broker: scripts/cpu.py).
 #
 #   scripts/bench.sh [PATIENTS] [CONCURRENCY] [SECONDS]     (defaults: 100000 16 20)
 #
@@ -73,9 +74,12 @@ measure() { # measure BASE LABEL NAMES KIND...: wrk -t2 -c$concurrency for $seco
         [ "$kind" = create ] && method=post count=$((seconds * 12000))
         "$CARGO_TARGET_DIR/release/pms-bench" "$kind" --names "$names" --count "$count" \
             --ids-file "$work/ids.txt" >"$work/requests.txt"
+        cpu_snapshot "$work/cpu-before.json"
         result="$(wrk -t2 -c"$concurrency" -d"${seconds}s" -H "Authorization: Bearer $token" \
             -s "$ROOT/scripts/bench.lua" "$base" -- "$work/requests.txt" "$method" 2 | awk '/^RESULT /')"
         [ -n "$result" ] || die "wrk gave no result for $kind on $base"
+        cpu_snapshot "$work/cpu-after.json"
+        echo "- $label ($names), $(label_of "$kind"): $(cpu_report "$work/cpu-before.json" "$work/cpu-after.json") (the rest: wrk)" >>"$work/cpu.md"
         # RESULT requests requests/s p50 p99 errors
         printf '%s\n' "$result" | awk -v t="$label ($names)" -v op="$(label_of "$kind")" \
             '{ printf "| %s | %s | %d | %d | %.2f | %.2f | %d |\n", t, op, $2, $3, $4, $5, $6 }' |
@@ -230,6 +234,10 @@ echo
 echo "### HTTP ($patients patients, $concurrency in flight, ${seconds} s each)"
 echo
 cat "$work/http.md"
+echo
+echo "Where the CPU went in each measurement (scripts/cpu.py; 1.00 = one core busy):"
+echo
+cat "$work/cpu.md"
 echo
 echo "### PostgreSQL alone"
 echo

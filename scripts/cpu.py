@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Where a benchmark's CPU went: per process (with its children and threads) and the busiest
-thread of each, over the seconds between two snapshots. Linux /proc only; used by
-scripts/bench-events.sh and scripts/bench-appointments.sh.
+thread of each, over the seconds between two snapshots. Linux /proc only; used by the
+benchmark scripts (cpu_snapshot and cpu_report in scripts/lib.sh).
 
     cpu.py snapshot NAME=PID ... > before.json
     ... load ...

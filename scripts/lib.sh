@@ -441,6 +441,17 @@ bench_pms_start() {
     die "pms did not come up"
 }
 
+# cpu_snapshot FILE: the CPU ticks so far of every thread of the benchmarks' server ($server),
+# the run's broker ($broker_dir) and PostgreSQL ($pg_dir, the postmaster and its backends);
+# cpu_report BEFORE AFTER: one line, where the CPU went between two snapshots (scripts/cpu.py).
+cpu_snapshot() {
+    python3 "$ROOT/scripts/cpu.py" snapshot "pms=$server" "broker=$(cat "$broker_dir/broker.pid")" \
+        "postgres=$(head -n1 "$pg_dir/data/postmaster.pid")" >"$1"
+}
+cpu_report() {
+    python3 "$ROOT/scripts/cpu.py" report "$1" "$2"
+}
+
 # bench_login GATEWAY: an access token of the benchmarks' admin.
 bench_login() {
     curl -fsS -X POST "$1/auth/login" -H 'content-type: application/json' \
