@@ -1,6 +1,7 @@
 //! Messages to patients through the gateway and LocalStack: a booking's confirmation by email
 //! (SES) and SMS (SNS), exactly once; a reminder due while the notifications service was
-//! stopped, sent once after it restarts; cancelling cancels reminders and sends a notice; a
+//! stopped, sent once after it restarts; a message whose dispatcher died mid-send, sent once
+//! when its claim lapses; cancelling cancels reminders and sends a notice; a
 //! patient who opted out gets nothing, and one without a phone gets no SMS.
 
 use std::time::Duration;
@@ -166,6 +167,61 @@ async fn a_reminder_due_while_the_service_is_stopped_is_sent_once_after_it_resta
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(subjects(&emails_to(&email).await, "Reminder"), 1, "sent once");
+}
+
+#[tokio::test]
+async fn a_message_whose_dispatcher_died_mid_send_is_sent_once_when_its_claim_lapses() {
+    let mut system = TestSystem::start().await;
+    let staff = staff(&system).await;
+    let doctor = always_working(&system, &staff).await;
+    let (patient, email, _) = patient(&system, &staff, false).await;
+    json_of(
+        post(&system, "/api/appointments", &staff.desk, booking(&patient, &doctor, days_ahead(8, 9))).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    log_until(&system, &staff.desk, &patient, |log| of(log, "reminder", "email").len() == 2).await;
+    system.notifications.stop().await;
+    // Two reminders were claimed by a dispatcher that then died: the claim on the first has
+    // lapsed, the claim on the second still runs for an hour.
+    let pool = sqlx::PgPool::connect_with(system.db_options().clone()).await.expect("connect");
+    let reminders: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT id FROM notifications.messages WHERE patient_id = $1 AND kind = 'reminder' AND channel = 'email'
+         ORDER BY due_at",
+    )
+    .bind(patient.parse::<uuid::Uuid>().expect("uuid"))
+    .fetch_all(&pool)
+    .await
+    .expect("reminders");
+    assert_eq!(reminders.len(), 2);
+    for (id, lease) in [(reminders[0], "-1 second"), (reminders[1], "1 hour")] {
+        sqlx::query(
+            "UPDATE notifications.messages SET status = 'sending', due_at = now() - interval '1 minute',
+                    lease_until = now() + $2::interval WHERE id = $1",
+        )
+        .bind(id)
+        .bind(lease)
+        .execute(&pool)
+        .await
+        .expect("claimed");
+    }
+    let config = system.notifications.config.clone();
+    system.notifications.resume_with(config).await;
+    let status = |id: uuid::Uuid| {
+        sqlx::query_scalar::<_, String>("SELECT status FROM notifications.messages WHERE id = $1")
+            .bind(id)
+            .fetch_one(&pool)
+    };
+    for _ in 0..300 {
+        if status(reminders[0]).await.expect("status") == "sent" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status(reminders[0]).await.expect("status"), "sent", "the lapsed claim is taken over");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(subjects(&emails_to(&email).await, "Reminder"), 1, "sent once, and only the lapsed one");
+    assert_eq!(status(reminders[1]).await.expect("status"), "sending", "a running claim is left alone");
 }
 
 #[tokio::test]
