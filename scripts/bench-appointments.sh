@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The scheduling benchmark (not a test). Starts a private PostgreSQL cluster (.pms/bench-pg),
 # a fresh Tansu broker (its release build) and the release build of `pms up` (gateway :18080) on a database with
-# PATIENTS sample patients and a LocalStack (SES, SNS), adds 50 practitioners who work around
+# PATIENTS sample patients (seeded with their events, which the services consume before any
+# measurement, so notifications knows every patient) and a LocalStack (SES, SNS), adds 50 practitioners who work around
 # the clock, then measures through the gateway with wrk (-t2):
 #   0. booking to confirmation sent: 500 patients registered through the API (so the
 #      notifications service knows their contacts), booked at a steady ~RATE/s for SECONDS;
@@ -15,7 +16,9 @@
 #   3. a week's availability of a practitioner with 1 000 booked appointments;
 # then 2 and 3 again at a steady PACE requests/s (the latency a clinic sees at that load, not at
 # the machine's saturation; scripts/bench-rate.lua);
-# and where the CPU went in each of these phases (scripts/cpu.py: pms, the broker, PostgreSQL).
+# and where the CPU went in each of these phases (scripts/cpu.py: pms, the broker, PostgreSQL);
+# with PMS_BENCH_STATEMENTS=1, also which statements took PostgreSQL's time while the bookings
+# and their events were handled (pg_stat_statements).
 # Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS] [RATE] [PACE]
@@ -38,8 +41,26 @@ db=pms_bench_appointments
 psql -h "$pg_dir" -U pms -d postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null
 psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE $db" >/dev/null
 sql() { psql -h "$pg_dir" -U pms -d "$db" -Atqc "$1"; }
-log "seeding $patients patients"
-PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$db")" PMS_LOG=warn "$CARGO_TARGET_DIR/release/pms" seed "$patients" --no-events >/dev/null
+log "seeding $patients patients, with their registration events"
+PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$db")" PMS_LOG=warn "$CARGO_TARGET_DIR/release/pms" seed "$patients" >/dev/null
+# known: waits (up to 5 minutes) until the notifications service knows every patient and has
+# sent every welcome message, as in a clinic whose services have caught up.
+known() {
+    for _ in $(seq 1500); do
+        [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = 'welcome' AND status IN ('queued', 'sending')")" = 0 ] &&
+            [ "$(sql "SELECT count(*) FROM notifications.contacts")" = "$(sql "SELECT count(*) FROM patients.patients")" ] &&
+            return 0
+        sleep 0.2
+    done
+    die "the notifications service did not learn of every patient"
+}
+# The seeded patients' events are consumed first with the log channel (their welcome messages
+# recorded, not sent: LocalStack would take minutes), so that every booking below is for a
+# patient the notifications service knows, as in a clinic; then pms restarts on LocalStack.
+log "letting the services learn of the seeded patients (PMS_NOTIFICATIONS_CHANNEL=log)"
+PMS_NOTIFICATIONS_CHANNEL=log bench_pms_start "$db" "$port" "$work/pms.log"
+known
+kill "$server" && wait "$server" 2>/dev/null || true
 bench_pms_start "$db" "$port" "$work/pms.log"
 token="$(bench_login "$gateway")"
 api() { # api METHOD PATH [BODY]: the answer's body; fails on an error status
@@ -88,14 +109,12 @@ with open(f"{work}/availability.txt", "w") as out:
 PY
 log "registering 500 patients through the API (their welcome messages go out first)"
 "$CARGO_TARGET_DIR/release/pms-bench" create --count 500 >"$work/registrations.txt"
+registered_since="$(sql "SELECT clock_timestamp()")"
 xargs -P 4 -d '\n' -I BODY curl -fsS -o /dev/null -X POST "$gateway/api/patients" \
     -H "Authorization: Bearer $token" -H 'content-type: application/json' -d BODY <"$work/registrations.txt"
-for _ in $(seq 600); do
-    [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = 'welcome' AND status IN ('queued', 'sending')")" = 0 ] &&
-        [ "$(sql "SELECT count(*) FROM notifications.contacts")" = 500 ] && break
-    sleep 0.2
-done
-sql "SELECT patient_id FROM notifications.contacts" >"$work/known.txt"
+known
+sql "SELECT c.patient_id FROM notifications.contacts c JOIN patients.patients p ON p.id = c.patient_id
+     WHERE p.registered_at >= '$registered_since'" >"$work/known.txt"
 python3 - "$work" <<'PY'
 import datetime, json, sys
 work = sys.argv[1]
@@ -174,10 +193,12 @@ paced() { # paced NAME FILE [PATH|get]: at a steady PACE requests/s (scripts/ben
 log "bookings for ${seconds}s"
 before="$(sql "SELECT count(*) FROM appointments.appointments")"
 since="$(sql "SELECT clock_timestamp()")"
+bench_statements reset
 booked="$(run bookings "$work/bookings.txt" post 2 /api/appointments)"
 made=$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))
 log "waiting until the bookings' events are published"
 caught_up="$(published)"
+statements="$(bench_statements report)"
 log "the same bookings again (conflicts) for ${seconds}s"
 # The bookings just made (whichever lines each wrk thread got to), cycled.
 sql "SELECT json_build_object('patientId', patient_id, 'practitionerId', practitioner_id, 'type', 'consultation',
@@ -219,3 +240,11 @@ read -r waited pending <<<"$caught_up"
 echo "Bookings made in the first run: $made; none accepted in the second. $waited s after the first
 run, $pending of their events were still waiting in the outbox; by the end notifications had
 consumed $(sql "SELECT count(*) FROM notifications.appointments") of the $(sql "SELECT count(*) FROM appointments.appointments") appointments' events."
+if [ -n "$statements" ]; then
+    echo
+    echo "Where PostgreSQL's time went from the start of the bookings until their events were published"
+    echo "(pg_stat_statements, PMS_BENCH_STATEMENTS=1; wall time in the statement, so it includes waiting"
+    echo "for a core):"
+    echo
+    printf '%s\n' "$statements"
+fi
