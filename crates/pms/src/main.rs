@@ -124,8 +124,8 @@ fn main() -> anyhow::Result<()> {
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[allow(unsafe_code)]
 fn return_large_allocations() {
-    // SAFETY: mallopt only sets a parameter of the allocator; it takes no pointers and glibc
-    // documents M_MMAP_THRESHOLD as settable at any time.
+    // SAFETY: mallopt takes no pointers and only changes a tuning parameter of glibc's
+    // allocator (under the allocator's own lock); nothing else runs yet.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
     }
