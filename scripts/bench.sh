@@ -201,8 +201,8 @@ word_tiers() { # word_tiers WORD SUCCESSOR KEYS LAST-TIER
     local w="$1" e="$2" keys="$3" last="$4"
     tier "$w" 0 "family_sort = '$w'"
     [ "$last" -ge 1 ] && tier "$w" 1 "given_sort = '$w' AND family_sort <> '$w'"
-    [ "$last" -ge 2 ] && tier "$w" 2 "family_sort >= '$w' AND family_sort < '$e' AND family_sort <> '$w' AND given_sort <> '$w'"
-    [ "$last" -ge 3 ] && given_prefix "given_sort >= '$w' AND given_sort < '$e' AND given_sort <> '$w' AND NOT (family_sort >= '$w' AND family_sort < '$e')"
+    [ "$last" -ge 2 ] && tier "$w" 2 "family_sort > '$w' AND family_sort < '$e' AND given_sort <> '$w'"
+    [ "$last" -ge 3 ] && given_prefix "given_sort > '$w' AND given_sort < '$e' AND NOT (family_sort >= '$w' AND family_sort < '$e')"
     [ "$last" -ge 4 ] && tier "$w" 4 "family_sort = ANY(ARRAY(SELECT name FROM patients.name_dictionary WHERE keys && translate('{$keys}', '=', ':')::text[] ORDER BY name)) AND NOT (family_sort >= '$w' AND family_sort < '$e') AND NOT (given_sort >= '$w' AND given_sort < '$e')"
     return 0
 }

@@ -267,13 +267,14 @@ fn tier_query<'a>(
         WordTier::GivenExact => {
             sql.push(" AND given_sort = ").push_bind(w).push(" AND family_sort <> ").push_bind(w);
         }
+        // Prefixed but not the word itself: `> w`, not `>= w AND <> w`, so the index range
+        // starts after the exact matches instead of reading each of them to drop it.
         WordTier::FamilyPrefix => {
-            sql.push(" AND family_sort >= ").push_bind(w).push(" AND family_sort < ").push_bind(end);
-            sql.push(" AND family_sort <> ").push_bind(w).push(" AND given_sort <> ").push_bind(w);
+            sql.push(" AND family_sort > ").push_bind(w).push(" AND family_sort < ").push_bind(end);
+            sql.push(" AND given_sort <> ").push_bind(w);
         }
         WordTier::GivenPrefix => {
-            sql.push(" AND given_sort >= ").push_bind(w).push(" AND given_sort < ").push_bind(end);
-            sql.push(" AND given_sort <> ").push_bind(w);
+            sql.push(" AND given_sort > ").push_bind(w).push(" AND given_sort < ").push_bind(end);
             not_prefixed(&mut sql, "family_sort");
         }
         WordTier::FamilyOther => {
@@ -319,8 +320,10 @@ mod tests {
         let filter = SearchFilter { name: NameQuery::parse("smi").ok(), ..Default::default() };
         let Some(NameQuery::Word(word)) = &filter.name else { panic!("one word") };
         let sql = tier_query(&filter, word, WordTier::FamilyPrefix, 21, None).into_sql();
-        assert!(sql.contains("family_sort >= $1 AND family_sort < $2"), "{sql}");
-        assert!(sql.ends_with("ORDER BY family_sort, given_sort, id LIMIT $5"), "{sql}");
+        // The range itself leaves out the exact matches (rank 0), not a filter after it.
+        assert!(sql.contains("family_sort > $1 AND family_sort < $2 AND given_sort <> $3"), "{sql}");
+        assert!(!sql.contains("family_sort <>"), "{sql}");
+        assert!(sql.ends_with("ORDER BY family_sort, given_sort, id LIMIT $4"), "{sql}");
         let cursor = Position {
             rank: 3,
             first: "smith".into(),
