@@ -13,19 +13,23 @@ use kit::testing::TestDatabase;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+/// Every listener of every service (`pms::SERVICES`, REST and gRPC) on a free port: tests run
+/// at once, and a service left on its default port met another test's.
+fn free_ports() -> Vec<(&'static str, &'static str)> {
+    pms::SERVICES
+        .iter()
+        .flat_map(|s| std::iter::once(s.bind_var).chain(s.grpc.map(|g| g.bind_var)))
+        .map(|var| (var, "127.0.0.1:0"))
+        .collect()
+}
+
 /// Starts `pms <command>` with `env` (every service on a free port, JSON logs) and waits for
 /// the log line whose message is `message`; returns the process and that line.
 fn start(command: &str, env: &[(&str, String)], message: &str) -> (Child, Value) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_pms"))
         .arg(command)
         .env_remove("PMS_DATABASE_URL")
-        .env("PMS_BIND", "127.0.0.1:0")
-        .env("PMS_AUTH_BIND", "127.0.0.1:0")
-        .env("PMS_PATIENTS_BIND", "127.0.0.1:0")
-        .env("PMS_BILLING_BIND", "127.0.0.1:0")
-        .env("PMS_BILLING_GRPC_BIND", "127.0.0.1:0")
-        .env("PMS_ANALYTICS_BIND", "127.0.0.1:0")
-        .env("PMS_PATIENTS_GRPC_BIND", "127.0.0.1:0")
+        .envs(free_ports())
         .env("PMS_GATEWAY_ADMIN_BIND", "127.0.0.1:0")
         // Never a laptop's broker: events wait in the outbox (these tests are about the process).
         .env("PMS_KAFKA_BROKERS", "127.0.0.1:9")
@@ -120,13 +124,7 @@ async fn pms_up_refuses_the_laptop_admin_outside_the_laptop_setup() {
             .arg("up")
             .env_remove("PMS_DATABASE_URL")
             .env_remove("PMS_LAPTOP_CLUSTER")
-            .env("PMS_BIND", "127.0.0.1:0")
-            .env("PMS_AUTH_BIND", "127.0.0.1:0")
-            .env("PMS_PATIENTS_BIND", "127.0.0.1:0")
-            .env("PMS_BILLING_BIND", "127.0.0.1:0")
-            .env("PMS_BILLING_GRPC_BIND", "127.0.0.1:0")
-            .env("PMS_ANALYTICS_BIND", "127.0.0.1:0")
-            .env("PMS_PATIENTS_GRPC_BIND", "127.0.0.1:0")
+            .envs(free_ports())
             .env("PMS_KAFKA_BROKERS", "127.0.0.1:9")
             .env("PMS_GATEWAY_ADMIN_BIND", "off")
             .envs(env.iter().map(|(k, v)| (k, v)))
