@@ -291,6 +291,11 @@ impl NotificationsProcess {
         }
     }
 
+    /// Starts it again on the same port, with the same settings.
+    pub async fn resume(&mut self) {
+        self.resume_with(self.config.clone()).await;
+    }
+
     /// Starts it again on the same port with `config`.
     pub async fn resume_with(&mut self, config: notifications::Config) {
         let listener = tokio::net::TcpListener::bind(self.address).await.expect("rebind notifications");
