@@ -30,7 +30,7 @@ use crate::{aggregates::Aggregates, http::AnalyticsState};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "analytics", migrator: &MIGRATOR };
+pub const SCHEMA: Schema = Schema { name: "analytics", migrator: &MIGRATOR, custom_plans: false };
 
 pub const SERVICE: Service = Service {
     name: "analytics",

@@ -47,7 +47,7 @@ use crate::{
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "appointments", migrator: &MIGRATOR };
+pub const SCHEMA: Schema = Schema { name: "appointments", migrator: &MIGRATOR, custom_plans: false };
 
 pub const SERVICE: Service = Service {
     name: "appointments",

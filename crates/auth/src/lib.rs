@@ -44,7 +44,7 @@ use users::UserRepository;
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The PostgreSQL schema this service owns.
-pub const SCHEMA: Schema = Schema { name: "auth", migrator: &MIGRATOR };
+pub const SCHEMA: Schema = Schema { name: "auth", migrator: &MIGRATOR, custom_plans: false };
 
 /// The auth service in the binary's list of services.
 pub const SERVICE: Service = Service {

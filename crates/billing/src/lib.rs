@@ -36,7 +36,7 @@ use crate::{accounts::AccountRepository, grpc::BillingGrpc, http::BillingState};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "billing", migrator: &MIGRATOR };
+pub const SCHEMA: Schema = Schema { name: "billing", migrator: &MIGRATOR, custom_plans: false };
 
 pub const SERVICE: Service = Service {
     name: "billing",

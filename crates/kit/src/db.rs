@@ -97,6 +97,13 @@ pub struct Schema {
     /// The schema's name, which is also the service's name (`patients`, `auth`).
     pub name: &'static str,
     pub migrator: &'static Migrator,
+    /// Plan every statement for its parameters (`plan_cache_mode = force_custom_plan`) rather
+    /// than letting PostgreSQL settle on a generic plan after five calls. For a service whose
+    /// statements each handle a batch (planning costs little against the rows) on tables that
+    /// start empty: a generic plan made while a table was nearly empty scans it sequentially,
+    /// and a pooled connection keeps that plan until the table is next analyzed
+    /// (docs/benchmarks.md, 2026-12-04, fourth session).
+    pub custom_plans: bool,
 }
 
 impl Schema {
@@ -112,10 +119,13 @@ impl Schema {
         config: &DbConfig,
     ) -> Result<PgPool, sqlx::Error> {
         let statement_timeout = format!("{}", config.statement_timeout.as_millis());
-        let options = options.application_name(&format!("pms-{}", self.name)).options([
+        let mut options = options.application_name(&format!("pms-{}", self.name)).options([
             ("search_path", format!("{},public", self.name)),
             ("statement_timeout", statement_timeout),
         ]);
+        if self.custom_plans {
+            options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        }
         PgPoolOptions::new()
             .max_connections(config.max_connections)
             .acquire_timeout(config.acquire_timeout)

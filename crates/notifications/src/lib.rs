@@ -43,7 +43,7 @@ use crate::{
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "notifications", migrator: &MIGRATOR };
+pub const SCHEMA: Schema = Schema { name: "notifications", migrator: &MIGRATOR, custom_plans: true };
 
 pub const SERVICE: Service = Service {
     name: "notifications",

@@ -51,7 +51,7 @@ use crate::{
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The PostgreSQL schema this service owns.
-pub const SCHEMA: Schema = Schema { name: "patients", migrator: &MIGRATOR };
+pub const SCHEMA: Schema = Schema { name: "patients", migrator: &MIGRATOR, custom_plans: false };
 
 /// The patients service in the binary's list of services.
 pub const SERVICE: Service = Service {

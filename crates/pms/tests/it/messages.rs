@@ -305,3 +305,20 @@ async fn a_patient_who_opted_out_gets_nothing() {
     }
     assert!(rows.iter().any(|r| r.0 == "read_log" && r.1 == "denied"), "the refusal: {rows:?}");
 }
+
+/// The notifications service's statements each handle a batch on tables that start empty:
+/// its connections plan every call for its parameters, so a plan made while a table was
+/// nearly empty (a sequential scan) is not kept as the table grows; other services keep
+/// PostgreSQL's default.
+#[tokio::test]
+async fn the_notifications_service_plans_each_statement_for_its_parameters() {
+    let db = kit::testing::TestDatabase::create().await;
+    let mode = |pool: sqlx::PgPool| async move {
+        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show");
+        mode
+    };
+    let notifications = notifications::SCHEMA.connect_and_migrate(&db.config()).await.expect("notifications");
+    assert_eq!(mode(notifications).await, "force_custom_plan");
+    let appointments = appointments::SCHEMA.connect_and_migrate(&db.config()).await.expect("appointments");
+    assert_eq!(mode(appointments).await, "auto");
+}
