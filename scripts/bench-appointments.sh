@@ -16,9 +16,12 @@
 #   3. a week's availability of a practitioner with 1 000 booked appointments;
 # then 2 and 3 again at a steady PACE requests/s (the latency a clinic sees at that load, not at
 # the machine's saturation; scripts/bench-rate.lua);
-# and where the CPU went in each of these phases (scripts/cpu.py: pms, the broker, PostgreSQL);
+# and where the CPU went in each of these phases (scripts/cpu.py: pms, the broker, PostgreSQL,
+# and PostgreSQL's part of the bookings by the service each connection serves);
 # with PMS_BENCH_STATEMENTS=1, also which statements took PostgreSQL's time while the bookings
-# and their events were handled (pg_stat_statements).
+# and their events were handled (pg_stat_statements); with PMS_BENCH_PERF=1, where pms's own
+# CPU went in each phase (`perf record` at ~1 kHz, no call graphs: the top 40 functions of each
+# phase in $PMS_BENCH_PERF_DIR/perf-PHASE.txt, /tmp by default).
 # Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS] [RATE] [PACE]
@@ -30,6 +33,7 @@ port="${PMS_BENCH_PORT:-18080}"
 gateway="http://127.0.0.1:$port"
 
 bench_setup
+[ "${PMS_BENCH_PERF:-0}" = 1 ] && ensure_debian_packages linux-perf
 localstack_dir="$(pms_state_dir)/bench-localstack"
 localstack_stop "$localstack_dir"
 localstack_port="$(free_port)"
@@ -177,10 +181,20 @@ measured() { # measured NAME CONNECTIONS WRK-SCRIPT ARGS...: wrk's RESULT line (
     local name="$1" connections="$2" script="$3"; shift 3
     token="$(bench_login "$gateway")"
     cpu_snapshot "$work/cpu-$name-before.json"
+    if [ "${PMS_BENCH_PERF:-0}" = 1 ]; then
+        perf record -q -F 997 -p "$server" -o "$work/perf-$name.data" -- sleep "$seconds" >/dev/null 2>&1 &
+        perf=$!
+    fi
     wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/$script" \
         "$gateway" -- "$@" | awk '/^RESULT /'
     cpu_snapshot "$work/cpu-$name-after.json"
     cpu_report "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name.txt"
+    cpu_backends "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name-pg.txt"
+    if [ "${PMS_BENCH_PERF:-0}" = 1 ]; then
+        wait "$perf" || true
+        { perf report -i "$work/perf-$name.data" --no-children --sort dso,sym --stdio 2>/dev/null || true; } |
+            awk '/^ *[0-9]/ && ++n <= 40' >"${PMS_BENCH_PERF_DIR:-/tmp}/perf-$name.txt"
+    fi
 }
 run() { # run NAME FILE get|post [PATH]: as fast as CONCURRENCY connections go (scripts/bench.lua)
     local name="$1"; shift
@@ -232,6 +246,10 @@ echo
 for phase in bookings conflicts availability paced-conflicts paced-availability; do
     echo "- $phase: $(cat "$work/cpu-$phase.txt") (the rest: wrk)"
 done
+echo
+echo "PostgreSQL's CPU in the bookings phase, by the service each connection serves:"
+echo
+cat "$work/cpu-bookings-pg.txt"
 echo
 printf '%s\n' "$steady" | awk -v r="$rate" '{ printf "Steady bookings (asked ~%d/s): %d at %d/s, p50 %.2f ms, p99 %.2f ms, %d errors. ", r, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$confirmed" | awk '{ printf "Booking committed to confirmation email accepted by SES (LocalStack on the same machine): p50 %d ms, p99 %d ms, max %d ms (%d emails).\n", $1, $2, $3, $4 }'

@@ -7,6 +7,12 @@ benchmark scripts (cpu_snapshot and cpu_report in scripts/lib.sh).
     ... load ...
     cpu.py snapshot NAME=PID ... > after.json
     cpu.py report before.json after.json
+    cpu.py backends before.json after.json PROCESS activity.tsv
+
+`backends` splits PROCESS's figure (a PostgreSQL server) by what each of its processes serves:
+activity.tsv maps a backend's pid to its client's application_name (pms names each service's
+pool `pms-SERVICE`) or to its kind (walwriter, autovacuum worker...), as pg_stat_activity
+gives them; the rest (the postmaster, processes gone before the mapping was read) is "other".
 
 A process's figure counts the process itself and every descendant (a PostgreSQL postmaster's
 backends), each with all its threads. The report is one Markdown line: CPU seconds per second
@@ -94,12 +100,36 @@ def report(before, after):
     )
 
 
+def backends(before, after, process, activity):
+    """Markdown rows: cores of `process` by what each of its processes serves."""
+    wall = after["wall"] - before["wall"]
+    labels = {}
+    for line in activity:
+        pid, _, label = line.rstrip("\n").partition("\t")
+        if pid.isdigit():
+            labels[int(pid)] = label or "other"
+    then = before["processes"].get(process, {})
+    by_label = {}
+    for key, ticks in after["processes"].get(process, {}).items():
+        label = labels.get(int(key.split("/", 1)[0]), "other")
+        by_label[label] = by_label.get(label, 0) + ticks - then.get(key, 0)
+    rows = ["| PostgreSQL process | cores |", "|---|---|"]
+    for label, ticks in sorted(by_label.items(), key=lambda item: -item[1]):
+        if ticks / TICKS / wall < 0.005:
+            continue
+        rows.append(f"| {label} | {ticks / TICKS / wall:.2f} |")
+    return "\n".join(rows)
+
+
 def main():
     if len(sys.argv) >= 2 and sys.argv[1] == "snapshot":
         json.dump(snapshot(sys.argv[2:]), sys.stdout)
     elif len(sys.argv) == 4 and sys.argv[1] == "report":
         with open(sys.argv[2]) as a, open(sys.argv[3]) as b:
             print(report(json.load(a), json.load(b)))
+    elif len(sys.argv) == 6 and sys.argv[1] == "backends":
+        with open(sys.argv[2]) as a, open(sys.argv[3]) as b, open(sys.argv[5]) as c:
+            print(backends(json.load(a), json.load(b), sys.argv[4], c))
     else:
         sys.exit(__doc__)
 

@@ -456,6 +456,13 @@ cpu_snapshot() {
 cpu_report() {
     python3 "$ROOT/scripts/cpu.py" report "$1" "$2"
 }
+# cpu_backends BEFORE AFTER: PostgreSQL's part of two cpu_snapshot files, by service (the
+# application_name of each pool's connections) and background process (Markdown table).
+cpu_backends() {
+    psql -h "$pg_dir" -U pms -d postgres -AtF $'\t' \
+        -c "SELECT pid, coalesce(nullif(application_name, ''), backend_type) FROM pg_stat_activity" >"$work/activity.tsv"
+    python3 "$ROOT/scripts/cpu.py" backends "$1" "$2" postgres "$work/activity.tsv"
+}
 
 # bench_statements reset|report: with PMS_BENCH_STATEMENTS=1, forgets the statements
 # PostgreSQL has counted so far, or prints (Markdown) the 12 that took longest since, with
