@@ -162,6 +162,19 @@ xargs -P 4 -d '\n' -I BODY curl -fsS -o /dev/null -X POST "$gateway/api/appointm
     -H "Authorization: Bearer $token" -H 'content-type: application/json' -d BODY <"$work/busy.txt"
 [ "$(sql "SELECT count(*) FROM appointments.appointments WHERE practitioner_id = '$busy'")" = 1000 ] ||
     die "the busy practitioner does not have 1 000 appointments"
+# The restarted consumers rejoin their groups only once the broker lets the stopped
+# process's members go; measured without waiting, a booking phase once ran with
+# notifications not consuming at all (782/s, none of its messages' work): wait (up to 3
+# minutes) until notifications holds every appointment and has sent their confirmations.
+log "waiting until notifications has consumed those bookings"
+for _ in $(seq 900); do
+    [ "$(sql "SELECT count(*) FROM notifications.appointments")" = "$(sql "SELECT count(*) FROM appointments.appointments")" ] &&
+        [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = 'confirmation' AND status IN ('queued', 'sending')")" = 0 ] &&
+        break
+    sleep 0.2
+done
+[ "$(sql "SELECT count(*) FROM notifications.appointments")" = "$(sql "SELECT count(*) FROM appointments.appointments")" ] ||
+    die "the notifications service did not consume the busy practitioner's bookings"
 
 # published: waits (up to 2 minutes) until every appointment event is on the broker; prints
 # the seconds it took and how many events were still waiting then. (The notifications consumer
