@@ -48,8 +48,9 @@ const MINUTE_OF_WEEK: &str = "(weekday - 1) * 1440";
 
 /// The statement of [`Practitioners::planning`], made once. Each array is a subquery of its
 /// own (a row of arrays decodes straight into [`PlanningRow`]); shifts and booked times come
-/// as ranges, so each table is read once per array: 0.18 ms -> 0.12 ms per call against
-/// separate start and end arrays (docs/benchmarks.md, 2026-12-04, fourth session).
+/// as ranges, so their tables are read once each rather than once per column: 0.23 -> 0.18 ms
+/// per call on the scheduling benchmark's database (docs/benchmarks.md, 2026-12-04, fourth
+/// session).
 fn planning_sql() -> &'static str {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     SQL.get_or_init(|| {
