@@ -47,17 +47,21 @@ psql -h "$pg_dir" -U pms -d postgres -qc "CREATE DATABASE $db" >/dev/null
 sql() { psql -h "$pg_dir" -U pms -d "$db" -Atqc "$1"; }
 log "seeding $patients patients, with their registration events"
 PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$db")" PMS_LOG=warn "$CARGO_TARGET_DIR/release/pms" seed "$patients" >/dev/null
-# known: waits (up to 5 minutes) until the notifications service knows every patient and has
-# sent every welcome message, as in a clinic whose services have caught up.
-known() {
-    for _ in $(seq 1500); do
-        [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = 'welcome' AND status IN ('queued', 'sending')")" = 0 ] &&
-            [ "$(sql "SELECT count(*) FROM notifications.contacts")" = "$(sql "SELECT count(*) FROM patients.patients")" ] &&
+# consumed SECONDS KIND KNOWN SOURCE WHAT: waits (up to SECONDS) until the notifications
+# service holds a row of its table KNOWN for each row of SOURCE and has no message of KIND left
+# to send, as in a clinic whose services have caught up; dies naming WHAT otherwise.
+consumed() {
+    local seconds="$1" kind="$2" known="$3" source="$4" what="$5"
+    for _ in $(seq $(( seconds * 5 ))); do
+        [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = '$kind' AND status IN ('queued', 'sending')")" = 0 ] &&
+            [ "$(sql "SELECT count(*) FROM $known")" = "$(sql "SELECT count(*) FROM $source")" ] &&
             return 0
         sleep 0.2
     done
-    die "the notifications service did not learn of every patient"
+    die "the notifications service did not $what"
 }
+# known: every patient known and welcomed (up to 5 minutes).
+known() { consumed 300 welcome notifications.contacts patients.patients "learn of every patient"; }
 # The seeded patients' events are consumed first with the log channel (their welcome messages
 # recorded, not sent: LocalStack would take minutes), so that every booking below is for a
 # patient the notifications service knows, as in a clinic; then pms restarts on LocalStack.
@@ -167,14 +171,7 @@ xargs -P 4 -d '\n' -I BODY curl -fsS -o /dev/null -X POST "$gateway/api/appointm
 # notifications not consuming at all (782/s, none of its messages' work): wait (up to 3
 # minutes) until notifications holds every appointment and has sent their confirmations.
 log "waiting until notifications has consumed those bookings"
-for _ in $(seq 900); do
-    [ "$(sql "SELECT count(*) FROM notifications.appointments")" = "$(sql "SELECT count(*) FROM appointments.appointments")" ] &&
-        [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = 'confirmation' AND status IN ('queued', 'sending')")" = 0 ] &&
-        break
-    sleep 0.2
-done
-[ "$(sql "SELECT count(*) FROM notifications.appointments")" = "$(sql "SELECT count(*) FROM appointments.appointments")" ] ||
-    die "the notifications service did not consume the busy practitioner's bookings"
+consumed 180 confirmation notifications.appointments appointments.appointments "consume the busy practitioner's bookings"
 
 # published: waits (up to 2 minutes) until every appointment event is on the broker; prints
 # the seconds it took and how many events were still waiting then. (The notifications consumer
@@ -202,7 +199,6 @@ measured() { # measured NAME CONNECTIONS WRK-SCRIPT ARGS...: wrk's RESULT line (
         "$gateway" -- "$@" | awk '/^RESULT /'
     cpu_snapshot "$work/cpu-$name-after.json"
     cpu_report "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name.txt"
-    cpu_backends "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name-pg.txt"
     if [ "${PMS_BENCH_PERF:-0}" = 1 ]; then
         wait "$perf" || true
         { perf report -i "$work/perf-$name.data" --no-children --sort dso,sym --stdio 2>/dev/null || true; } |
@@ -222,6 +218,7 @@ before="$(sql "SELECT count(*) FROM appointments.appointments")"
 since="$(sql "SELECT clock_timestamp()")"
 bench_statements reset
 booked="$(run bookings "$work/bookings.txt" post 2 /api/appointments)"
+cpu_backends "$work/cpu-bookings-before.json" "$work/cpu-bookings-after.json" >"$work/cpu-bookings-pg.txt"
 made=$(( $(sql "SELECT count(*) FROM appointments.appointments") - before ))
 log "waiting until the bookings' events are published"
 caught_up="$(published)"

@@ -115,9 +115,9 @@ def backends(before, after, process, activity):
         by_label[label] = by_label.get(label, 0) + ticks - then.get(key, 0)
     rows = ["| PostgreSQL process | cores |", "|---|---|"]
     for label, ticks in sorted(by_label.items(), key=lambda item: -item[1]):
-        if ticks / TICKS / wall < 0.005:
-            continue
-        rows.append(f"| {label} | {ticks / TICKS / wall:.2f} |")
+        cores = ticks / TICKS / wall
+        if cores >= 0.005:
+            rows.append(f"| {label} | {cores:.2f} |")
     return "\n".join(rows)
 
 

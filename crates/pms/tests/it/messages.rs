@@ -314,8 +314,7 @@ async fn a_patient_who_opted_out_gets_nothing() {
 async fn the_notifications_service_plans_each_statement_for_its_parameters() {
     let db = kit::testing::TestDatabase::create().await;
     let mode = |pool: sqlx::PgPool| async move {
-        let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show");
-        mode
+        sqlx::query_scalar::<_, String>("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show")
     };
     let notifications = notifications::SCHEMA.connect_and_migrate(&db.config()).await.expect("notifications");
     assert_eq!(mode(notifications).await, "force_custom_plan");
