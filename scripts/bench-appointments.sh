@@ -53,11 +53,12 @@ PMS_DATABASE_URL="$(pg_private_url "$pg_dir" "$db")" PMS_LOG=warn "$CARGO_TARGET
 consumed() {
     local seconds="$1" kind="$2" known="$3" source="$4" what="$5"
     for _ in $(seq $(( seconds * 5 ))); do
-        [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = '$kind' AND status IN ('queued', 'sending')")" = 0 ] &&
+        [ "$(sql "SELECT count(*) FROM notifications.messages WHERE kind = '$kind' AND status = 'queued'")" = 0 ] &&
             [ "$(sql "SELECT count(*) FROM $known")" = "$(sql "SELECT count(*) FROM $source")" ] &&
             return 0
         sleep 0.2
     done
+    tail -n 40 "$work/pms.log" >&2
     die "the notifications service did not $what"
 }
 # known: every patient known and welcomed (up to 5 minutes).

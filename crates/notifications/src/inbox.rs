@@ -27,7 +27,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::{
-    store::{AppointmentRow, Contact, KeptContact, Queued, Store},
+    store::{AppointmentRow, Contact, KeptAppointment, KeptContact, Queued, Store},
     templates::Kind,
 };
 
@@ -50,8 +50,7 @@ impl Inbox {
     }
 
     /// Applies `batch` in one transaction: the event ids recorded in one statement, the
-    /// contacts and the queued messages folded into a statement each; only appointments are
-    /// written one by one (each event's reminders depend on the ones before it).
+    /// contacts, the appointments and the queued messages folded into a statement each.
     async fn apply(&self, batch: &[Delivery]) -> Result<Handled, sqlx::Error> {
         let mut handled = Handled::default();
         let mut events = Vec::with_capacity(batch.len());
@@ -125,7 +124,7 @@ impl Inbox {
             "pms.appointments.v1.AppointmentBooked" => {
                 let appointment =
                     appointments::AppointmentBooked::decode(payload).ok().and_then(|e| e.appointment);
-                let Some((id, patient, start)) = self.keep_appointment(tx, appointment).await? else {
+                let Some((id, patient, start)) = Self::keep_appointment(pending, appointment) else {
                     return Ok(Err(Poison("undecodable AppointmentBooked")));
                 };
                 pending.enqueue(patient, Some(id), Kind::Confirmation, now, key.to_owned());
@@ -134,7 +133,7 @@ impl Inbox {
             "pms.appointments.v1.AppointmentRescheduled" => {
                 let appointment =
                     appointments::AppointmentRescheduled::decode(payload).ok().and_then(|e| e.appointment);
-                let Some((id, patient, start)) = self.keep_appointment(tx, appointment).await? else {
+                let Some((id, patient, start)) = Self::keep_appointment(pending, appointment) else {
                     return Ok(Err(Poison("undecodable AppointmentRescheduled")));
                 };
                 pending.enqueue(patient, Some(id), Kind::Rescheduled, now, key.to_owned());
@@ -144,7 +143,7 @@ impl Inbox {
             "pms.appointments.v1.AppointmentCancelled" => {
                 let appointment =
                     appointments::AppointmentCancelled::decode(payload).ok().and_then(|e| e.appointment);
-                let Some((id, patient, _)) = self.keep_appointment(tx, appointment).await? else {
+                let Some((id, patient, _)) = Self::keep_appointment(pending, appointment) else {
                     return Ok(Err(Poison("undecodable AppointmentCancelled")));
                 };
                 pending.enqueue(patient, Some(id), Kind::Cancellation, now, key.to_owned());
@@ -154,7 +153,7 @@ impl Inbox {
                 // Both messages hold only the appointment, as field 1: one decoding reads either.
                 let appointment =
                     appointments::AppointmentCompleted::decode(payload).ok().and_then(|e| e.appointment);
-                let Some((id, _, _)) = self.keep_appointment(tx, appointment).await? else {
+                let Some((id, _, _)) = Self::keep_appointment(pending, appointment) else {
                     return Ok(Err(Poison("undecodable appointment event")));
                 };
                 pending.cancel_reminders(tx, id, "the appointment is over").await?;
@@ -165,20 +164,20 @@ impl Inbox {
         Ok(Ok(()))
     }
 
-    /// Keeps the appointment of an event; its id, patient and start.
-    async fn keep_appointment(
-        &self,
-        tx: &mut PgConnection,
+    /// Keeps the appointment of an event (written with the batch's others, [`Pending::write`]);
+    /// its id, patient and start.
+    fn keep_appointment(
+        pending: &mut Pending,
         appointment: Option<appointments::Appointment>,
-    ) -> Result<Option<(Uuid, Uuid, OffsetDateTime)>, sqlx::Error> {
-        let Some(a) = appointment else { return Ok(None) };
+    ) -> Option<(Uuid, Uuid, OffsetDateTime)> {
+        let a = appointment?;
         let (Ok(id), Ok(patient), Some(start), Some(end)) = (
             Uuid::parse_str(&a.id),
             Uuid::parse_str(&a.patient_id),
             a.start.as_ref().and_then(kit::outbox::event_instant),
             a.end.as_ref().and_then(kit::outbox::event_instant),
         ) else {
-            return Ok(None);
+            return None;
         };
         let row = AppointmentRow {
             practitioner_name: a.practitioner_name,
@@ -187,8 +186,14 @@ impl Inbox {
             starts_at: start,
             status: a.status,
         };
-        Store::keep_appointment(tx, id, patient, &row, end, a.version).await?;
-        Ok(Some((id, patient, start)))
+        pending.keep_appointment(KeptAppointment {
+            id,
+            patient_id: patient,
+            row,
+            ends_at: end,
+            version: a.version,
+        });
+        Some((id, patient, start))
     }
 
     /// Queues a reminder `lead` before `start` for each lead time still ahead.
@@ -211,13 +216,15 @@ impl Inbox {
     }
 }
 
-/// What a batch's events write besides appointments, folded: the newest contact and
-/// deactivation of each patient (both version-gated, so writing the contacts first ends where
-/// applying the events one by one would), and the messages to queue, in event order.
+/// What a batch's events write, folded: the newest contact and deactivation of each patient
+/// and the newest version of each appointment (all version-gated, so writing them together
+/// ends where applying the events one by one would: nothing the events queue depends on these
+/// rows), and the messages to queue, in event order.
 #[derive(Default)]
 struct Pending {
     contacts: HashMap<Uuid, KeptContact>,
     deactivations: HashMap<Uuid, i32>,
+    appointments: HashMap<Uuid, KeptAppointment>,
     queued: Vec<Queued>,
 }
 
@@ -242,6 +249,13 @@ impl Pending {
         };
         self.contacts.insert(id, kept);
         Some(id)
+    }
+
+    /// Keeps an appointment unless a newer version of it is already kept.
+    fn keep_appointment(&mut self, appointment: KeptAppointment) {
+        if self.appointments.get(&appointment.id).is_none_or(|kept| kept.version < appointment.version) {
+            self.appointments.insert(appointment.id, appointment);
+        }
     }
 
     fn enqueue(
@@ -276,6 +290,9 @@ impl Pending {
         let mut gone: Vec<(Uuid, i32)> = self.deactivations.into_iter().collect();
         gone.sort_unstable();
         Store::deactivate_contacts(tx, &gone).await?;
+        let mut appointments: Vec<KeptAppointment> = self.appointments.into_values().collect();
+        appointments.sort_by_key(|a| a.id);
+        Store::keep_appointments(tx, &appointments).await?;
         Store::enqueue(tx, &self.queued).await
     }
 }
@@ -283,5 +300,39 @@ impl Pending {
 impl Handler for Inbox {
     async fn handle(&self, batch: &[Delivery]) -> Result<Handled, Box<dyn std::error::Error + Send + Sync>> {
         Ok(self.apply(batch).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(id: Uuid, version: i32, status: &str) -> KeptAppointment {
+        KeptAppointment {
+            id,
+            patient_id: Uuid::nil(),
+            row: AppointmentRow {
+                practitioner_name: "Dr. Vega".into(),
+                time_zone: "Europe/Madrid".into(),
+                location: None,
+                starts_at: OffsetDateTime::UNIX_EPOCH,
+                status: status.into(),
+            },
+            ends_at: OffsetDateTime::UNIX_EPOCH,
+            version,
+        }
+    }
+
+    #[test]
+    fn a_batch_keeps_the_newest_version_of_each_appointment_whatever_the_order() {
+        let (a, b) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut pending = Pending::default();
+        pending.keep_appointment(version(a, 1, "booked"));
+        pending.keep_appointment(version(a, 2, "cancelled"));
+        pending.keep_appointment(version(b, 3, "completed"));
+        pending.keep_appointment(version(b, 2, "checked_in"));
+        let status = |id| pending.appointments[&id].row.status.clone();
+        assert_eq!((status(a), status(b)), ("cancelled".to_owned(), "completed".to_owned()));
+        assert_eq!(pending.appointments.len(), 2);
     }
 }

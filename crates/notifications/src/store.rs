@@ -1,7 +1,7 @@
 //! `Store`: the SQL of the notifications service: contacts and appointments as the events
 //! say they are, preferences, and the messages (queue and delivery log).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sqlx::{PgConnection, PgPool};
@@ -13,6 +13,11 @@ use crate::templates::Kind;
 
 /// Both channels of every message.
 pub const CHANNELS: [&str; 2] = ["email", "sms"];
+
+/// A message's status as the delivery log shows it: a queued message whose claim runs is
+/// being sent (stored, it stays `queued`: [`Store::claim`]).
+const SHOWN_STATUS: &str =
+    "CASE WHEN status = 'queued' AND lease_until >= now() THEN 'sending' ELSE status END";
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Contact {
@@ -51,6 +56,16 @@ pub struct KeptContact {
     pub patient_id: Uuid,
     pub contact: Contact,
     pub family_name: String,
+    pub version: i32,
+}
+
+/// An appointment as of a version of it.
+#[derive(Debug, Clone)]
+pub struct KeptAppointment {
+    pub id: Uuid,
+    pub patient_id: Uuid,
+    pub row: AppointmentRow,
+    pub ends_at: OffsetDateTime,
     pub version: i32,
 }
 
@@ -229,34 +244,35 @@ impl Store {
         Ok(())
     }
 
-    /// Keeps an appointment as of `version`.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn keep_appointment(
+    /// Keeps appointments, each as of its version (an older version never overwrites a newer),
+    /// in one statement; at most one element per appointment.
+    pub async fn keep_appointments(
         tx: &mut PgConnection,
-        id: Uuid,
-        patient_id: Uuid,
-        row: &AppointmentRow,
-        ends_at: OffsetDateTime,
-        version: i32,
+        appointments: &[KeptAppointment],
     ) -> Result<(), sqlx::Error> {
+        if appointments.is_empty() {
+            return Ok(());
+        }
+        let column = |f: fn(&KeptAppointment) -> &str| appointments.iter().map(f).collect::<Vec<_>>();
         sqlx::query(
             "INSERT INTO appointments (id, patient_id, practitioner_name, time_zone, location, starts_at, ends_at,
                                        status, version)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
+                                  $7::timestamptz[], $8::text[], $9::integer[])
              ON CONFLICT (id) DO UPDATE SET practitioner_name = excluded.practitioner_name,
                  time_zone = excluded.time_zone, location = excluded.location, starts_at = excluded.starts_at,
                  ends_at = excluded.ends_at, status = excluded.status, version = excluded.version
              WHERE appointments.version < excluded.version",
         )
-        .bind(id)
-        .bind(patient_id)
-        .bind(&row.practitioner_name)
-        .bind(&row.time_zone)
-        .bind(&row.location)
-        .bind(row.starts_at)
-        .bind(ends_at)
-        .bind(&row.status)
-        .bind(version)
+        .bind(appointments.iter().map(|a| a.id).collect::<Vec<_>>())
+        .bind(appointments.iter().map(|a| a.patient_id).collect::<Vec<_>>())
+        .bind(column(|a| &a.row.practitioner_name))
+        .bind(column(|a| &a.row.time_zone))
+        .bind(appointments.iter().map(|a| a.row.location.as_deref()).collect::<Vec<_>>())
+        .bind(appointments.iter().map(|a| a.row.starts_at).collect::<Vec<_>>())
+        .bind(appointments.iter().map(|a| a.ends_at).collect::<Vec<_>>())
+        .bind(column(|a| &a.row.status))
+        .bind(appointments.iter().map(|a| a.version).collect::<Vec<_>>())
         .execute(tx)
         .await?;
         Ok(())
@@ -287,7 +303,8 @@ impl Store {
         Ok(())
     }
 
-    /// Cancels an appointment's reminders that have not been sent; returns how many.
+    /// Cancels an appointment's reminders that are neither sent nor being sent (a dispatcher's
+    /// send in progress records its own outcome); returns how many.
     pub async fn cancel_reminders(
         tx: &mut PgConnection,
         appointment_id: Uuid,
@@ -295,7 +312,8 @@ impl Store {
     ) -> Result<u64, sqlx::Error> {
         let done = sqlx::query(
             "UPDATE messages SET status = 'cancelled', last_error = $2, lease_until = NULL
-             WHERE appointment_id = $1 AND kind = 'reminder' AND status = 'queued'",
+             WHERE appointment_id = $1 AND kind = 'reminder' AND status = 'queued'
+               AND (lease_until IS NULL OR lease_until < now())",
         )
         .bind(appointment_id)
         .bind(why)
@@ -307,6 +325,10 @@ impl Store {
     /// Claims up to `limit` due messages (and any whose claim lapsed) for `lease`: no other
     /// dispatcher takes them meanwhile.
     ///
+    /// A claim sets only the lease: the message stays `queued` (the log shows it as `sending`
+    /// while the lease runs, [`SHOWN_STATUS`]), so the update changes no indexed column and is
+    /// heap-only, writing no index entry (migration 0002).
+    ///
     /// Only messages already due are looked at: a claimed message was due when it was claimed
     /// (a retry queues it again with a later due time), so `due_at <= now()` holds for every
     /// lapsed claim too. Without that bound on the index the claim read every future reminder
@@ -314,9 +336,9 @@ impl Store {
     /// 0.04 ms (docs/benchmarks.md, 2026-12-04, third session).
     pub async fn claim(&self, limit: i64, lease: Duration) -> Result<Vec<Claimed>, sqlx::Error> {
         sqlx::query_as(
-            "UPDATE messages SET status = 'sending', lease_until = now() + $2
+            "UPDATE messages SET lease_until = now() + $2
              WHERE id IN (SELECT id FROM messages
-                          WHERE due_at <= now() AND (status = 'queued' OR (status = 'sending' AND lease_until < now()))
+                          WHERE status = 'queued' AND due_at <= now() AND (lease_until IS NULL OR lease_until < now())
                           ORDER BY due_at LIMIT $1 FOR UPDATE SKIP LOCKED)
              RETURNING id, patient_id, appointment_id, kind, channel, attempts",
         )
@@ -456,22 +478,26 @@ impl Store {
         limit: u32,
         after: Option<&Position>,
     ) -> Result<Vec<Delivery>, sqlx::Error> {
-        sqlx::query_as(
-            "SELECT id, patient_id, appointment_id, kind, channel, status, due_at, attempts, last_error, recipient,
-                    subject, sent_at
-             FROM messages
-             WHERE ($1::uuid IS NULL OR patient_id = $1) AND ($2::uuid IS NULL OR appointment_id = $2)
-               AND ($3::text IS NULL OR status = $3)
-               AND ($4::timestamptz IS NULL OR (due_at, id) < ($4, $5))
-             ORDER BY due_at DESC, id DESC LIMIT $6",
-        )
-        .bind(filter.patient_id)
-        .bind(filter.appointment_id)
-        .bind(&filter.status)
-        .bind(after.map(|a| a.0))
-        .bind(after.map(|a| a.1))
-        .bind(i64::from(limit) + 1)
-        .fetch_all(&self.pool)
-        .await
+        static SQL: OnceLock<String> = OnceLock::new();
+        let sql = SQL.get_or_init(|| {
+            format!(
+                "SELECT id, patient_id, appointment_id, kind, channel, {SHOWN_STATUS} AS status, due_at, attempts,
+                        last_error, recipient, subject, sent_at
+                 FROM messages
+                 WHERE ($1::uuid IS NULL OR patient_id = $1) AND ($2::uuid IS NULL OR appointment_id = $2)
+                   AND ($3::text IS NULL OR {SHOWN_STATUS} = $3)
+                   AND ($4::timestamptz IS NULL OR (due_at, id) < ($4, $5))
+                 ORDER BY due_at DESC, id DESC LIMIT $6"
+            )
+        });
+        sqlx::query_as(sql)
+            .bind(filter.patient_id)
+            .bind(filter.appointment_id)
+            .bind(&filter.status)
+            .bind(after.map(|a| a.0))
+            .bind(after.map(|a| a.1))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.pool)
+            .await
     }
 }

@@ -181,8 +181,9 @@ async fn a_message_whose_dispatcher_died_mid_send_is_sent_once_when_its_claim_la
     .await;
     log_until(&system, &staff.desk, &patient, |log| of(log, "reminder", "email").len() == 2).await;
     system.notifications.stop().await;
-    // Two reminders were claimed by a dispatcher that then died: the claim on the first has
-    // lapsed, the claim on the second still runs for an hour.
+    // Two reminders were claimed (as a dispatcher claims: the lease only) by a dispatcher that
+    // then died: the claim on the first has lapsed, the claim on the second still runs for an
+    // hour.
     let pool = sqlx::PgPool::connect_with(system.db_options().clone()).await.expect("connect");
     let reminders: Vec<uuid::Uuid> = sqlx::query_scalar(
         "SELECT id FROM notifications.messages WHERE patient_id = $1 AND kind = 'reminder' AND channel = 'email'
@@ -195,8 +196,8 @@ async fn a_message_whose_dispatcher_died_mid_send_is_sent_once_when_its_claim_la
     assert_eq!(reminders.len(), 2);
     for (id, lease) in [(reminders[0], "-1 second"), (reminders[1], "1 hour")] {
         sqlx::query(
-            "UPDATE notifications.messages SET status = 'sending', due_at = now() - interval '1 minute',
-                    lease_until = now() + $2::interval WHERE id = $1",
+            "UPDATE notifications.messages SET due_at = now() - interval '1 minute', lease_until = now() + $2::interval
+             WHERE id = $1",
         )
         .bind(id)
         .bind(lease)
@@ -320,4 +321,53 @@ async fn the_notifications_service_plans_each_statement_for_its_parameters() {
     assert_eq!(mode(notifications).await, "force_custom_plan");
     let appointments = appointments::SCHEMA.connect_and_migrate(&db.config()).await.expect("appointments");
     assert_eq!(mode(appointments).await, "auto");
+}
+
+/// A dispatcher's claim sets only the lease, so PostgreSQL makes it a heap-only update that
+/// writes none of the messages table's five index entries; the delivery log shows claimed
+/// messages as `sending`, and they are not claimed again while the lease runs.
+#[tokio::test]
+async fn a_claim_writes_no_index_entry_and_shows_as_sending() {
+    use notifications::{
+        store::{LogFilter, Queued, Store},
+        templates::Kind,
+    };
+    let db = kit::testing::TestDatabase::create().await;
+    // One connection: the statistics read below are those the claiming connection flushed.
+    let config = kit::db::DbConfig { max_connections: 1, ..db.config() };
+    let pool = notifications::SCHEMA.connect_and_migrate(&config).await.expect("notifications");
+    let store = Store::new(pool.clone());
+    let due = OffsetDateTime::now_utc() - time::Duration::seconds(1);
+    let queued: Vec<Queued> = (0..4)
+        .map(|i| Queued {
+            patient_id: uuid::Uuid::new_v4(),
+            appointment_id: None,
+            kind: Kind::Welcome,
+            due_at: due,
+            key: format!("claim-test:{i}"),
+        })
+        .collect();
+    let mut tx = pool.begin().await.expect("begin");
+    Store::enqueue(&mut tx, &queued).await.expect("enqueue");
+    tx.commit().await.expect("commit");
+
+    let lease = time::Duration::seconds(60);
+    assert_eq!(store.claim(32, lease).await.expect("claim").len(), 8, "four messages on two channels");
+    assert!(
+        store.claim(32, lease).await.expect("claim").is_empty(),
+        "not claimed twice while the lease runs"
+    );
+    sqlx::query("SELECT pg_stat_force_next_flush()").execute(&pool).await.expect("flush");
+    let (updated, heap_only): (i64, i64) = sqlx::query_as(
+        "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'notifications.messages'::regclass",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("statistics");
+    assert_eq!((updated, heap_only), (8, 8), "every claim is a heap-only update");
+    let log = store.log(&LogFilter::default(), 50, None).await.expect("log");
+    assert_eq!(log.len(), 8);
+    assert!(log.iter().all(|m| m.status == "sending"), "{log:?}");
+    let filter = LogFilter { status: Some("queued".into()), ..LogFilter::default() };
+    assert!(store.log(&filter, 50, None).await.expect("log").is_empty(), "none shows as queued");
 }
