@@ -71,7 +71,10 @@ def snapshot(specs):
         cpu = [int(v) for v in f.readline().split()[1:]]
     # Busy: everything but idle and iowait.
     busy = sum(cpu) - cpu[3] - cpu[4]
-    result = {"wall": time.monotonic(), "busy": busy, "processes": {}}
+    # Steal: time the hypervisor gave this VM's cores to others (counted in busy); a VM whose
+    # neighbours are busy shows it, and latency tails grow with it.
+    steal = cpu[7] if len(cpu) > 7 else 0
+    result = {"wall": time.monotonic(), "busy": busy, "steal": steal, "processes": {}}
     for spec in specs:
         name, pid = spec.split("=", 1)
         todo, seen = [int(pid)], {}
@@ -94,8 +97,10 @@ def report(before, after):
         busiest = max(deltas.values(), default=0) / TICKS
         parts.append(f"{name} {total / wall:.2f} (busiest thread {busiest / wall:.2f})")
     machine = (after["busy"] - before["busy"]) / TICKS / wall
+    stolen = (after.get("steal", 0) - before.get("steal", 0)) / TICKS / wall
     return (
-        f"CPU over {wall:.0f} s in cores busy: the machine {machine:.2f} of {os.cpu_count()}; "
+        f"CPU over {wall:.0f} s in cores busy: the machine {machine:.2f} of {os.cpu_count()} "
+        f"({stolen:.2f} stolen by the hypervisor); "
         + "; ".join(parts)
     )
 
