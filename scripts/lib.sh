@@ -399,13 +399,17 @@ bench_setup() {
     # PostgreSQL's default of 128 MB, which the million-patient case's heap and name indexes
     # outgrow (on 2026-12-04 the 2 GB did not change its figures: docs/benchmarks.md). A
     # cluster left running with other settings is restarted.
-    # With PMS_BENCH_STATEMENTS=1 it also loads pg_stat_statements (bench_statements).
+    # With PMS_BENCH_STATEMENTS=1 it also loads pg_stat_statements, counting planning as well
+    # as execution (bench_statements).
     local buffers="${PMS_BENCH_SHARED_BUFFERS:-2GB}" preload=""
     [ "${PMS_BENCH_STATEMENTS:-0}" = 1 ] && preload=pg_stat_statements
-    local settings=(-c shared_buffers="$buffers" ${preload:+-c shared_preload_libraries=$preload})
+    local settings=(-c shared_buffers="$buffers"
+        ${preload:+-c shared_preload_libraries=$preload -c pg_stat_statements.track_planning=on})
     pg_private_start "$pg_dir" "${settings[@]}"
     if [ "$(psql -h "$pg_dir" -U pms -d postgres -Atc 'SHOW shared_buffers')" != "$buffers" ] ||
-        [ "$(psql -h "$pg_dir" -U pms -d postgres -Atc 'SHOW shared_preload_libraries')" != "$preload" ]; then
+        [ "$(psql -h "$pg_dir" -U pms -d postgres -Atc 'SHOW shared_preload_libraries')" != "$preload" ] ||
+        { [ -n "$preload" ] &&
+            [ "$(psql -h "$pg_dir" -U pms -d postgres -Atc 'SHOW pg_stat_statements.track_planning')" != on ]; }; then
         pg_private_stop "$pg_dir"
         pg_private_start "$pg_dir" "${settings[@]}"
     fi
@@ -465,9 +469,10 @@ cpu_backends() {
 }
 
 # bench_statements reset|report: with PMS_BENCH_STATEMENTS=1, forgets the statements
-# PostgreSQL has counted so far, or prints (Markdown) the 12 that took longest since, with
-# their share of all statement time: where PostgreSQL's time went in a phase. Without it,
-# does nothing.
+# PostgreSQL has counted so far, or prints (Markdown) the 12 that took longest since
+# (planning and execution), with their share of all statement time: where PostgreSQL's time
+# went in a phase. A statement planned about as often as it is called is planned afresh each
+# time (a custom plan), not served from its cached generic plan. Without it, does nothing.
 bench_statements() {
     [ "${PMS_BENCH_STATEMENTS:-0}" = 1 ] || return 0
     local q=(psql -h "$pg_dir" -U pms -d postgres -Atq)
@@ -475,13 +480,16 @@ bench_statements() {
         "${q[@]}" -c "SELECT pg_stat_statements_reset()" >/dev/null
         return 0
     fi
-    echo "| calls | ms in all | ms each | rows | share | statement |"
-    echo "|---|---|---|---|---|---|"
+    echo "| calls | plans | ms in all | ms each planning | ms each executing | rows | share | statement |"
+    echo "|---|---|---|---|---|---|---|---|"
     "${q[@]}" -F ' | ' -c "
-        SELECT calls, round(total_exec_time), round((total_exec_time / calls)::numeric, 3), rows,
-               round(100 * total_exec_time / sum(total_exec_time) OVER ()) || ' %',
+        SELECT calls, plans, round(total_plan_time + total_exec_time),
+               round((total_plan_time / calls)::numeric, 3), round((total_exec_time / calls)::numeric, 3), rows,
+               round(100 * (total_plan_time + total_exec_time)
+                     / sum(total_plan_time + total_exec_time) OVER ()) || ' %',
                '\`' || left(regexp_replace(query, '\s+', ' ', 'g'), 90) || '…\`'
-        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12" | sed 's/^/| /; s/$/ |/'
+        FROM pg_stat_statements WHERE calls > 0
+        ORDER BY total_plan_time + total_exec_time DESC LIMIT 12" | sed 's/^/| /; s/$/ |/'
 }
 
 # bench_login GATEWAY: an access token of the benchmarks' admin.
