@@ -48,26 +48,22 @@ impl Entry {
     }
 }
 
-/// The statement that writes audit rows by one caller, one per element of the ten
-/// parameters bound from `$first` on by [`bind_rows`]. Standalone ([`record`]) or as part of a
-/// larger statement that makes the change it records, in one round trip.
+/// The statement that writes audit rows, one per element of the ten array parameters bound
+/// from `$first` on by [`bind_rows`] (one caller) or [`bind_rows_each`] (each row its own).
+/// Standalone ([`record`]) or as part of a larger statement that makes the change it records,
+/// in one round trip (append `WHERE s IN (...)` to keep only the rows of records changed).
 pub fn insert_sql(first: usize) -> String {
-    let p = |i: usize| format!("${}", first + i);
+    let arrays = ["text", "uuid", "uuid", "text", "text", "text", "text", "text", "text", "text"]
+        .iter()
+        .enumerate()
+        .map(|(i, kind)| format!("${}::{kind}[]", first + i))
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
         "INSERT INTO audit_events (action, subject_id, patient_id, outcome, details, request_id,
                                    actor_id, actor_roles, client_address, user_agent)
-         SELECT a, s, p, o, d::jsonb, {}, {}, {}, {}, {}
-         FROM unnest({}::text[], {}::uuid[], {}::uuid[], {}::text[], {}::text[]) AS t(a, s, p, o, d)",
-        p(5),
-        p(6),
-        p(7),
-        p(8),
-        p(9),
-        p(0),
-        p(1),
-        p(2),
-        p(3),
-        p(4)
+         SELECT a, s, p, o, d::jsonb, r, u, string_to_array(ro, ','), c, ua
+         FROM unnest({arrays}) AS t(a, s, p, o, d, r, u, ro, c, ua)"
     )
 }
 
@@ -77,23 +73,30 @@ pub fn bind_rows<'q>(
     ctx: &RequestContext,
     entries: &[Entry],
 ) -> Query<'q, Postgres, PgArguments> {
-    let actions: Vec<&str> = entries.iter().map(|e| e.action).collect();
-    let subjects: Vec<Option<Uuid>> = entries.iter().map(|e| e.subject_id).collect();
-    let patients: Vec<Option<Uuid>> = entries.iter().map(|e| e.patient_id).collect();
-    let outcomes: Vec<&str> = entries.iter().map(|e| e.outcome).collect();
-    let details: Vec<String> = entries.iter().map(|e| e.details.to_string()).collect();
-    let roles: Vec<String> = ctx.roles.iter().map(|r| r.as_str().to_owned()).collect();
+    bind_rows_each(query, entries.iter().map(|entry| (ctx, entry)))
+}
+
+/// Binds the parameters of [`insert_sql`] for rows of several callers (a batch of requests
+/// committed together), each entry with the request it records.
+pub fn bind_rows_each<'a, 'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    rows: impl Iterator<Item = (&'a RequestContext, &'a Entry)> + Clone,
+) -> Query<'q, Postgres, PgArguments> {
+    let column = |f: fn(&RequestContext, &Entry) -> Option<String>| {
+        rows.clone().map(|(c, e)| f(c, e)).collect::<Vec<_>>()
+    };
+    // Roles never contain commas (they are fixed identifiers), so a joined text survives unnest.
     query
-        .bind(actions)
-        .bind(subjects)
-        .bind(patients)
-        .bind(outcomes)
-        .bind(details)
-        .bind(ctx.request_id.clone())
-        .bind(ctx.user_id.clone())
-        .bind(roles)
-        .bind(ctx.client_address.clone())
-        .bind(ctx.user_agent.clone())
+        .bind(column(|_, e| Some(e.action.to_owned())))
+        .bind(rows.clone().map(|(_, e)| e.subject_id).collect::<Vec<_>>())
+        .bind(rows.clone().map(|(_, e)| e.patient_id).collect::<Vec<_>>())
+        .bind(column(|_, e| Some(e.outcome.to_owned())))
+        .bind(column(|_, e| Some(e.details.to_string())))
+        .bind(column(|c, _| c.request_id.clone()))
+        .bind(column(|c, _| Some(c.user_id.clone())))
+        .bind(column(|c, _| Some(c.roles.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(","))))
+        .bind(column(|c, _| c.client_address.clone()))
+        .bind(column(|c, _| c.user_agent.clone()))
 }
 
 /// Writes `entries` by `ctx` in one statement (in the change's transaction, or before a read
