@@ -32,6 +32,8 @@ pub enum Error {
     MalformedCode,
     #[error("the patients service cannot confirm the patient")]
     PatientsUnavailable,
+    #[error("the service is stopping")]
+    Stopping,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -85,6 +87,7 @@ impl From<Error> for Problem {
             Error::PatientsUnavailable => {
                 Problem::unavailable("the patients service cannot confirm the patient right now; nothing was booked")
             }
+            Error::Stopping => Problem::unavailable("the service is stopping; nothing was booked"),
             Error::Database(err) => kit::db::problem(err),
         }
     }

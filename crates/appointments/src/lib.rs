@@ -10,6 +10,7 @@
 //! answer) → [`access`] (policy, audit, booking rules) → [`store`] / [`practitioners`] (SQL).
 
 pub mod access;
+pub mod booker;
 pub mod deactivations;
 pub mod domain;
 pub mod error;
@@ -124,7 +125,7 @@ pub async fn build(config: &Config, background: &Background) -> Result<State, Bo
     let pool = SCHEMA.connect(&config.db).await?;
     let kafka = KafkaPublisher::new(&config.kafka)?;
     let relay = Relay::start(pool.clone(), events::KAFKA, kafka, config.relay.clone(), background);
-    let appointments = Appointments::new(pool.clone(), config.events.clone(), Some(relay));
+    let appointments = Appointments::new(pool.clone(), config.events.clone(), Some(relay), background);
     consumer::start(
         &config.kafka,
         config.consumer.clone(),

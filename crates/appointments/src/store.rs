@@ -11,6 +11,7 @@ use kit::{
     auth::Action as _,
     db::violated_constraint,
     outbox::{self, OutboxEvent, Relay},
+    tasks::Background,
     trail::{self, Entry},
     zone::Zone,
 };
@@ -22,6 +23,7 @@ use time::{Date, Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
+    booker::{Booker, Pending},
     domain::{Appointment, Practitioner, Status},
     error::{Error, Result},
     events::AppointmentEvents,
@@ -34,7 +36,7 @@ const PATIENT_OVERLAP: &str = "appointments_patient_overlap";
 /// The statuses that hold the practitioner's and the patient's time (as the constraints say).
 pub(crate) const HOLDING: &str = "('booked', 'checked_in', 'completed')";
 /// How often a booking is tried again when PostgreSQL breaks a deadlock between two of them.
-const ATTEMPTS: u32 = 3;
+pub(crate) const ATTEMPTS: u32 = 3;
 
 /// The joined columns of an appointment and its practitioner.
 const SELECT: &str = "SELECT a.id, a.patient_id, a.practitioner_id, a.type, a.starts_at, a.ends_at, a.status,
@@ -180,11 +182,19 @@ pub struct Appointments {
     pool: PgPool,
     events: AppointmentEvents,
     relay: Option<Relay>,
+    booker: Booker,
 }
 
 impl Appointments {
-    pub fn new(pool: PgPool, events: AppointmentEvents, relay: Option<Relay>) -> Self {
-        Self { pool, events, relay }
+    /// Starts the bookings writer on `background` ([`crate::booker`]).
+    pub fn new(
+        pool: PgPool,
+        events: AppointmentEvents,
+        relay: Option<Relay>,
+        background: &Background,
+    ) -> Self {
+        let booker = Booker::start(pool.clone(), relay.clone(), background);
+        Self { pool, events, relay, booker }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -192,9 +202,9 @@ impl Appointments {
     }
 
     /// Books `new` with `practitioner` (as the caller read it) for `ctx`, unless the
-    /// practitioner or the patient is taken then. One statement, committed on its own: it
-    /// takes both schedules ([`holding_sql`]), inserts the appointment and records it
-    /// ([`record_sql`]), so a refused booking leaves nothing behind.
+    /// practitioner or the patient is taken then: committed with its version, audit row and
+    /// event, together with the other bookings of the moment ([`crate::booker`]), so a
+    /// refused booking leaves nothing behind.
     pub async fn book(
         &self,
         ctx: &RequestContext,
@@ -203,47 +213,8 @@ impl Appointments {
     ) -> Result<Booking> {
         let booking = Booking::new(new, practitioner, now());
         let event = self.events.booked(&booking, ctx.trace_id.as_deref());
-        let mut attempt = 1;
-        loop {
-            match self.insert(ctx, &booking, &event).await {
-                Err(Error::Database(err)) if attempt < ATTEMPTS && is_retryable(&err) => attempt += 1,
-                Err(err) => return Err(err),
-                Ok(()) => break,
-            }
-        }
-        self.wake();
+        self.booker.book(Pending { ctx: ctx.clone(), booking: booking.clone(), event }).await?;
         Ok(booking)
-    }
-
-    async fn insert(&self, ctx: &RequestContext, booking: &Booking, event: &OutboxEvent) -> Result<()> {
-        static SQL: OnceLock<String> = OnceLock::new();
-        let sql = SQL.get_or_init(|| {
-            format!(
-                "WITH held AS ({}),
-                      booked AS (INSERT INTO appointments (id, patient_id, practitioner_id, type, starts_at, ends_at,
-                                                           reason, booked_at, updated_at)
-                                 SELECT $21::uuid, $22::uuid, $23::uuid, $24::text, $25::timestamptz, $26::timestamptz,
-                                        $27::text, $28::timestamptz, $28::timestamptz FROM held),
-                      {}",
-                holding_sql(23, 22),
-                record_sql(1)
-            )
-        });
-        let a = &booking.appointment;
-        let query = bind_record(sqlx::query(sql), ctx, Action::Book, booking, std::slice::from_ref(event));
-        query
-            .bind(a.id)
-            .bind(a.patient_id)
-            .bind(a.practitioner_id)
-            .bind(&a.kind)
-            .bind(a.start)
-            .bind(a.end)
-            .bind(&a.reason)
-            .bind(a.booked_at)
-            .execute(&self.pool)
-            .await
-            .map_err(overlap)?;
-        Ok(())
     }
 
     /// Moves a booked appointment to `[start, end)` if it is still at `expected_version`.
@@ -536,6 +507,6 @@ fn overlap(err: sqlx::Error) -> Error {
 
 /// A deadlock or serialization failure: PostgreSQL rolled the transaction back, and trying
 /// again will meet the other booking's outcome.
-fn is_retryable(err: &sqlx::Error) -> bool {
+pub(crate) fn is_retryable(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c == "40P01" || c == "40001"))
 }

@@ -116,26 +116,50 @@ pub(crate) fn booking(patient: &str, practitioner: &str, start: OffsetDateTime) 
             "reason": "Check-up" })
 }
 
-/// Sends `bodies` all at once; the statuses in any order.
-async fn concurrently(system: &TestSystem, token: &str, bodies: Vec<Value>) -> Vec<StatusCode> {
+/// Sends `bodies` all at once; in any order, each answer's status with the practitioner its
+/// booking asked for and, for a 409, whose appointment it says is in the way.
+async fn concurrently(system: &TestSystem, token: &str, bodies: Vec<Value>) -> Vec<Answer> {
     let mut requests = JoinSet::new();
     for body in bodies {
         let (client, url, token) = (system.client.clone(), system.url("/api/appointments"), token.to_owned());
         requests.spawn(async move {
             let response = client.post(url).bearer_auth(token).json(&body).send().await.expect("request");
             let status = response.status();
+            let mut taken = None;
             if status == StatusCode::CONFLICT {
                 let problem: Value = response.json().await.expect("problem");
                 assert_eq!(problem["errors"][0]["pointer"], "/start", "{problem}");
+                let detail = problem["errors"][0]["detail"].as_str().expect("detail");
+                taken = Some(if detail.ends_with("of the practitioner") {
+                    Taken::Practitioner
+                } else {
+                    assert!(detail.ends_with("of the patient"), "{problem}");
+                    Taken::Patient
+                });
             }
-            status
+            let practitioner = body["practitionerId"].as_str().expect("practitioner").to_owned();
+            Answer { status, practitioner, taken }
         });
     }
     requests.join_all().await
 }
 
-fn count(statuses: &[StatusCode], status: StatusCode) -> usize {
-    statuses.iter().filter(|&&s| s == status).count()
+/// Whose appointment a 409 names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Taken {
+    Practitioner,
+    Patient,
+}
+
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    practitioner: String,
+    taken: Option<Taken>,
+}
+
+fn count(answers: &[Answer], status: StatusCode) -> usize {
+    answers.iter().filter(|a| a.status == status).count()
 }
 
 #[tokio::test]
@@ -149,11 +173,15 @@ async fn fifty_concurrent_bookings_of_one_slot_give_one_201_and_49_409s() {
     }
     let start = days_ahead(8, 10);
     let bodies = patients.iter().map(|p| booking(p, &doctor, start)).collect();
-    let statuses = concurrently(&system, &staff.desk, bodies).await;
+    let answers = concurrently(&system, &staff.desk, bodies).await;
     assert_eq!(
-        (count(&statuses, StatusCode::CREATED), count(&statuses, StatusCode::CONFLICT)),
+        (count(&answers, StatusCode::CREATED), count(&answers, StatusCode::CONFLICT)),
         (1, 49),
-        "{statuses:?}"
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().all(|a| a.status == StatusCode::CREATED || a.taken == Some(Taken::Practitioner)),
+        "every refusal names the practitioner's appointment: {answers:?}"
     );
     let day = format!("/api/appointments?practitionerId={doctor}&date={}", start.date());
     let listed = json_of(system.get(&day, &staff.desk).await, StatusCode::OK).await;
@@ -169,12 +197,20 @@ async fn one_patient_is_never_with_two_practitioners_at_once_but_back_to_back_is
     let start = days_ahead(9, 9);
     let bodies =
         (0..50).map(|i| booking(&patient, if i % 2 == 0 { &first } else { &second }, start)).collect();
-    let statuses = concurrently(&system, &staff.desk, bodies).await;
+    let answers = concurrently(&system, &staff.desk, bodies).await;
     assert_eq!(
-        (count(&statuses, StatusCode::CREATED), count(&statuses, StatusCode::CONFLICT)),
+        (count(&answers, StatusCode::CREATED), count(&answers, StatusCode::CONFLICT)),
         (1, 49),
-        "{statuses:?}"
+        "{answers:?}"
     );
+    // A refused booking with the winner's practitioner names the practitioner's appointment;
+    // one with the other practitioner, who is free then, names the patient's.
+    let winner = answers.iter().find(|a| a.status == StatusCode::CREATED).expect("one booked");
+    for answer in answers.iter().filter(|a| a.status == StatusCode::CONFLICT) {
+        let expected =
+            if answer.practitioner == winner.practitioner { Taken::Practitioner } else { Taken::Patient };
+        assert_eq!(answer.taken, Some(expected), "{answers:?}");
+    }
     // Ending exactly when the next starts is no overlap, for the patient and the practitioner.
     let next = start + time::Duration::minutes(30);
     json_of(
@@ -560,7 +596,17 @@ async fn roles_decide_who_books_and_who_manages_schedules() {
     let has = |action: &str, outcome: &str, role: &str| {
         rows.iter().any(|r| r.0 == action && r.1 == outcome && r.2.iter().any(|x| x == role))
     };
-    assert!(rows.iter().any(|r| r.0 == "book" && r.1 == "ok" && r.3 == id && r.4 == patient), "{rows:?}");
+    // The booking's row names the clinician who booked (bookings are committed in batches,
+    // each row with its own request's caller).
+    let clinician_booked = |r: &AuditRow| r.2 == ["clinician"];
+    assert!(
+        rows.iter().any(|r| r.0 == "book"
+            && r.1 == "ok"
+            && r.3 == id
+            && r.4 == patient
+            && clinician_booked(r)),
+        "{rows:?}"
+    );
     assert!(rows.iter().any(|r| r.0 == "read" && r.1 == "ok" && r.3 == id && r.4 == patient), "{rows:?}");
     for role in ["billing", "analyst"] {
         for action in ["list", "book", "read_schedules"] {
