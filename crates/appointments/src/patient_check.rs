@@ -8,21 +8,22 @@ use std::time::Duration;
 
 use kit::{RequestContext, grpc};
 use proto::patients::v1::{GetPatientRequest, patient_directory_client::PatientDirectoryClient};
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
 #[derive(Clone)]
 pub struct PatientCheck {
-    client: PatientDirectoryClient<Channel>,
+    client: PatientDirectoryClient<grpc::PeerChannel>,
     deadline: Duration,
 }
 
 impl PatientCheck {
-    /// Asks the directory at `url` (`http://host:port`), each call within `deadline`.
+    /// Asks the directory at `url` (`http://host:port`; in-process when this process serves
+    /// it, [`grpc::PeerChannel`]), each call within `deadline`.
     pub fn new(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
-        Ok(Self { client: PatientDirectoryClient::new(grpc::channel(url, deadline)?), deadline })
+        Ok(Self { client: PatientDirectoryClient::new(grpc::PeerChannel::new(url, deadline)?), deadline })
     }
 
     /// Ok when the patient exists and is active; a 422 naming `/patientId` when not; 503 when

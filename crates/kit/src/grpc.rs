@@ -68,15 +68,75 @@ pub fn outgoing<T>(message: T, token: &str, traceparent: Option<&str>, deadline:
 
 /// A lazily connecting channel to `url` (`http://host:port`): the first call connects, a
 /// broken connection is re-established by the next call, and connecting gives up after
-/// `connect_timeout` (the call then fails `UNAVAILABLE`).
+/// `connect_timeout` (the call then fails `UNAVAILABLE`). Always over the network; services
+/// call their peers through [`PeerChannel`].
 pub fn channel(
     url: &str,
     connect_timeout: Duration,
 ) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(connect_timeout)
-        .tcp_nodelay(true)
-        .connect_lazy())
+    Ok(endpoint(url, connect_timeout)?.connect_lazy())
+}
+
+fn endpoint(url: &str, connect_timeout: Duration) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?.connect_timeout(connect_timeout).tcp_nodelay(true))
+}
+
+/// A service's channel to a peer's gRPC server at some `url`. Under `pms up` every service
+/// runs in one process, and a call to a peer of this process goes to its gRPC routes
+/// directly ([`crate::in_process`], as the gateway's calls do): the same generated server and
+/// handler, without the HTTP/2 connection and the loopback socket. A peer of another process
+/// (containers, Kubernetes, ECS), or one that has stopped, is called over the network
+/// ([`channel`]). Each call is looked up anew, so a peer that stops or starts is noticed at
+/// the next call. A call in-process that runs past `deadline` fails as a network call past
+/// its deadline does (`tonic::TimeoutExpired`; see [`status`]).
+#[derive(Clone)]
+pub struct PeerChannel {
+    remote: tonic::transport::Channel,
+    uri: axum::http::Uri,
+    deadline: Duration,
+}
+
+impl PeerChannel {
+    /// A channel to `url` (`http://host:port`) whose calls end after `deadline`, connecting
+    /// (over the network) within the same time.
+    pub fn new(url: &str, deadline: Duration) -> Result<Self, tonic::transport::Error> {
+        let endpoint = endpoint(url, deadline)?;
+        let uri = endpoint.uri().clone();
+        Ok(Self { remote: endpoint.connect_lazy(), uri, deadline })
+    }
+}
+
+type GrpcRequest = axum::http::Request<tonic::body::Body>;
+type GrpcResponse = axum::http::Response<tonic::body::Body>;
+
+impl tower::Service<GrpcRequest> for PeerChannel {
+    type Response = GrpcResponse;
+    type Error = crate::service::BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<GrpcResponse, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        // Readiness is awaited in `call`, on whichever path the call takes.
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: GrpcRequest) -> Self::Future {
+        if let Some(local) = crate::in_process::find(&self.uri) {
+            let deadline = self.deadline;
+            return Box::pin(async move {
+                let request = request.map(axum::body::Body::new);
+                match tokio::time::timeout(deadline, local.call(request)).await {
+                    Ok(response) => Ok(response.map(tonic::body::Body::new)),
+                    Err(_) => Err(Box::new(tonic::TimeoutExpired(())) as Self::Error),
+                }
+            });
+        }
+        let mut remote = self.remote.clone();
+        Box::pin(async move {
+            use tower::ServiceExt as _;
+            let response = remote.ready().await?.call(request).await?;
+            Ok(response)
+        })
+    }
 }
 
 /// A generated tonic server (`...Server::new(impl)`), as [`serve`] takes it.
@@ -140,11 +200,98 @@ where
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(reflection)
-        .add_service(service)
+    let routes = tonic::service::Routes::new(health_service).add_service(reflection).add_service(service);
+    // Peers of this process call these routes directly while they are served (PeerChannel).
+    let registered = listener
+        .local_addr()
+        .ok()
+        .map(|addr| crate::in_process::register(addr, routes.clone().prepare().into_axum_router()));
+    let served = tonic::transport::Server::builder()
+        .add_routes(routes)
         .serve_with_incoming_shutdown(tonic::transport::server::TcpIncoming::from(listener), shutdown)
-        .await?;
+        .await;
+    drop(registered);
+    served?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use proto::patients::v1::{
+        GetPatientRequest, Patient,
+        patient_directory_client::PatientDirectoryClient,
+        patient_directory_server::{PatientDirectory, PatientDirectoryServer},
+    };
+
+    use super::*;
+
+    fn channel_to(url: &str) -> tonic::transport::Channel {
+        channel(url, Duration::from_millis(200)).expect("channel")
+    }
+
+    /// Answers with the caller's address, and whether a socket brought the call, as the
+    /// patient's id; a request for "slow" answers after a second.
+    struct Echo;
+
+    #[tonic::async_trait]
+    impl PatientDirectory for Echo {
+        async fn get_patient(
+            &self,
+            request: Request<GetPatientRequest>,
+        ) -> Result<tonic::Response<Patient>, Status> {
+            if request.get_ref().id == "slow" {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let from = request.remote_addr().map_or_else(|| "unknown".to_owned(), |a| a.ip().to_string());
+            let id =
+                format!("{from} {}", if request.local_addr().is_some() { "socket" } else { "in-process" });
+            Ok(tonic::Response::new(Patient { id, ..Default::default() }))
+        }
+    }
+
+    async fn ask<C>(channel: &C, id: &str) -> Result<String, Status>
+    where
+        C: tonic::client::GrpcService<tonic::body::Body> + Clone,
+        C::Error: Into<crate::service::BoxError>,
+        C::ResponseBody: tonic::transport::Body<Data = axum::body::Bytes> + Send + 'static,
+        <C::ResponseBody as tonic::transport::Body>::Error: Into<crate::service::BoxError> + Send,
+    {
+        let request =
+            outgoing(GetPatientRequest { id: id.to_owned() }, "token", None, Duration::from_millis(200));
+        let response =
+            PatientDirectoryClient::new(channel.clone()).get_patient(request).await.map_err(status)?;
+        Ok(response.into_inner().id)
+    }
+
+    #[tokio::test]
+    async fn a_peer_of_this_process_is_called_in_process_while_it_serves_then_over_the_network() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let uri: axum::http::Uri = url.parse().expect("uri");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(PatientDirectoryServer::new(Echo), listener, async move {
+            let _ = stopped.await;
+        }));
+        for _ in 0..200 {
+            if crate::in_process::find(&uri).is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(crate::in_process::find(&uri).is_some(), "registered while serving");
+        let channel = PeerChannel::new(&url, Duration::from_millis(200)).expect("channel");
+        // The handler sees the caller where a loopback connection would show it; a channel of
+        // its own (what a test or another process uses) still goes through the socket.
+        assert_eq!(ask(&channel, "a").await.expect("answered"), "127.0.0.1 in-process");
+        let network = channel_to(&url);
+        assert_eq!(ask(&network, "a").await.expect("answered"), "127.0.0.1 socket");
+        let late = ask(&channel, "slow").await.expect_err("past the deadline");
+        assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
+
+        stop.send(()).expect("stop");
+        server.await.expect("joined").expect("served");
+        assert!(crate::in_process::find(&uri).is_none(), "unregistered once stopped");
+        let refused = ask(&channel, "a").await.expect_err("nothing listens any more");
+        assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    }
 }

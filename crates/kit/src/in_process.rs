@@ -84,6 +84,11 @@ impl Local {
         let (mut parts, body) = request.into_parts();
         parts.extensions.clear();
         parts.extensions.insert(ConnectInfo(self.peer));
+        // Where a gRPC server (tonic) looks for the peer's address.
+        parts.extensions.insert(tonic::transport::server::TcpConnectInfo {
+            local_addr: None,
+            remote_addr: Some(self.peer),
+        });
         if let Some(target) = parts.uri.path_and_query().cloned() {
             parts.uri = Uri::from(target);
         }

@@ -21,7 +21,7 @@ use proto::{
     events::v1::Envelope,
     patients::v1::PatientRegistered,
 };
-use tonic::{Code, transport::Channel};
+use tonic::Code;
 
 use crate::events;
 
@@ -30,20 +30,20 @@ const PER_CALL: usize = 500;
 
 #[derive(Clone)]
 pub struct BillingPublisher {
-    client: BillingServiceClient<Channel>,
+    client: BillingServiceClient<grpc::PeerChannel>,
     tokens: ServiceTokens,
     deadline: Duration,
 }
 
 impl BillingPublisher {
-    /// Calls billing at `url` (`http://host:port`) with tokens from `tokens`, each call within
-    /// `deadline`.
+    /// Calls billing at `url` (`http://host:port`; in-process when this process serves it,
+    /// [`grpc::PeerChannel`]) with tokens from `tokens`, each call within `deadline`.
     pub fn new(
         url: &str,
         tokens: ServiceTokens,
         deadline: Duration,
     ) -> Result<Self, tonic::transport::Error> {
-        let channel = grpc::channel(url, deadline)?;
+        let channel = grpc::PeerChannel::new(url, deadline)?;
         Ok(Self { client: BillingServiceClient::new(channel), tokens, deadline })
     }
 
