@@ -9,7 +9,8 @@
 //! first version, its audit row (naming the request that booked it) and its event in the same
 //! statement. The skipped are then told apart (practitioner or patient taken) by one read.
 //! A batch the database refuses as a whole is retried one booking at a time, so one bad
-//! booking never fails the others. Each request is answered once its booking is durable.
+//! booking never fails the others; one it cannot take at all (unreachable, overloaded) fails
+//! at once, every booking of it 503. Each request is answered once its booking is durable.
 
 use std::collections::HashSet;
 
@@ -75,6 +76,12 @@ async fn commit(pool: &PgPool, batch: &[Pending]) -> Vec<Result<()>> {
     match attempt(pool, batch).await {
         Ok(results) => results,
         Err(err) if batch.len() == 1 => vec![Err(err)],
+        // Unreachable or overloaded: one booking at a time would wait as long again for each,
+        // while new bookings queue behind them.
+        Err(Error::Database(err)) if kit::db::is_unavailable(&err) => {
+            tracing::warn!(error = %err, rows = batch.len(), "the database is unavailable; a booking batch was not written");
+            batch.iter().map(|_| Err(Error::DatabaseUnavailable)).collect()
+        }
         Err(err) => {
             tracing::warn!(error = %err, rows = batch.len(), "a booking batch failed; booking one at a time");
             let mut results = Vec::with_capacity(batch.len());
@@ -199,4 +206,62 @@ async fn practitioners_taken(pool: &PgPool, skipped: &[&Pending]) -> Result<Hash
         .fetch_all(pool)
         .await?;
     Ok(taken.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use kit::auth::Role;
+    use sqlx::postgres::PgPoolOptions;
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::{
+        domain::{Appointment, Status},
+        events::AppointmentEvents,
+    };
+
+    fn pending() -> Pending {
+        let at = OffsetDateTime::now_utc();
+        let booking = Booking {
+            appointment: Appointment {
+                id: Uuid::now_v7(),
+                patient_id: Uuid::now_v7(),
+                practitioner_id: Uuid::now_v7(),
+                kind: Some("consultation".into()),
+                start: at + time::Duration::days(1),
+                end: at + time::Duration::days(1) + time::Duration::minutes(30),
+                time_zone: "UTC".into(),
+                status: Status::Booked,
+                reason: None,
+                cancel_reason: None,
+                version: 1,
+                booked_at: at,
+                updated_at: at,
+            },
+            practitioner_name: "Dr Test".into(),
+            location: None,
+        };
+        let event = AppointmentEvents::on("appointments.v1").booked(&booking, None);
+        Pending { ctx: RequestContext::of("desk", vec![Role::Receptionist]), booking, event }
+    }
+
+    #[tokio::test]
+    async fn a_batch_the_database_cannot_take_fails_at_once_not_one_booking_at_a_time() {
+        // Nothing listens there: every attempt waits out the pool's acquire timeout.
+        let wait = Duration::from_millis(300);
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(wait)
+            .connect_lazy("postgres://pms@127.0.0.1:1/pms")
+            .expect("pool");
+        let batch: Vec<Pending> = (0..5).map(|_| pending()).collect();
+        let started = Instant::now();
+        let results = commit(&pool, &batch).await;
+        let took = started.elapsed();
+        assert_eq!(results.len(), 5);
+        assert!(results.iter().all(|r| matches!(r, Err(Error::DatabaseUnavailable))), "{results:?}");
+        // One attempt (with its retries for deadlocks, none here), not one per booking after it.
+        assert!(took < wait * 3, "took {took:?}");
+    }
 }

@@ -34,6 +34,8 @@ pub enum Error {
     PatientsUnavailable,
     #[error("the service is stopping")]
     Stopping,
+    #[error("the database is unavailable")]
+    DatabaseUnavailable,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -88,6 +90,7 @@ impl From<Error> for Problem {
                 Problem::unavailable("the patients service cannot confirm the patient right now; nothing was booked")
             }
             Error::Stopping => Problem::unavailable("the service is stopping; nothing was booked"),
+            Error::DatabaseUnavailable => Problem::unavailable("the database is unavailable or busy; nothing was booked"),
             Error::Database(err) => kit::db::problem(err),
         }
     }
