@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::{
     error::{Error, Result},
     policy::Action,
-    store::{ATTEMPTS, Booking, HOLDING, is_retryable},
+    store::{ATTEMPTS, Booking, HOLDING, is_retryable, schedule_key},
 };
 
 /// A booking handed to the writer: what it books, the request that asked, and its event.
@@ -118,10 +118,9 @@ fn batch_sql() -> &'static str {
                      AS t(id, patient_id, practitioner_id, type, starts_at, ends_at, reason, booked_at, snapshot)),
              held AS (
                  SELECT count(pg_advisory_xact_lock(key)) AS locks
-                 FROM (SELECT 1 AS schedule, hashtextextended('appointments:practitioner:' || practitioner_id::text, 0) AS key
-                       FROM input
+                 FROM (SELECT 1 AS schedule, {} AS key FROM input
                        UNION
-                       SELECT 2, hashtextextended('appointments:patient:' || patient_id::text, 0) FROM input
+                       SELECT 2, {} FROM input
                        ORDER BY 1, 2 OFFSET 0) AS ordered),
              booked AS (
                  INSERT INTO appointments (id, patient_id, practitioner_id, type, starts_at, ends_at, reason,
@@ -136,6 +135,8 @@ fn batch_sql() -> &'static str {
              audit AS ({} WHERE s IN (SELECT id FROM booked)),
              outbox AS ({} WHERE k IN (SELECT id::text FROM booked))
              SELECT id FROM booked",
+            schedule_key("practitioner", "practitioner_id"),
+            schedule_key("patient", "patient_id"),
             trail::insert_sql(10),
             outbox::insert_sql(20)
         )

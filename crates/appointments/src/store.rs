@@ -399,9 +399,17 @@ impl Appointments {
 /// queue instead; the constraint still decides.
 fn holding_sql(practitioner: usize, patient: usize) -> String {
     format!(
-        "SELECT pg_advisory_xact_lock(hashtextextended('appointments:practitioner:' || ${practitioner}::uuid::text, 0)),
-                pg_advisory_xact_lock(hashtextextended('appointments:patient:' || ${patient}::uuid::text, 0))"
+        "SELECT pg_advisory_xact_lock({}), pg_advisory_xact_lock({})",
+        schedule_key("practitioner", &format!("${practitioner}::uuid")),
+        schedule_key("patient", &format!("${patient}::uuid"))
     )
+}
+
+/// The advisory lock key (SQL) of the `schedule` (`practitioner` or `patient`) whose id is the
+/// SQL expression `id`: one formula for every statement that takes schedules
+/// ([`holding_sql`], [`crate::booker`]), so they all queue on the same locks.
+pub(crate) fn schedule_key(schedule: &str, id: &str) -> String {
+    format!("hashtextextended('appointments:{schedule}:' || {id}::text, 0)")
 }
 
 /// Takes the locks of [`holding_sql`] in the transaction `tx`.
