@@ -17,7 +17,7 @@ use std::collections::HashSet;
 use kit::{
     RequestContext,
     auth::Action as _,
-    batch::{Batcher, Limits},
+    batch::{self, Batcher, Limits},
     outbox::{self, OutboxEvent, Relay},
     tasks::Background,
     trail::{self, Entry},
@@ -70,28 +70,11 @@ impl Booker {
     }
 }
 
-/// Books `batch`, or each of its bookings alone if the batch fails as a whole.
+/// Books `batch`, or each of its bookings alone if the batch fails as a whole
+/// ([`batch::together_else_alone`]).
 async fn commit(pool: &PgPool, batch: &[Pending]) -> Vec<Result<()>> {
     metrics::histogram!("appointments_booking_batch_rows").record(batch.len() as f64);
-    match attempt(pool, batch).await {
-        Ok(results) => results,
-        Err(err) if batch.len() == 1 => vec![Err(err)],
-        // Unreachable or overloaded: one booking at a time would wait as long again for each,
-        // while new bookings queue behind them.
-        Err(Error::Database(err)) if kit::db::is_unavailable(&err) => {
-            tracing::warn!(error = %err, rows = batch.len(), "the database is unavailable; a booking batch was not written");
-            batch.iter().map(|_| Err(Error::DatabaseUnavailable)).collect()
-        }
-        Err(err) => {
-            tracing::warn!(error = %err, rows = batch.len(), "a booking batch failed; booking one at a time");
-            let mut results = Vec::with_capacity(batch.len());
-            for one in batch.chunks(1) {
-                results
-                    .push(attempt(pool, one).await.and_then(|mut r| r.pop().unwrap_or(Err(Error::Stopping))));
-            }
-            results
-        }
-    }
+    batch::together_else_alone("bookings", batch, |part| attempt(pool, part)).await
 }
 
 /// [`book_batch`], tried again when PostgreSQL rolled it back for a deadlock.

@@ -111,6 +111,15 @@ impl From<kit::trail::Refused> for Error {
     }
 }
 
+impl kit::batch::BatchError for Error {
+    fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Database(err) if kit::db::is_unavailable(err))
+    }
+    fn unavailable() -> Self {
+        Error::DatabaseUnavailable
+    }
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         Problem::from(self).into_response()

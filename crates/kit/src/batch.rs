@@ -123,6 +123,57 @@ where
     }
 }
 
+/// What a failed batch says about its items, for [`together_else_alone`].
+pub trait BatchError: std::fmt::Display {
+    /// The store cannot take any write now (unreachable, overloaded, timed out): each item
+    /// alone would fail the same way, each after its own wait.
+    fn is_unavailable(&self) -> bool;
+    /// An item's answer when its batch failed that way.
+    fn unavailable() -> Self;
+}
+
+/// Commits `items` together with `commit`, the usual `commit` of a [`Batcher`]. If the batch
+/// fails as a whole, commits each item alone, so one bad item never fails the others; but if
+/// the failure says the store is unavailable, answers every item not yet committed
+/// [`BatchError::unavailable`] at once instead of waiting as long again for each (while new
+/// items queue behind them). `what` names the batch in the log.
+pub async fn together_else_alone<'a, T, R, E, F, Fut>(
+    what: &'static str,
+    items: &'a [T],
+    mut commit: F,
+) -> Vec<Result<R, E>>
+where
+    E: BatchError,
+    F: FnMut(&'a [T]) -> Fut,
+    Fut: Future<Output = Result<Vec<Result<R, E>>, E>>,
+{
+    let err = match commit(items).await {
+        Ok(results) => return results,
+        Err(err) if items.len() == 1 => return vec![Err(err)],
+        Err(err) => err,
+    };
+    let mut results = Vec::with_capacity(items.len());
+    if err.is_unavailable() {
+        tracing::warn!(error = %err, rows = items.len(), batch = what, "the store is unavailable; a batch was not written");
+    } else {
+        tracing::warn!(error = %err, rows = items.len(), batch = what, "a batch failed; committing its items one at a time");
+        for one in items.chunks(1) {
+            match commit(one).await {
+                Ok(answers) => {
+                    results.push(answers.into_iter().next().unwrap_or_else(|| Err(E::unavailable())))
+                }
+                Err(err) if err.is_unavailable() => {
+                    tracing::warn!(error = %err, rows = items.len() - results.len(), batch = what, "the store became unavailable; the rest of a batch was not written");
+                    break;
+                }
+                Err(err) => results.push(Err(err)),
+            }
+        }
+    }
+    results.resize_with(items.len(), || Err(E::unavailable()));
+    results
+}
+
 #[cfg(test)]
 mod tests {
     use std::{
@@ -204,5 +255,75 @@ mod tests {
             confirmed,
             "every confirmed item was committed, no other"
         );
+    }
+
+    #[derive(Debug, PartialEq)]
+    enum Failure {
+        Bad(u32),
+        Down,
+    }
+
+    impl std::fmt::Display for Failure {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{self:?}")
+        }
+    }
+
+    impl BatchError for Failure {
+        fn is_unavailable(&self) -> bool {
+            *self == Failure::Down
+        }
+        fn unavailable() -> Self {
+            Failure::Down
+        }
+    }
+
+    /// A store that refuses any batch holding a `0` (a bad item), and is down from its
+    /// `down_from`-th call on. Records the size of each batch it was handed.
+    async fn store(
+        items: &[u32],
+        calls: &Mutex<Vec<usize>>,
+        down_from: usize,
+    ) -> Result<Vec<Result<u32, Failure>>, Failure> {
+        let call = {
+            let mut calls = calls.lock().expect("lock");
+            calls.push(items.len());
+            calls.len()
+        };
+        if call >= down_from {
+            Err(Failure::Down)
+        } else if let Some(bad) = items.iter().find(|i| **i == 0) {
+            Err(Failure::Bad(*bad))
+        } else {
+            Ok(items.iter().map(|i| Ok(i * 10)).collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_is_committed_item_by_item_so_one_bad_item_fails_alone() {
+        let calls = Mutex::new(Vec::new());
+        let items = [1, 0, 3];
+        let results = together_else_alone("test", &items, |part| store(part, &calls, usize::MAX)).await;
+        assert_eq!(results, vec![Ok(10), Err(Failure::Bad(0)), Ok(30)]);
+        assert_eq!(*calls.lock().expect("lock"), vec![3, 1, 1, 1]);
+
+        let calls = Mutex::new(Vec::new());
+        let results = together_else_alone("test", &[1, 2], |part| store(part, &calls, usize::MAX)).await;
+        assert_eq!(results, vec![Ok(10), Ok(20)]);
+        assert_eq!(*calls.lock().expect("lock"), vec![2], "a batch that commits is committed once");
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_fails_every_item_at_once() {
+        let calls = Mutex::new(Vec::new());
+        let results = together_else_alone("test", &[1, 2, 3], |part| store(part, &calls, 1)).await;
+        assert_eq!(results, vec![Err(Failure::Down), Err(Failure::Down), Err(Failure::Down)]);
+        assert_eq!(*calls.lock().expect("lock"), vec![3], "no item is tried alone");
+
+        // Down in the middle of the one-at-a-time commits: the rest are not tried.
+        let calls = Mutex::new(Vec::new());
+        let results = together_else_alone("test", &[1, 0, 3, 4], |part| store(part, &calls, 3)).await;
+        assert_eq!(results, vec![Ok(10), Err(Failure::Down), Err(Failure::Down), Err(Failure::Down)]);
+        assert_eq!(*calls.lock().expect("lock"), vec![4, 1, 1]);
     }
 }

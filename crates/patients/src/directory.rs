@@ -24,6 +24,7 @@ impl From<Error> for Status {
             Error::Forbidden => Status::permission_denied("the caller's roles may not read patients"),
             Error::AuditUnavailable(_) => Status::unavailable("the audit log is unavailable"),
             Error::Stopping => Status::unavailable("the service is stopping"),
+            Error::DatabaseUnavailable => Status::unavailable("the database is unavailable"),
             Error::Database(err) if kit::db::is_unavailable(&err) => {
                 Status::unavailable("the database is unavailable")
             }

@@ -30,6 +30,8 @@ pub enum Error {
     AuditUnavailable(#[from] AuditUnavailable),
     #[error("the service is stopping")]
     Stopping,
+    #[error("the database is unavailable or busy")]
+    DatabaseUnavailable,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -63,6 +65,9 @@ impl From<Error> for Problem {
                 Problem::unavailable("the audit log is unavailable; patient data is not served unaudited")
             }
             Error::Stopping => Problem::unavailable("the service is stopping; try again"),
+            Error::DatabaseUnavailable => {
+                Problem::unavailable("the database is unavailable or busy; nothing was written")
+            }
             Error::Database(err) => kit::db::problem(err),
         }
     }
@@ -71,6 +76,15 @@ impl From<Error> for Problem {
 impl From<kit::auth::Forbidden> for Error {
     fn from(_: kit::auth::Forbidden) -> Self {
         Error::Forbidden
+    }
+}
+
+impl kit::batch::BatchError for Error {
+    fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Database(err) if kit::db::is_unavailable(err))
+    }
+    fn unavailable() -> Self {
+        Error::DatabaseUnavailable
     }
 }
 

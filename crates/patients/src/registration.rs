@@ -19,7 +19,7 @@ use std::{
 };
 
 use kit::{
-    batch::{Batcher, Limits},
+    batch::{self, Batcher, Limits},
     outbox::{self, Relay},
     tasks::Background,
 };
@@ -38,6 +38,7 @@ use crate::{
 
 /// One patient to register, with the audit row of its registration and the trace its
 /// events carry.
+#[derive(Clone)]
 pub struct Registration {
     pub id: PatientId,
     pub draft: PatientDraft,
@@ -204,7 +205,8 @@ const LIMITS: Limits = Limits { queue: 4096, max_batch: 256 };
 /// busy front desk pays one statement and one WAL flush for many registrations, and each
 /// request is answered once its patient is durable (and its events are in the outbox; the
 /// relays are woken after each commit). A batch the database refuses as a whole is retried
-/// one registration at a time, so one bad registration never fails the others.
+/// one registration at a time, so one bad registration never fails the others; one it cannot
+/// take at all (unreachable, overloaded) fails at once, every registration of it 503.
 #[derive(Clone)]
 pub struct Registrar {
     batcher: Batcher<Registration, Result<Patient>>,
@@ -257,30 +259,12 @@ impl Registrar {
     }
 }
 
-/// Registers `batch`, or each of its registrations alone if the batch fails as a whole.
+/// Registers `batch`, or each of its registrations alone if the batch fails as a whole
+/// ([`batch::together_else_alone`]).
 async fn commit(pool: &PgPool, batch: Vec<Registration>, events: &PatientEvents) -> Vec<Result<Patient>> {
     metrics::histogram!("registration_batch_rows").record(batch.len() as f64);
-    if batch.len() == 1 {
-        return vec![register_batch(pool, batch, Some(events)).await.and_then(only)];
-    }
-    // Kept to retry one by one if the batch fails as a whole (drafts are small).
-    let copies: Vec<_> =
-        batch.iter().map(|r| (r.id, r.draft.clone(), r.audit.clone(), r.trace_id.clone())).collect();
-    match register_batch(pool, batch, Some(events)).await {
-        Ok(results) => results,
-        Err(err) => {
-            tracing::warn!(error = %err, rows = copies.len(), "a registration batch failed; registering one at a time");
-            let mut results = Vec::with_capacity(copies.len());
-            for (id, draft, audit, trace_id) in copies {
-                let one = vec![Registration { id, draft, audit, trace_id }];
-                results.push(register_batch(pool, one, Some(events)).await.and_then(only));
-            }
-            results
-        }
-    }
-}
-
-/// The one answer of a batch of one.
-fn only(results: Vec<Result<Patient>>) -> Result<Patient> {
-    results.into_iter().next().unwrap_or(Err(Error::Stopping))
+    batch::together_else_alone("registrations", &batch, |part| {
+        register_batch(pool, part.to_vec(), Some(events))
+    })
+    .await
 }

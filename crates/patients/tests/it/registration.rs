@@ -117,6 +117,36 @@ async fn a_registration_the_database_refuses_does_not_fail_the_others_of_its_bat
     assert!(matches!(registrar.register(registration(PatientId::new(), "Late")).await, Err(Error::Stopping)));
 }
 
+#[tokio::test]
+async fn registrations_the_database_cannot_take_fail_at_once_not_one_at_a_time() {
+    // Nothing listens there: every attempt waits out the pool's acquire timeout.
+    let wait = Duration::from_millis(300);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .acquire_timeout(wait)
+        .connect_lazy("postgres://pms@127.0.0.1:1/pms")
+        .expect("pool");
+    let background = Background::new();
+    let registrar = Registrar::start(pool, PatientEvents::on(TOPIC), Vec::new(), &background);
+    let started = std::time::Instant::now();
+    // Handed over together, so they are taken as one batch.
+    let tasks: Vec<_> = ["Ada", "Bea", "Cy", "Dee", "Eve"]
+        .into_iter()
+        .map(|given| {
+            let registrar = registrar.clone();
+            tokio::spawn(async move { registrar.register(registration(PatientId::new(), given)).await })
+        })
+        .collect();
+    for task in tasks {
+        let answer = task.await.expect("task");
+        let status = answer.map(|_| ()).map_err(|err| kit::Problem::from(err).status);
+        assert_eq!(status, Err(StatusCode::SERVICE_UNAVAILABLE.as_u16()));
+    }
+    let took = started.elapsed();
+    // One attempt for the batch, not one more for each registration after it (6 × 300 ms).
+    assert!(took < wait * 3, "took {took:?}");
+    assert!(background.stop(Duration::from_secs(5)).await);
+}
+
 /// Polls `condition` until it holds (five seconds at most).
 async fn wait_until<F: Future<Output = bool>>(condition: impl Fn() -> F) {
     for _ in 0..500 {
