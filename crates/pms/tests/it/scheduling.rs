@@ -282,6 +282,55 @@ async fn availability_offers_only_free_working_times_and_out_of_hours_bookings_a
     json_of(post(&system, &path_off, &staff.admin, off).await, StatusCode::CREATED).await;
     let free = json_of(system.get(&path, &staff.desk).await, StatusCode::OK).await;
     assert_eq!(free["slots"].as_array().expect("slots").len(), 4 * 11 - 3);
+    // Several exceptions in the window: Wednesday off until 10:00 (the consultations starting
+    // 09:00 to 09:45 go), and extra hours on Saturday from 10:00 to 11:00 (10:00, 10:15 and
+    // 10:30 come).
+    let (wednesday, saturday) = (monday + time::Duration::days(2), monday + time::Duration::days(5));
+    for exception in [
+        json!({ "date": wednesday.to_string(), "kind": "off", "start": "09:00", "end": "10:00" }),
+        json!({ "date": saturday.to_string(), "kind": "extra", "start": "10:00", "end": "11:00" }),
+    ] {
+        json_of(post(&system, &path_off, &staff.admin, exception).await, StatusCode::CREATED).await;
+    }
+    let free = json_of(system.get(&path, &staff.desk).await, StatusCode::OK).await;
+    let starts: Vec<String> = free["slots"]
+        .as_array()
+        .expect("slots")
+        .iter()
+        .map(|slot| {
+            let start =
+                OffsetDateTime::parse(slot["start"].as_str().expect("start"), &Rfc3339).expect("instant");
+            let local = madrid.local(start);
+            format!("{} {:02}:{:02}", local.weekday(), local.hour(), local.minute())
+        })
+        .collect();
+    assert_eq!(starts.len(), 4 * 11 - 3 - 4 + 3, "{starts:?}");
+    let wednesday_starts: Vec<&String> = starts.iter().filter(|s| s.starts_with("Wednesday")).collect();
+    assert_eq!(wednesday_starts.first().map(|s| s.as_str()), Some("Wednesday 10:00"), "{starts:?}");
+    assert_eq!(wednesday_starts.len(), 7, "{starts:?}");
+    assert_eq!(
+        starts.iter().filter(|s| s.starts_with("Saturday")).collect::<Vec<_>>(),
+        ["Saturday 10:00", "Saturday 10:15", "Saturday 10:30"]
+    );
+    // And the extra hours can be booked; the time taken off cannot.
+    let extra = madrid.at(saturday, 10 * 60);
+    json_of(
+        post(&system, "/api/appointments", &staff.desk, booking(&patient, &doctor, extra)).await,
+        StatusCode::CREATED,
+    )
+    .await;
+    let problem = expect_problem(
+        post(
+            &system,
+            "/api/appointments",
+            &staff.desk,
+            booking(&patient, &doctor, madrid.at(wednesday, 9 * 60)),
+        )
+        .await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    )
+    .await;
+    assert_eq!(problem["errors"][0]["pointer"], "/start", "{problem}");
 }
 
 #[tokio::test]
