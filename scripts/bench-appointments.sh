@@ -253,6 +253,7 @@ printf '%s\n' "$conflicts" | awk '{ printf "| book a taken time (every answer 40
 printf '%s\n' "$availability" | awk -v s="$slots" '{ printf "| a week of availability, 1 000 booked (%d free times in the first answer) | %d | %d | %.2f | %.2f | %d |\n", s, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$paced_conflicts" | awk -v p="$pace" '{ printf "| book a taken time, paced at %d/s | %d | %d | %.2f | %.2f | %d |\n", p, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$paced_availability" | awk -v p="$pace" '{ printf "| a week of availability, paced at %d/s | %d | %d | %.2f | %.2f | %d |\n", p, $2, $3, $4, $5, $6 }'
+printf '%s\n' "$booked" | awk '$6 > 0 { printf "\nBookings not answered 2xx: %d (connect/read/write/status/timeout as wrk counts them: %s).\n", $6, $7 }'
 echo
 for phase in bookings conflicts availability paced-conflicts paced-availability; do
     echo "- $phase: $(cat "$work/cpu-$phase.txt") (the rest: wrk)"

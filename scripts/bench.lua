@@ -2,7 +2,10 @@
 --   wrk -t THREADS ... -s scripts/bench.lua URL -- FILE get|post THREADS [PATH]
 -- get: each request is a random line (a path). post: each line is a JSON body for
 -- POST PATH (default /api/patients), each used once: thread n of t takes lines n, n+t, ...
--- At the end it prints one line: RESULT requests requests/s p50-ms p99-ms errors.
+-- At the end it prints one line: RESULT requests requests/s p50-ms p99-ms errors kinds, where
+-- errors counts answers other than 2xx/3xx and failed requests, and kinds splits them as
+-- connect/read/write/status/timeout (status: a 4xx or 5xx answer; timeout: none within wrk's
+-- 2 s).
 local next_id = 1
 
 function setup(thread)
@@ -37,7 +40,8 @@ end
 
 function done(summary, latency, requests)
     local e = summary.errors
-    io.write(string.format("RESULT %d %.0f %.2f %.2f %d\n", summary.requests,
+    io.write(string.format("RESULT %d %.0f %.2f %.2f %d %d/%d/%d/%d/%d\n", summary.requests,
         summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
-        latency:percentile(99) / 1000, e.connect + e.read + e.write + e.status + e.timeout))
+        latency:percentile(99) / 1000, e.connect + e.read + e.write + e.status + e.timeout,
+        e.connect, e.read, e.write, e.status, e.timeout))
 end
