@@ -87,8 +87,9 @@ fn endpoint(url: &str, connect_timeout: Duration) -> Result<Endpoint, tonic::tra
 /// handler, without the HTTP/2 connection and the loopback socket. A peer of another process
 /// (containers, Kubernetes, ECS), or one that has stopped, is called over the network
 /// ([`channel`]). Each call is looked up anew, so a peer that stops or starts is noticed at
-/// the next call. A call in-process that runs past `deadline` fails as a network call past
-/// its deadline does (`tonic::TimeoutExpired`; see [`status`]).
+/// the next call. A call in-process that runs past `deadline`, or past its own timeout
+/// (`Request::set_timeout`, the `grpc-timeout` header a server enforces), fails as a network
+/// call past its deadline does (`tonic::TimeoutExpired`; see [`status`]).
 #[derive(Clone)]
 pub struct PeerChannel {
     remote: tonic::transport::Channel,
@@ -121,7 +122,8 @@ impl tower::Service<GrpcRequest> for PeerChannel {
 
     fn call(&mut self, request: GrpcRequest) -> Self::Future {
         if let Some(local) = crate::in_process::find(&self.uri) {
-            let deadline = self.deadline;
+            let deadline =
+                requested_timeout(request.headers()).map_or(self.deadline, |t| t.min(self.deadline));
             return Box::pin(async move {
                 let request = request.map(axum::body::Body::new);
                 match tokio::time::timeout(deadline, local.call(request)).await {
@@ -137,6 +139,27 @@ impl tower::Service<GrpcRequest> for PeerChannel {
             Ok(response)
         })
     }
+}
+
+/// The timeout a request carries in its `grpc-timeout` header (gRPC over HTTP/2: up to eight
+/// digits and a unit, `H`, `M`, `S`, `m`, `u` or `n`), if it carries a valid one; a server
+/// ends the call when it runs out.
+fn requested_timeout(headers: &axum::http::HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let amount: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(amount * 3600),
+        "M" => Duration::from_secs(amount * 60),
+        "S" => Duration::from_secs(amount),
+        "m" => Duration::from_millis(amount),
+        "u" => Duration::from_micros(amount),
+        "n" => Duration::from_nanos(amount),
+        _ => return None,
+    })
 }
 
 /// A generated tonic server (`...Server::new(impl)`), as [`serve`] takes it.
@@ -256,11 +279,45 @@ mod tests {
         C::ResponseBody: tonic::transport::Body<Data = axum::body::Bytes> + Send + 'static,
         <C::ResponseBody as tonic::transport::Body>::Error: Into<crate::service::BoxError> + Send,
     {
-        let request =
-            outgoing(GetPatientRequest { id: id.to_owned() }, "token", None, Duration::from_millis(200));
+        ask_within(channel, id, Duration::from_millis(200)).await
+    }
+
+    async fn ask_within<C>(channel: &C, id: &str, timeout: Duration) -> Result<String, Status>
+    where
+        C: tonic::client::GrpcService<tonic::body::Body> + Clone,
+        C::Error: Into<crate::service::BoxError>,
+        C::ResponseBody: tonic::transport::Body<Data = axum::body::Bytes> + Send + 'static,
+        <C::ResponseBody as tonic::transport::Body>::Error: Into<crate::service::BoxError> + Send,
+    {
+        let request = outgoing(GetPatientRequest { id: id.to_owned() }, "token", None, timeout);
         let response =
             PatientDirectoryClient::new(channel.clone()).get_patient(request).await.map_err(status)?;
         Ok(response.into_inner().id)
+    }
+
+    const SHORT: Duration = Duration::from_millis(100);
+
+    async fn timed<T>(call: impl Future<Output = T>) -> (T, Duration) {
+        let started = std::time::Instant::now();
+        let answer = call.await;
+        (answer, started.elapsed())
+    }
+
+    #[test]
+    fn a_requests_grpc_timeout_header_is_read_as_the_protocol_writes_it() {
+        let of = |value: &str| {
+            let mut headers = axum::http::HeaderMap::new();
+            headers.insert("grpc-timeout", value.parse().expect("header"));
+            requested_timeout(&headers)
+        };
+        assert_eq!(of("100m"), Some(Duration::from_millis(100)));
+        assert_eq!(of("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(of("1H"), Some(Duration::from_secs(3600)));
+        assert_eq!(of("99999999n"), Some(Duration::from_nanos(99_999_999)));
+        for invalid in ["", "m", "100", "100x", "123456789m", "-1S", "1.5S"] {
+            assert_eq!(of(invalid), None, "{invalid:?}");
+        }
+        assert_eq!(requested_timeout(&axum::http::HeaderMap::new()), None);
     }
 
     #[tokio::test]
@@ -287,6 +344,17 @@ mod tests {
         assert_eq!(ask(&network, "a").await.expect("answered"), "127.0.0.1 socket");
         let late = ask(&channel, "slow").await.expect_err("past the deadline");
         assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{late:?}");
+        // A call's own shorter timeout ends it in-process as the server ends it over the network.
+        let patient = PeerChannel::new(&url, Duration::from_secs(5)).expect("channel");
+        let (in_process, socket) = tokio::join!(
+            timed(ask_within(&patient, "slow", SHORT)),
+            timed(ask_within(&network, "slow", SHORT))
+        );
+        for (path, (answer, took)) in [("in-process", in_process), ("socket", socket)] {
+            let late = answer.expect_err(path);
+            assert_eq!(late.code(), tonic::Code::DeadlineExceeded, "{path}: {late:?}");
+            assert!(took < Duration::from_millis(800), "{path}: {took:?}");
+        }
 
         stop.send(()).expect("stop");
         server.await.expect("joined").expect("served");
