@@ -21,7 +21,8 @@
 # with PMS_BENCH_STATEMENTS=1, also which statements took PostgreSQL's time while the bookings
 # and their events were handled (pg_stat_statements); with PMS_BENCH_PERF=1, where pms's own
 # CPU went in each phase (`perf record` at ~1 kHz, no call graphs: the top 40 functions of each
-# phase in $PMS_BENCH_PERF_DIR/perf-PHASE.txt, /tmp by default).
+# phase in $PMS_BENCH_PERF_DIR/perf-PHASE.txt, /tmp by default); with PMS_BENCH_SHOW_ERRORS=1,
+# the first answers of 400 or more of the bookings phase (scripts/bench.lua).
 # Prints Markdown for docs/benchmarks.md.
 #
 #   scripts/bench-appointments.sh [SECONDS] [CONCURRENCY] [PATIENTS] [RATE] [PACE]
@@ -197,7 +198,7 @@ measured() { # measured NAME CONNECTIONS WRK-SCRIPT ARGS...: wrk's RESULT line (
         perf=$!
     fi
     wrk -t2 -c"$connections" -d"${seconds}s" -H "Authorization: Bearer $token" -s "$ROOT/scripts/$script" \
-        "$gateway" -- "$@" | awk '/^RESULT /'
+        "$gateway" -- "$@" | tee "$work/wrk-$name.txt" | awk '/^RESULT /'
     cpu_snapshot "$work/cpu-$name-after.json"
     cpu_report "$work/cpu-$name-before.json" "$work/cpu-$name-after.json" >"$work/cpu-$name.txt"
     if [ "${PMS_BENCH_PERF:-0}" = 1 ]; then
@@ -254,6 +255,8 @@ printf '%s\n' "$availability" | awk -v s="$slots" '{ printf "| a week of availab
 printf '%s\n' "$paced_conflicts" | awk -v p="$pace" '{ printf "| book a taken time, paced at %d/s | %d | %d | %.2f | %.2f | %d |\n", p, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$paced_availability" | awk -v p="$pace" '{ printf "| a week of availability, paced at %d/s | %d | %d | %.2f | %.2f | %d |\n", p, $2, $3, $4, $5, $6 }'
 printf '%s\n' "$booked" | awk '$6 > 0 { printf "\nBookings not answered 2xx: %d (connect/read/write/status/timeout as wrk counts them: %s).\n", $6, $7 }'
+# With PMS_BENCH_SHOW_ERRORS=1 (scripts/bench.lua), what those answers were.
+grep '^ANSWER ' "$work/wrk-bookings.txt" | cut -c1-400 | sed 's/^ANSWER /- /' || true
 echo
 for phase in bookings conflicts availability paced-conflicts paced-availability; do
     echo "- $phase: $(cat "$work/cpu-$phase.txt") (the rest: wrk)"

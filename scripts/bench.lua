@@ -45,3 +45,16 @@ function done(summary, latency, requests)
         latency:percentile(99) / 1000, e.connect + e.read + e.write + e.status + e.timeout,
         e.connect, e.read, e.write, e.status, e.timeout))
 end
+
+-- With PMS_BENCH_SHOW_ERRORS=1, the first five answers of each thread with a status of 400 or
+-- more are printed (ANSWER status body) to say what the errors were; off by default, because
+-- handing every answer to Lua costs wrk time.
+if os.getenv("PMS_BENCH_SHOW_ERRORS") == "1" then
+    local shown = 0
+    function response(status, headers, body)
+        if status >= 400 and shown < 5 then
+            shown = shown + 1
+            io.write(string.format("ANSWER %d %s\n", status, (body or ""):gsub("%s+", " ")))
+        end
+    end
+end
