@@ -90,8 +90,11 @@ busy="$(practitioner)"
 sql "SELECT id FROM patients.patients ORDER BY random()" >"$work/patients.txt"
 
 # Booking bodies: line j books practitioner j mod 50 at slot j div 50 (30-minute slots from
-# tomorrow 00:00 UTC on) for patient j mod PATIENTS: no two lines share a practitioner's or a
-# patient's time, so every booking can succeed once.
+# tomorrow 00:00 UTC on) for patient j mod (PATIENTS - 1 000); the busy practitioner's 1 000
+# appointments are for the last 1 000 patients. No two bookings share a practitioner's or a
+# patient's time (checked below), so every booking can succeed once. (Until 2026-12-05 the
+# busy practitioner's patients were also among the lines' ones: about one line in a run of
+# 21 000 bookings met its patient's other appointment and was answered 409.)
 python3 - "$work" "$busy" <<'PY'
 import datetime, json, random, sys
 work, busy = sys.argv[1], sys.argv[2]
@@ -101,14 +104,22 @@ base = datetime.datetime.now(datetime.timezone.utc).replace(hour=0, minute=0, se
 def body(patient, practitioner, slot):
     start = (base + datetime.timedelta(minutes=30 * slot)).strftime("%Y-%m-%dT%H:%M:%SZ")
     return json.dumps({"patientId": patient, "practitionerId": practitioner, "start": start, "type": "consultation"})
+lines, busy_patients = patients[:-1000], patients[-1000:]
+taken = set()  # (who, slot): a practitioner's or a patient's half hour
+def book(out, patient, practitioner, slot):
+    for who in (patient, practitioner):
+        if (who, slot) in taken:
+            sys.exit(f"the benchmark's bookings overlap: {who} at slot {slot}")
+        taken.add((who, slot))
+    out.write(body(patient, practitioner, slot) + "\n")
 with open(f"{work}/bookings.txt", "w") as out:
     for j in range(len(practitioners) * 1000):
-        out.write(body(patients[j % len(patients)], practitioners[j % len(practitioners)], j // len(practitioners)) + "\n")
+        book(out, lines[j % len(lines)], practitioners[j % len(practitioners)], j // len(practitioners))
 # 1 000 appointments for the busy practitioner: 40 a day (of 48 half hours), 25 days.
 with open(f"{work}/busy.txt", "w") as out:
     slots = [d * 48 + s for d in range(25) for s in random.sample(range(48), 40)]
-    for n, slot in enumerate(slots):
-        out.write(body(patients[-1 - n], busy, slot) + "\n")
+    for patient, slot in zip(busy_patients, slots):
+        book(out, patient, busy, slot)
 # Weeks of availability starting at random half hours of those 25 days.
 with open(f"{work}/availability.txt", "w") as out:
     for _ in range(1000):
