@@ -9,7 +9,7 @@ use kit::{RequestContext, auth::Action as _};
 use serde_json::json;
 
 use crate::{
-    audit::{self, AuditEvent, AuditLog, AuditQuery, AuditRecord},
+    audit::{self, AuditEvent, AuditLog, AuditQuery, AuditRecord, AuditedReads},
     domain::{Patient, PatientDraft, PatientId},
     error::{Error, Result},
     policy::Action,
@@ -23,11 +23,17 @@ pub struct PatientAccess {
     records: PatientRepository,
     registrar: Registrar,
     audit: AuditLog,
+    reads: AuditedReads,
 }
 
 impl PatientAccess {
-    pub fn new(records: PatientRepository, registrar: Registrar, audit: AuditLog) -> Self {
-        Self { records, registrar, audit }
+    pub fn new(
+        records: PatientRepository,
+        registrar: Registrar,
+        audit: AuditLog,
+        reads: AuditedReads,
+    ) -> Self {
+        Self { records, registrar, audit, reads }
     }
 
     /// 403 unless the caller may do `action`; the refusal is audited first.
@@ -78,13 +84,11 @@ impl PatientAccess {
 
     /// Reads a patient; the read is audited whatever the outcome, before anything is answered.
     pub async fn read(&self, ctx: &RequestContext, id: PatientId) -> Result<Patient> {
-        let (outcome, result) = match self.records.get(id).await? {
-            None => ("not_found", Err(Error::NotFound)),
-            Some(patient) if !patient.active => ("gone", Err(Error::Gone)),
-            Some(patient) => ("ok", Ok(patient)),
-        };
-        self.audit.record(AuditEvent::new(ctx, Action::Read, Some(id), outcome)).await?;
-        result
+        match self.reads.read(id, AuditEvent::new(ctx, Action::Read, Some(id), "ok")).await? {
+            None => Err(Error::NotFound),
+            Some(patient) if !patient.active => Err(Error::Gone),
+            Some(patient) => Ok(patient),
+        }
     }
 
     /// Every version of a patient record, newest first; audited whatever the outcome.

@@ -32,6 +32,10 @@ pub enum Error {
     Stopping,
     #[error("the database is unavailable or busy")]
     DatabaseUnavailable,
+    /// Reading records failed for a reason other than the database's availability (logged
+    /// where it happened, for the whole batch of reads).
+    #[error("the records could not be read")]
+    ReadFailed,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -66,8 +70,9 @@ impl From<Error> for Problem {
             }
             Error::Stopping => Problem::unavailable("the service is stopping; try again"),
             Error::DatabaseUnavailable => {
-                Problem::unavailable("the database is unavailable or busy; nothing was written")
+                Problem::unavailable("the database is unavailable or busy; nothing was done, try again")
             }
+            Error::ReadFailed => Problem::internal(&err),
             Error::Database(err) => kit::db::problem(err),
         }
     }

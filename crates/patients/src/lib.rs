@@ -43,8 +43,14 @@ use tokio::net::TcpListener;
 use proto::patients::v1::patient_directory_server::PatientDirectoryServer;
 
 use crate::{
-    access::PatientAccess, audit::AuditLog, billing::BillingPublisher, directory::Directory,
-    events::PatientEvents, http::PatientsState, records::PatientRepository, registration::Registrar,
+    access::PatientAccess,
+    audit::{AuditLog, AuditedReads},
+    billing::BillingPublisher,
+    directory::Directory,
+    events::PatientEvents,
+    http::PatientsState,
+    records::PatientRepository,
+    registration::Registrar,
 };
 
 /// The service's migrations, embedded in the binary.
@@ -147,7 +153,7 @@ pub struct State {
     pub http: HttpConfig,
 }
 
-/// Connects to the database and starts on `background` the audit writer, the registrar and
+/// Connects to the database and starts on `background` the audit writer, the audited reads, the registrar and
 /// the outbox relays (to the broker, and to billing).
 pub async fn build(config: &Config, background: &Background) -> Result<State, BoxError> {
     let pool = SCHEMA.connect(&config.db).await?;
@@ -162,7 +168,8 @@ pub async fn build(config: &Config, background: &Background) -> Result<State, Bo
     }
     let registrar = Registrar::start(pool.clone(), config.events.clone(), relays.clone(), background);
     let records = PatientRepository::new(pool.clone(), config.events.clone(), relays);
-    let access = PatientAccess::new(records, registrar, audit);
+    let reads = AuditedReads::start(pool.clone(), background);
+    let access = PatientAccess::new(records, registrar, audit, reads);
     Ok(State {
         pool,
         api: PatientsState {

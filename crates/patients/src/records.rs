@@ -122,6 +122,18 @@ pub struct PatientVersion {
     pub patient: Patient,
 }
 
+/// The records with these ids, active or not, in no particular order (an unknown id has none;
+/// one asked twice comes once). Reads by id are fetched many at a time by
+/// [`crate::audit::AuditedReads`].
+pub(crate) async fn by_ids(pool: &PgPool, ids: &[PatientId]) -> sqlx::Result<Vec<Patient>> {
+    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+    let rows: Vec<PatientRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = ANY($1)"))
+        .bind(ids)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(Patient::from).collect())
+}
+
 #[derive(Clone)]
 pub struct PatientRepository {
     pool: PgPool,
@@ -143,16 +155,6 @@ impl PatientRepository {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// The record with this id, active or not.
-    pub async fn get(&self, id: PatientId) -> Result<Option<Patient>> {
-        let row: Option<PatientRow> =
-            sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = $1"))
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.map(Patient::from))
     }
 
     /// Replaces a patient's data if it is still at `expected_version`, recording `change`.

@@ -1,14 +1,17 @@
 //! The audit trail: who created, read, searched, changed or deactivated which patient record.
 //!
 //! Writes are audited atomically with the change (in the same statement or transaction, see
-//! [`crate::records`]), so a change and its audit row commit together or not at all. Reads and
-//! searches are audited through the group-committing [`AuditLog`], which answers each request
+//! [`crate::records`]), so a change and its audit row commit together or not at all. Reads by
+//! id are fetched and audited many at a time by [`AuditedReads`]; searches, histories and
+//! refusals are audited through the group-committing [`AuditLog`]. Both answer each request
 //! only once its row is durable. Every audit row is written by the one statement of
 //! [`insert_sql`].
 
+mod reader;
 mod writer;
 
 use kit::{RequestContext, tasks::Background};
+pub use reader::AuditedReads;
 use serde_json::Value;
 use sqlx::{PgExecutor, PgPool, Postgres, postgres::PgArguments, query::Query};
 use uuid::Uuid;

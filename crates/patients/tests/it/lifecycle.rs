@@ -259,6 +259,87 @@ async fn every_access_is_audited_without_identifying_data() {
     assert_eq!(count, 7);
 }
 
+/// Reads arriving together are fetched and audited together; each keeps its own answer and
+/// its own audit row.
+#[tokio::test]
+async fn reads_at_once_are_each_answered_and_audited_with_what_they_found() {
+    let app = TestApp::spawn().await;
+    let active = app.register_named("Ada", "Present").await;
+    let deactivated = app.register_named("Bo", "Former").await;
+    assert_eq!(
+        app.delete(&format!("/api/patients/{deactivated}"), Some("\"1\"")).await.status(),
+        StatusCode::NO_CONTENT
+    );
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let asked: Vec<(&str, StatusCode)> = [
+        (active.as_str(), StatusCode::OK),
+        (deactivated.as_str(), StatusCode::GONE),
+        (unknown.as_str(), StatusCode::NOT_FOUND),
+    ]
+    .into_iter()
+    .cycle()
+    .take(60)
+    .collect();
+    let app = &app;
+    let answers = futures_util::future::join_all(asked.iter().map(|(id, _)| async move {
+        let response = app.get(&format!("/api/patients/{id}")).await;
+        (response.status(), response.json::<Value>().await.expect("json"))
+    }))
+    .await;
+    for ((id, expected), (status, body)) in asked.iter().zip(&answers) {
+        assert_eq!(status, expected, "{id}: {body}");
+        if *status == StatusCode::OK {
+            assert_eq!(body["id"], *id, "each read gets its own record");
+            assert_eq!(body["familyName"], "Present");
+        }
+    }
+    let audited: Vec<(String, String, i64)> = sqlx::query_as(
+        "SELECT patient_id::text, outcome, count(*) FROM audit_events WHERE action = 'read'
+         GROUP BY 1, 2 ORDER BY 3, 2",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit rows");
+    assert_eq!(
+        audited,
+        [
+            (deactivated, "gone".to_owned(), 20),
+            (unknown, "not_found".to_owned(), 20),
+            (active, "ok".to_owned(), 20)
+        ]
+    );
+}
+
+/// No record is shown whose read could not be audited.
+#[tokio::test]
+async fn a_read_that_cannot_be_audited_is_refused_with_503() {
+    let app = TestApp::spawn().await;
+    let id = app.register_named("Unseen", "Record").await;
+    // The service's own role owns nothing; the table's owner adds a trigger that fails reads' rows.
+    let owner = sqlx::PgPool::connect_with(app.db_options().clone()).await.expect("owner");
+    sqlx::raw_sql(
+        "CREATE FUNCTION patients.refuse_reads() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'audit storage refused the row'; END $$;
+         CREATE TRIGGER refuse_reads BEFORE INSERT ON patients.audit_events FOR EACH ROW
+             WHEN (NEW.action = 'read') EXECUTE FUNCTION patients.refuse_reads();",
+    )
+    .execute(&owner)
+    .await
+    .expect("trigger");
+    let response = app.get(&format!("/api/patients/{id}")).await;
+    let body = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await.to_string();
+    assert!(body.contains("audit"), "{body}");
+    assert!(!body.contains("Unseen") && !body.contains("Record"), "no patient data: {body}");
+
+    sqlx::raw_sql("DROP TRIGGER refuse_reads ON patients.audit_events").execute(&owner).await.expect("drop");
+    assert_eq!(app.get(&format!("/api/patients/{id}")).await.status(), StatusCode::OK);
+    let outcomes: Vec<String> = sqlx::query_scalar("SELECT outcome FROM audit_events WHERE action = 'read'")
+        .fetch_all(&app.pool)
+        .await
+        .expect("rows");
+    assert_eq!(outcomes, ["ok"], "only the read that was served is in the trail");
+}
+
 #[tokio::test]
 async fn a_database_outage_answers_503_not_500() {
     let app = TestApp::spawn().await;

@@ -1,0 +1,115 @@
+//! Reads by id, fetched together and audited together.
+//!
+//! A read by id is one row by its primary key. Alone, it costs PostgreSQL a statement and pms
+//! a round trip before its audit row even joins a commit. The reader takes the reads of many
+//! concurrent requests ([`kit::batch`]), fetches their records in one statement, writes their
+//! audit rows, each with its read's outcome (`ok`, `not_found`, `gone`), in a second, and
+//! answers each request only once those rows are committed: as with the [`AuditLog`](super::AuditLog),
+//! no record is shown unaudited, and a record that could not be audited is not shown (503).
+
+use std::collections::HashMap;
+
+use kit::{
+    batch::{Batcher, Limits},
+    tasks::Background,
+};
+use sqlx::PgPool;
+
+use super::AuditEvent;
+use crate::{
+    domain::{Patient, PatientId},
+    error::Error,
+    records,
+};
+
+/// Reads fetched in one statement at most, and reads waiting at most (more wait for room).
+/// One batch is read and committed at a time: two in flight (tried) made more, smaller
+/// commits and served 10-25 % fewer reads (docs/benchmarks.md, 2026-12-05 fourth session).
+const LIMITS: Limits = Limits { queue: 8192, max_batch: 512 };
+
+/// Why a read was not answered with its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failed {
+    /// The records could not be fetched: the database is down or busy.
+    DatabaseUnavailable,
+    /// The records could not be fetched for another reason (logged).
+    Database,
+    /// The audit rows could not be committed.
+    Audit,
+}
+
+/// One read: the record asked for and its audit row (whose outcome the reader fills in).
+struct Read {
+    id: PatientId,
+    audit: AuditEvent,
+}
+
+/// Hands reads by id to the reading task. Cheap to clone.
+#[derive(Clone)]
+pub struct AuditedReads {
+    batcher: Batcher<Read, Result<Option<Patient>, Failed>>,
+}
+
+impl AuditedReads {
+    /// Starts the reading task on `background`; it stops when the background work stops, after
+    /// answering every read handed to it before.
+    pub fn start(pool: PgPool, background: &Background) -> Self {
+        let batcher = Batcher::start(background, "audited reads", LIMITS, move |reads| {
+            let pool = pool.clone();
+            async move { read_together(&pool, reads).await }
+        });
+        Self { batcher }
+    }
+
+    /// The record `id`, active or not (`None` if there is none), once the read is audited by
+    /// `audit` (an event for [`Action::Read`](crate::policy::Action::Read) of `id`, whose
+    /// outcome is set here).
+    pub async fn read(&self, id: PatientId, audit: AuditEvent) -> Result<Option<Patient>, Error> {
+        match self.batcher.submit(Read { id, audit }).await {
+            Ok(Ok(patient)) => Ok(patient),
+            Ok(Err(Failed::DatabaseUnavailable)) => Err(Error::DatabaseUnavailable),
+            Ok(Err(Failed::Database)) => Err(Error::ReadFailed),
+            Ok(Err(Failed::Audit)) => Err(super::AuditUnavailable.into()),
+            Err(_) => Err(Error::Stopping),
+        }
+    }
+}
+
+/// What a read of this record is audited as.
+fn outcome(patient: Option<&Patient>) -> &'static str {
+    match patient {
+        None => "not_found",
+        Some(patient) if !patient.active => "gone",
+        Some(_) => "ok",
+    }
+}
+
+/// Fetches the records of `reads` in one statement, then commits their audit rows in another;
+/// answers for each read its record, or why there is none to show.
+async fn read_together(pool: &PgPool, reads: Vec<Read>) -> Vec<Result<Option<Patient>, Failed>> {
+    let ids: Vec<PatientId> = reads.iter().map(|read| read.id).collect();
+    let found = match records::by_ids(pool, &ids).await {
+        Ok(found) => found,
+        Err(err) => {
+            let failed = if kit::db::is_unavailable(&err) {
+                tracing::warn!(error = %err, reads = reads.len(), "database unavailable; cannot read patients");
+                Failed::DatabaseUnavailable
+            } else {
+                tracing::error!(error = %err, reads = reads.len(), "cannot read patients");
+                Failed::Database
+            };
+            return vec![Err(failed); reads.len()];
+        }
+    };
+    let found: HashMap<PatientId, Patient> = found.into_iter().map(|patient| (patient.id, patient)).collect();
+    let answers: Vec<Option<Patient>> = ids.iter().map(|id| found.get(id).cloned()).collect();
+    let events: Vec<AuditEvent> = reads
+        .into_iter()
+        .zip(&answers)
+        .map(|(read, patient)| AuditEvent { outcome: outcome(patient.as_ref()), ..read.audit })
+        .collect();
+    if super::writer::commit(pool, events).await.first() != Some(&true) {
+        return vec![Err(Failed::Audit); answers.len()];
+    }
+    answers.into_iter().map(Ok).collect()
+}
