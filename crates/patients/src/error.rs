@@ -32,10 +32,6 @@ pub enum Error {
     Stopping,
     #[error("the database is unavailable or busy")]
     DatabaseUnavailable,
-    /// Reading records failed for a reason other than the database's availability (logged
-    /// where it happened, for the whole batch of reads).
-    #[error("the records could not be read")]
-    ReadFailed,
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -72,7 +68,6 @@ impl From<Error> for Problem {
             Error::DatabaseUnavailable => {
                 Problem::unavailable("the database is unavailable or busy; nothing was done, try again")
             }
-            Error::ReadFailed => Problem::internal(&err),
             Error::Database(err) => kit::db::problem(err),
         }
     }

@@ -123,12 +123,27 @@ pub struct PatientVersion {
 }
 
 /// The records with these ids, active or not, in no particular order (an unknown id has none;
-/// one asked twice comes once). Reads by id are fetched many at a time by
+/// one asked twice comes once), read by the statement that also writes `audits`, the reads'
+/// audit rows: the rows come back only once they are committed, and each row's outcome is
+/// what the statement found for its patient (`ok`, `gone` or `not_found`; the outcome
+/// each event holds is not used). Reads by id are fetched many at a time this way by
 /// [`crate::audit::AuditedReads`].
-pub(crate) async fn by_ids(pool: &PgPool, ids: &[PatientId]) -> sqlx::Result<Vec<Patient>> {
+pub(crate) async fn read_audited(
+    pool: &PgPool,
+    ids: &[PatientId],
+    audits: &[&AuditEvent],
+) -> sqlx::Result<Vec<Patient>> {
     let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
-    let rows: Vec<PatientRow> = sqlx::query_as(&format!("SELECT {COLUMNS} FROM patients WHERE id = ANY($1)"))
+    let found = "coalesce((SELECT CASE WHEN f.active THEN 'ok' ELSE 'gone' END FROM found f WHERE f.id = p), 'not_found')";
+    let sql = format!(
+        "WITH found AS (SELECT {COLUMNS} FROM patients WHERE id = ANY($11)),
+              audited AS ({})
+         SELECT * FROM found",
+        audit::insert_sql_with_outcome(1, found)
+    );
+    let rows: Vec<PatientRow> = audit::bind_rows(sqlx::query(&sql), audits)
         .bind(ids)
+        .try_map(|row: sqlx::postgres::PgRow| <PatientRow as sqlx::FromRow<_>>::from_row(&row))
         .fetch_all(pool)
         .await?;
     Ok(rows.into_iter().map(Patient::from).collect())

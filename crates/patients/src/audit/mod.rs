@@ -80,13 +80,20 @@ impl AuditEvent {
 
 /// The statement that writes audit rows, one per element of ten array parameters bound
 /// from `$first` on by [`bind_rows`]. Standalone, in a transaction, or as the last part of a
-/// registration's statement: every audit row in the service is written by this text.
+/// registration's or a batch of reads' statement: every audit row in the service is written by
+/// this text.
 pub fn insert_sql(first: usize) -> String {
+    insert_sql_with_outcome(first, "o")
+}
+
+/// [`insert_sql`], with each row's outcome the SQL expression `outcome` instead of the bound
+/// one; it may use the row's patient id as `p` (a read's outcome is what its statement found).
+pub(crate) fn insert_sql_with_outcome(first: usize, outcome: &str) -> String {
     let p = |i: usize| format!("${}", first + i);
     format!(
         "INSERT INTO audit_events (action, patient_id, outcome, details, request_id, actor_id, actor_roles,
                                    client_address, user_agent, client_request_id)
-         SELECT a, p, o, d::jsonb, r, ac, coalesce(string_to_array(NULLIF(ro, ''), ','), '{{}}'), ca, ua, cr
+         SELECT a, p, {outcome}, d::jsonb, r, ac, coalesce(string_to_array(NULLIF(ro, ''), ','), '{{}}'), ca, ua, cr
          FROM unnest({}::text[], {}::uuid[], {}::text[], {}::text[], {}::text[], {}::text[], {}::text[],
                      {}::text[], {}::text[], {}::text[])
               AS t(a, p, o, d, r, ac, ro, ca, ua, cr)",

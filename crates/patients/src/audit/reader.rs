@@ -2,10 +2,11 @@
 //!
 //! A read by id is one row by its primary key. Alone, it costs PostgreSQL a statement and pms
 //! a round trip before its audit row even joins a commit. The reader takes the reads of many
-//! concurrent requests ([`kit::batch`]), fetches their records in one statement, writes their
-//! audit rows, each with its read's outcome (`ok`, `not_found`, `gone`), in a second, and
-//! answers each request only once those rows are committed: as with the [`AuditLog`](super::AuditLog),
-//! no record is shown unaudited, and a record that could not be audited is not shown (503).
+//! concurrent requests ([`kit::batch`]) and runs one statement for them all
+//! ([`records::read_audited`]): it fetches their records and writes their audit rows, each
+//! with its read's outcome (`ok`, `not_found`, `gone`), and its rows come back only once it
+//! has committed. As with the [`AuditLog`](super::AuditLog), no record is shown unaudited,
+//! and a read that could not be audited is not shown (503).
 
 use std::collections::HashMap;
 
@@ -30,11 +31,9 @@ const LIMITS: Limits = Limits { queue: 8192, max_batch: 512 };
 /// Why a read was not answered with its record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Failed {
-    /// The records could not be fetched: the database is down or busy.
+    /// The database is down or busy.
     DatabaseUnavailable,
-    /// The records could not be fetched for another reason (logged).
-    Database,
-    /// The audit rows could not be committed.
+    /// The statement failed otherwise: the reads were not audited (logged).
     Audit,
 }
 
@@ -68,48 +67,31 @@ impl AuditedReads {
         match self.batcher.submit(Read { id, audit }).await {
             Ok(Ok(patient)) => Ok(patient),
             Ok(Err(Failed::DatabaseUnavailable)) => Err(Error::DatabaseUnavailable),
-            Ok(Err(Failed::Database)) => Err(Error::ReadFailed),
             Ok(Err(Failed::Audit)) => Err(super::AuditUnavailable.into()),
             Err(_) => Err(Error::Stopping),
         }
     }
 }
 
-/// What a read of this record is audited as.
-fn outcome(patient: Option<&Patient>) -> &'static str {
-    match patient {
-        None => "not_found",
-        Some(patient) if !patient.active => "gone",
-        Some(_) => "ok",
-    }
-}
-
-/// Fetches the records of `reads` in one statement, then commits their audit rows in another;
-/// answers for each read its record, or why there is none to show.
+/// Fetches the records of `reads` and commits their audit rows in one statement; answers for
+/// each read its record, or why there is none to show.
 async fn read_together(pool: &PgPool, reads: Vec<Read>) -> Vec<Result<Option<Patient>, Failed>> {
     let ids: Vec<PatientId> = reads.iter().map(|read| read.id).collect();
-    let found = match records::by_ids(pool, &ids).await {
+    let audits: Vec<&AuditEvent> = reads.iter().map(|read| &read.audit).collect();
+    let found = match records::read_audited(pool, &ids, &audits).await {
         Ok(found) => found,
         Err(err) => {
             let failed = if kit::db::is_unavailable(&err) {
                 tracing::warn!(error = %err, reads = reads.len(), "database unavailable; cannot read patients");
                 Failed::DatabaseUnavailable
             } else {
-                tracing::error!(error = %err, reads = reads.len(), "cannot read patients");
-                Failed::Database
+                tracing::error!(error = %err, reads = reads.len(), "cannot audit reads of patients");
+                Failed::Audit
             };
             return vec![Err(failed); reads.len()];
         }
     };
+    metrics::histogram!("audit_batch_rows").record(reads.len() as f64);
     let found: HashMap<PatientId, Patient> = found.into_iter().map(|patient| (patient.id, patient)).collect();
-    let answers: Vec<Option<Patient>> = ids.iter().map(|id| found.get(id).cloned()).collect();
-    let events: Vec<AuditEvent> = reads
-        .into_iter()
-        .zip(&answers)
-        .map(|(read, patient)| AuditEvent { outcome: outcome(patient.as_ref()), ..read.audit })
-        .collect();
-    if super::writer::commit(pool, events).await.first() != Some(&true) {
-        return vec![Err(Failed::Audit); answers.len()];
-    }
-    answers.into_iter().map(Ok).collect()
+    ids.iter().map(|id| Ok(found.get(id).cloned())).collect()
 }

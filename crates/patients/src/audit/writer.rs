@@ -50,7 +50,7 @@ impl AuditLog {
 }
 
 /// Writes `events` in one statement; answers for each whether it is committed.
-pub(super) async fn commit(pool: &PgPool, events: Vec<AuditEvent>) -> Vec<bool> {
+async fn commit(pool: &PgPool, events: Vec<AuditEvent>) -> Vec<bool> {
     let rows: Vec<&AuditEvent> = events.iter().collect();
     let committed = match super::insert(pool, &rows).await {
         Ok(()) => true,
