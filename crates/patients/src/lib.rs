@@ -153,8 +153,8 @@ pub struct State {
     pub http: HttpConfig,
 }
 
-/// Connects to the database and starts on `background` the audit writer, the audited reads, the registrar and
-/// the outbox relays (to the broker, and to billing).
+/// Connects to the database and starts on `background` the audit writer, the audited reads,
+/// the registrar and the outbox relays (to the broker, and to billing).
 pub async fn build(config: &Config, background: &Background) -> Result<State, BoxError> {
     let pool = SCHEMA.connect(&config.db).await?;
     audit::keep_partitions(pool.clone(), background).await;
