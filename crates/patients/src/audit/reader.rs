@@ -24,8 +24,8 @@ use crate::{
 };
 
 /// Reads fetched in one statement at most, and reads waiting at most (more wait for room).
-/// One batch is read and committed at a time: two in flight (tried) made more, smaller
-/// commits and served 10-25 % fewer reads (docs/benchmarks.md, 2026-12-05 fourth session).
+/// One batch is read and committed at a time: two in flight (tried, when a batch was still
+/// two statements) made more, smaller commits and served 10-25 % fewer reads (docs/benchmarks.md, 2026-12-05 fourth session).
 const LIMITS: Limits = Limits { queue: 8192, max_batch: 512 };
 
 /// Why a read was not answered with its record.
@@ -37,7 +37,7 @@ enum Failed {
     Audit,
 }
 
-/// One read: the record asked for and its audit row (whose outcome the reader fills in).
+/// One read: the record asked for and its audit row (whose outcome the statement sets).
 struct Read {
     id: PatientId,
     audit: AuditEvent,
@@ -61,8 +61,8 @@ impl AuditedReads {
     }
 
     /// The record `id`, active or not (`None` if there is none), once the read is audited by
-    /// `audit` (an event for [`Action::Read`](crate::policy::Action::Read) of `id`, whose
-    /// outcome is set here).
+    /// `audit` (an event for [`Action::Read`](crate::policy::Action::Read) of `id`; the
+    /// statement sets its outcome from what it found).
     pub async fn read(&self, id: PatientId, audit: AuditEvent) -> Result<Option<Patient>, Error> {
         match self.batcher.submit(Read { id, audit }).await {
             Ok(Ok(patient)) => Ok(patient),
