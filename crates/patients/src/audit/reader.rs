@@ -24,8 +24,8 @@ use crate::{
 };
 
 /// Reads fetched in one statement at most, and reads waiting at most (more wait for room).
-/// One batch is read and committed at a time: two in flight (tried, when a batch was still
-/// two statements) made more, smaller commits and served 10-25 % fewer reads (docs/benchmarks.md, 2026-12-05 fourth session).
+/// One batch is read and committed at a time: two in flight (tried) made more, smaller
+/// commits and served 30-35 % fewer reads (docs/benchmarks.md, 2026-12-05 fourth session).
 const LIMITS: Limits = Limits { queue: 8192, max_batch: 512 };
 
 /// Why a read was not answered with its record.
