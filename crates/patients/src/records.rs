@@ -122,27 +122,22 @@ pub struct PatientVersion {
     pub patient: Patient,
 }
 
-/// The records with these ids, active or not, in no particular order (an unknown id has none;
-/// one asked twice comes once), read by the statement that also writes `audits`, the reads'
-/// audit rows: the rows come back only once they are committed, and each row's outcome is
-/// what the statement found for its patient (`ok`, `gone` or `not_found`; the outcome
-/// each event holds is not used). Reads by id are fetched many at a time this way by
-/// [`crate::audit::AuditedReads`].
-pub(crate) async fn read_audited(
-    pool: &PgPool,
-    ids: &[PatientId],
-    audits: &[&AuditEvent],
-) -> sqlx::Result<Vec<Patient>> {
-    let ids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+/// The records of the patients `audits` name, active or not, in no particular order (an
+/// unknown id has none; one asked twice comes once), read by the statement that also writes
+/// `audits`, the reads' audit rows: the statement reads exactly the patients its audit rows
+/// name, its rows come back only once it has committed, and each audit row's outcome is what
+/// it found for its patient (`ok`, `gone` or `not_found`; the outcome each event holds is not
+/// used). Reads by id are fetched many at a time this way by [`crate::audit::AuditedReads`].
+pub(crate) async fn read_audited(pool: &PgPool, audits: &[&AuditEvent]) -> sqlx::Result<Vec<Patient>> {
     let found = "coalesce((SELECT CASE WHEN f.active THEN 'ok' ELSE 'gone' END FROM found f WHERE f.id = p), 'not_found')";
     let sql = format!(
-        "WITH found AS (SELECT {COLUMNS} FROM patients WHERE id = ANY($11)),
+        "WITH found AS (SELECT {COLUMNS} FROM patients WHERE id = ANY({})),
               audited AS ({})
          SELECT * FROM found",
+        audit::patient_ids_param(1),
         audit::insert_sql_with_outcome(1, found)
     );
     let rows: Vec<PatientRow> = audit::bind_rows(sqlx::query(&sql), audits)
-        .bind(ids)
         .try_map(|row: sqlx::postgres::PgRow| <PatientRow as sqlx::FromRow<_>>::from_row(&row))
         .fetch_all(pool)
         .await?;

@@ -86,6 +86,12 @@ pub fn insert_sql(first: usize) -> String {
     insert_sql_with_outcome(first, "o")
 }
 
+/// The parameter of [`insert_sql`]'s statement (bound from `$first` on) that holds the rows'
+/// patient ids, for a statement that also reads those patients.
+pub(crate) fn patient_ids_param(first: usize) -> String {
+    format!("${}", first + 1)
+}
+
 /// [`insert_sql`], with each row's outcome the SQL expression `outcome` instead of the bound
 /// one; it may use the row's patient id as `p` (a read's outcome is what its statement found).
 pub(crate) fn insert_sql_with_outcome(first: usize, outcome: &str) -> String {

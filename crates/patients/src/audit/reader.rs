@@ -78,7 +78,7 @@ impl AuditedReads {
 async fn read_together(pool: &PgPool, reads: Vec<Read>) -> Vec<Result<Option<Patient>, Failed>> {
     let ids: Vec<PatientId> = reads.iter().map(|read| read.id).collect();
     let audits: Vec<&AuditEvent> = reads.iter().map(|read| &read.audit).collect();
-    let found = match records::read_audited(pool, &ids, &audits).await {
+    let found = match records::read_audited(pool, &audits).await {
         Ok(found) => found,
         Err(err) => {
             let failed = if kit::db::is_unavailable(&err) {
