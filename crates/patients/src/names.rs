@@ -172,11 +172,14 @@ pub struct WordQuery {
 /// A query of several words: every word must match a name word at least with one typo.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WordsQuery {
-    /// `e:` keys, one per word: all present means an exact match (rank 0).
+    /// The words joined as a family name's sort key: a family name that is exactly the query
+    /// ranks first (rank 0, "van dijk": Anna Van Dijk), read in order like a one-word query.
+    pub family: String,
+    /// `e:` keys, one per word: all present means every word is a whole name word (rank 1).
     pub exact: Vec<String>,
-    /// `p:` keys, one per word: all present means every word is a prefix (rank 1).
+    /// `p:` keys, one per word: all present means every word is a prefix (rank 2).
     pub prefix: Vec<String>,
-    /// Per word, the keys any of which makes that word match (else rank 2 or no match).
+    /// Per word, the keys any of which makes that word match (else rank 3 or no match).
     pub fuzzy: Vec<Vec<String>>,
 }
 
@@ -204,6 +207,7 @@ impl NameQuery {
             }
             n if n > MAX_QUERY_WORDS => Err("must have at most 5 words"),
             _ => Ok(NameQuery::Words(WordsQuery {
+                family: words.join(" "),
                 exact: words.iter().map(|w| format!("e:{w}")).collect(),
                 prefix: words.iter().map(|w| format!("p:{w}")).collect(),
                 fuzzy: words.iter().map(|w| word_keys(w)).collect(),
@@ -243,12 +247,14 @@ impl NameQuery {
             NameQuery::Words(q) => {
                 if !q.fuzzy.iter().all(|word_keys| word_keys.iter().any(has)) {
                     None
-                } else if q.exact.iter().all(has) {
+                } else if sort_key(family) == q.family {
                     Some(0)
-                } else if q.prefix.iter().all(has) {
+                } else if q.exact.iter().all(has) {
                     Some(1)
-                } else {
+                } else if q.prefix.iter().all(has) {
                     Some(2)
+                } else {
+                    Some(3)
                 }
             }
         }
@@ -315,11 +321,21 @@ mod tests {
 
     #[test]
     fn every_word_of_the_query_must_match() {
-        assert_eq!(rank("john smith", "John", "Smith"), Some(0));
-        assert_eq!(rank("smith john", "John", "Smith"), Some(0));
-        assert_eq!(rank("john smi", "John", "Smith"), Some(1));
-        assert_eq!(rank("jhon smith", "John", "Smith"), Some(2));
+        assert_eq!(rank("john smith", "John", "Smith"), Some(1));
+        assert_eq!(rank("smith john", "John", "Smith"), Some(1));
+        assert_eq!(rank("john smi", "John", "Smith"), Some(2));
+        assert_eq!(rank("jhon smith", "John", "Smith"), Some(3));
         assert_eq!(rank("john jones", "John", "Smith"), None);
+    }
+
+    #[test]
+    fn words_that_are_the_whole_family_name_rank_first() {
+        assert_eq!(rank("van dijk", "Anna", "Van Dijk"), Some(0));
+        assert_eq!(rank("VAN-DIJK", "Anna", "van Dijk"), Some(0));
+        // The same words split between given and family name, or in another order.
+        assert_eq!(rank("van dijk", "Van", "Dijk"), Some(1));
+        assert_eq!(rank("dijk van", "Anna", "Van Dijk"), Some(1));
+        assert_eq!(rank("van dijk", "Anna", "Van Dijkstra"), Some(2));
     }
 
     #[test]

@@ -97,7 +97,7 @@ impl PatientRepository {
                 .await?
             }
             Some(NameQuery::Words(words)) => {
-                self.search_ranks(0..=2i16, limit, after, |rank, rows, cursor| {
+                self.search_ranks(0..=3i16, limit, after, |rank, rows, cursor| {
                     words_rank_query(filter, words, rank, rows, cursor)
                 })
                 .await?
@@ -142,11 +142,17 @@ impl PatientRepository {
     }
 }
 
-/// One rank of a query of several words ([`NameQuery::rank`]): 0, every word is a whole name
-/// word; 1, every word starts a name word (and not rank 0); 2, every word matches with at most
-/// one typo (and not rank 1). A whole word is also a prefix, and a prefix also a typo match,
-/// so ranks 0 and 1 need only their own keys; each rank reads its matches through the GIN
-/// index and sorts only them.
+/// One rank of a query of several words ([`NameQuery::rank`]): 0, the family name is the
+/// words ("van dijk": Anna Van Dijk); 1, every word is a whole name word (and not rank 0);
+/// 2, every word starts a name word (and not rank 1); 3, every word matches with at most one
+/// typo (and not rank 2).
+///
+/// Rank 0 is one range of the family-ordered index, read in order like a one-word query's
+/// family tier, so a page of a common family name of two words costs about its own rows. The
+/// other ranks read their matches through the GIN index and sort only them; a whole word is
+/// also a prefix, and a prefix also a typo match, so ranks 1 and 2 need only their own keys.
+/// (Before rank 0 existed, a query naming a common two-word family name sorted every patient
+/// of that family: 14 ms a search among a million patients; docs/benchmarks.md.)
 fn words_rank_query<'a>(
     filter: &'a SearchFilter,
     q: &'a WordsQuery,
@@ -154,6 +160,16 @@ fn words_rank_query<'a>(
     rows: usize,
     cursor: Option<&'a Position>,
 ) -> QueryBuilder<'a, Postgres> {
+    if rank == 0 {
+        let mut sql = QueryBuilder::new(format!(
+            "SELECT {COLUMNS}, 0::smallint AS rank, family_sort AS k1, given_sort AS k2 \
+             FROM patients WHERE active AND family_sort = "
+        ));
+        sql.push_bind(&q.family);
+        push_filters(&mut sql, filter);
+        push_page(&mut sql, ("family_sort", "given_sort"), false, cursor, rows);
+        return sql;
+    }
     // The matches are found through the GIN index and then sorted (`OFFSET 0` keeps the
     // planner from walking the whole name-ordered index instead, filtering row by row, which
     // took seconds when matches were rare among a million patients).
@@ -162,10 +178,11 @@ fn words_rank_query<'a>(
          FROM patients WHERE active"
     ));
     match rank {
-        0 => {
-            sql.push(" AND name_keys @> ").push_bind(&q.exact);
-        }
         1 => {
+            sql.push(" AND name_keys @> ").push_bind(&q.exact);
+            sql.push(" AND family_sort <> ").push_bind(&q.family);
+        }
+        2 => {
             sql.push(" AND name_keys @> ").push_bind(&q.prefix);
             sql.push(" AND NOT name_keys @> ").push_bind(&q.exact);
         }
@@ -361,12 +378,19 @@ mod tests {
     fn each_rank_of_several_words_reads_only_its_own_matches() {
         let filter = SearchFilter { name: NameQuery::parse("anna smith").ok(), ..Default::default() };
         let Some(NameQuery::Words(words)) = &filter.name else { panic!("two words") };
-        let exact = words_rank_query(&filter, words, 0, 21, None).into_sql();
-        assert!(exact.contains("AND name_keys @> $1 OFFSET 0) AS matches"), "{exact}");
-        assert!(exact.ends_with("ORDER BY k1, k2, id LIMIT $2"), "{exact}");
-        let prefix = words_rank_query(&filter, words, 1, 21, None).into_sql();
+        let family = words_rank_query(&filter, words, 0, 21, None).into_sql();
+        assert!(
+            family
+                .contains("WHERE active AND family_sort = $1 ORDER BY family_sort, given_sort, id LIMIT $2"),
+            "{family}"
+        );
+        assert!(!family.contains("name_keys"), "{family}");
+        let exact = words_rank_query(&filter, words, 1, 21, None).into_sql();
+        assert!(exact.contains("AND name_keys @> $1 AND family_sort <> $2 OFFSET 0) AS matches"), "{exact}");
+        assert!(exact.ends_with("ORDER BY k1, k2, id LIMIT $3"), "{exact}");
+        let prefix = words_rank_query(&filter, words, 2, 21, None).into_sql();
         assert!(prefix.contains("name_keys @> $1 AND NOT name_keys @> $2"), "{prefix}");
-        let typos = words_rank_query(&filter, words, 2, 21, None).into_sql();
+        let typos = words_rank_query(&filter, words, 3, 21, None).into_sql();
         assert!(typos.contains("name_keys && $1 AND name_keys && $2 AND NOT name_keys @> $3"), "{typos}");
     }
 }

@@ -87,6 +87,29 @@ async fn several_words_must_all_match_and_exact_ranks_first() {
     assert_eq!(all_pages(&app, "name=john%20smith", 1).await, one_page);
 }
 
+/// A query that is a whole family name of several words ranks that family first, read in
+/// the family name's order, before the same words split between given and family name.
+#[tokio::test]
+async fn words_that_are_a_family_name_rank_that_family_first() {
+    let app = TestApp::spawn().await;
+    app.register_named("Van", "Dijk").await; // the words, but split: rank 1
+    app.register_named("Piet", "van Dijk").await; // the family name: rank 0
+    app.register_named("Anna", "Van Dijkstra").await; // prefixes: rank 2
+    app.register_named("Anna", "Van Dijk").await; // the family name: rank 0
+    app.register_named("Anna", "Van Dijck").await; // a typo: rank 3
+    assert_eq!(
+        app.search_families("name=van%20dijk").await,
+        ["Anna Van Dijk", "Piet van Dijk", "Van Dijk", "Anna Van Dijkstra", "Anna Van Dijck"]
+    );
+    let one_page: Vec<String> = app.search("name=van%20dijk&limit=100").await["patients"]
+        .as_array()
+        .expect("patients")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect();
+    assert_eq!(all_pages(&app, "name=van%20dijk", 1).await, one_page);
+}
+
 #[tokio::test]
 async fn exact_filters_find_one_patient() {
     let app = TestApp::spawn().await;
