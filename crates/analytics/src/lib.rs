@@ -15,7 +15,7 @@ use kit::{
     auth::VerifierConfig,
     config::{self, ConfigError, HttpConfig},
     consumer::{self, ConsumerConfig},
-    db::{DbConfig, Schema},
+    db::{DbConfig, Plans, Schema},
     health::{self, Readiness},
     kafka::KafkaConfig,
     net::TrustedProxies,
@@ -30,7 +30,7 @@ use crate::{aggregates::Aggregates, http::AnalyticsState};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "analytics", migrator: &MIGRATOR, custom_plans: false };
+pub const SCHEMA: Schema = Schema { name: "analytics", migrator: &MIGRATOR, plans: Plans::Chosen };
 
 pub const SERVICE: Service = Service {
     name: "analytics",

@@ -29,7 +29,7 @@ use kit::{
     auth::VerifierConfig,
     config::{self, ConfigError, HttpConfig},
     consumer::{self, ConsumerConfig},
-    db::{DbConfig, Schema},
+    db::{DbConfig, Plans, Schema},
     health::{self, Readiness},
     kafka::KafkaConfig,
     net::TrustedProxies,
@@ -48,7 +48,7 @@ use crate::{
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "appointments", migrator: &MIGRATOR, custom_plans: false };
+pub const SCHEMA: Schema = Schema { name: "appointments", migrator: &MIGRATOR, plans: Plans::Chosen };
 
 pub const SERVICE: Service = Service {
     name: "appointments",

@@ -25,7 +25,7 @@ use std::{sync::Arc, time::Duration};
 use axum::{Router, extract::FromRef};
 use kit::{
     auth::Verifier,
-    db::Schema,
+    db::{Plans, Schema},
     email::Email,
     health::{self, Readiness},
     net::TrustedProxies,
@@ -44,7 +44,7 @@ use users::UserRepository;
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The PostgreSQL schema this service owns.
-pub const SCHEMA: Schema = Schema { name: "auth", migrator: &MIGRATOR, custom_plans: false };
+pub const SCHEMA: Schema = Schema { name: "auth", migrator: &MIGRATOR, plans: Plans::Chosen };
 
 /// The auth service in the binary's list of services.
 pub const SERVICE: Service = Service {

@@ -20,7 +20,7 @@ use axum::Router;
 use kit::{
     auth::VerifierConfig,
     config::{ConfigError, HttpConfig},
-    db::{DbConfig, Schema},
+    db::{DbConfig, Plans, Schema},
     health::{self, Readiness},
     net::TrustedProxies,
     service::{BoxError, GrpcListener, Launch, Peers, Running, Service},
@@ -36,7 +36,7 @@ use crate::{accounts::AccountRepository, grpc::BillingGrpc, http::BillingState};
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "billing", migrator: &MIGRATOR, custom_plans: false };
+pub const SCHEMA: Schema = Schema { name: "billing", migrator: &MIGRATOR, plans: Plans::Chosen };
 
 pub const SERVICE: Service = Service {
     name: "billing",

@@ -92,18 +92,55 @@ impl DbConfig {
 }
 
 /// The schema a service owns and the migrations that build it (embedded in the binary).
+/// How PostgreSQL plans a pool's prepared statements (`plan_cache_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plans {
+    /// PostgreSQL's default: five plans for each call's parameters, then the statement's
+    /// generic plan if it is estimated to cost no more.
+    Chosen,
+    /// Plan every call for its parameters (`force_custom_plan`). For a service whose
+    /// statements each handle a batch (planning costs little against the rows) on tables that
+    /// start empty: a generic plan made while a table was nearly empty scans it sequentially,
+    /// and a pooled connection keeps that plan until the table is next analyzed
+    /// (docs/benchmarks.md, 2026-12-04, fourth session).
+    Custom,
+    /// Keep each statement's generic plan from its first call (`force_generic_plan`). For
+    /// short statements whose planning costs as much as running them and whose good plan does
+    /// not depend on the values: PostgreSQL's own choice plans a statement with a bound
+    /// `LIMIT` or a range of parameters afresh on every call, because its generic plan's
+    /// estimate looks worse (docs/benchmarks.md, 2026-12-05, sixth session).
+    Generic,
+}
+
+impl Plans {
+    fn setting(self) -> Option<&'static str> {
+        match self {
+            Plans::Chosen => None,
+            Plans::Custom => Some("force_custom_plan"),
+            Plans::Generic => Some("force_generic_plan"),
+        }
+    }
+}
+
+/// The schema a service owns and the migrations that build it (embedded in the binary).
 #[derive(Debug)]
 pub struct Schema {
     /// The schema's name, which is also the service's name (`patients`, `auth`).
     pub name: &'static str,
     pub migrator: &'static Migrator,
-    /// Plan every statement for its parameters (`plan_cache_mode = force_custom_plan`) rather
-    /// than letting PostgreSQL settle on a generic plan after five calls. For a service whose
-    /// statements each handle a batch (planning costs little against the rows) on tables that
-    /// start empty: a generic plan made while a table was nearly empty scans it sequentially,
-    /// and a pooled connection keeps that plan until the table is next analyzed
-    /// (docs/benchmarks.md, 2026-12-04, fourth session).
-    pub custom_plans: bool,
+    /// How the service's pool plans its statements.
+    pub plans: Plans,
+}
+
+/// A pool of a schema's connections other than the service's own ([`Schema::connect_for`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Purpose {
+    /// What the pool's statements are for: its connections' `application_name` is
+    /// `pms-<schema>-<name>`.
+    pub name: &'static str,
+    pub plans: Plans,
+    /// The pool's size, at most the configured one.
+    pub max_connections: u32,
 }
 
 impl Schema {
@@ -118,16 +155,36 @@ impl Schema {
         options: PgConnectOptions,
         config: &DbConfig,
     ) -> Result<PgPool, sqlx::Error> {
+        let own = Purpose { name: "", plans: self.plans, max_connections: config.max_connections };
+        self.open(options, config, own).await
+    }
+
+    /// A second pool of this schema, for the statements of one `purpose` that need other
+    /// plans than the service's pool gives (a setting of a connection, not of a statement).
+    pub async fn connect_for(&self, config: &DbConfig, purpose: Purpose) -> Result<PgPool, sqlx::Error> {
+        self.open(config.url.parse()?, config, purpose).await
+    }
+
+    async fn open(
+        &self,
+        options: PgConnectOptions,
+        config: &DbConfig,
+        purpose: Purpose,
+    ) -> Result<PgPool, sqlx::Error> {
         let statement_timeout = format!("{}", config.statement_timeout.as_millis());
-        let mut options = options.application_name(&format!("pms-{}", self.name)).options([
+        let name = match purpose.name {
+            "" => format!("pms-{}", self.name),
+            other => format!("pms-{}-{other}", self.name),
+        };
+        let mut options = options.application_name(&name).options([
             ("search_path", format!("{},public", self.name)),
             ("statement_timeout", statement_timeout),
         ]);
-        if self.custom_plans {
-            options = options.options([("plan_cache_mode", "force_custom_plan")]);
+        if let Some(mode) = purpose.plans.setting() {
+            options = options.options([("plan_cache_mode", mode)]);
         }
         PgPoolOptions::new()
-            .max_connections(config.max_connections)
+            .max_connections(purpose.max_connections.clamp(1, config.max_connections.max(1)))
             .acquire_timeout(config.acquire_timeout)
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {

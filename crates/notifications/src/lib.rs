@@ -21,7 +21,7 @@ use kit::{
     auth::VerifierConfig,
     config::{self, ConfigError, HttpConfig},
     consumer::{self, ConsumerConfig},
-    db::{DbConfig, Schema},
+    db::{DbConfig, Plans, Schema},
     health::{self, Readiness},
     kafka::KafkaConfig,
     net::TrustedProxies,
@@ -43,7 +43,7 @@ use crate::{
 
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-pub const SCHEMA: Schema = Schema { name: "notifications", migrator: &MIGRATOR, custom_plans: true };
+pub const SCHEMA: Schema = Schema { name: "notifications", migrator: &MIGRATOR, plans: Plans::Custom };
 
 pub const SERVICE: Service = Service {
     name: "notifications",

@@ -27,7 +27,7 @@ use axum::Router;
 use kit::{
     auth::VerifierConfig,
     config::{ConfigError, HttpConfig},
-    db::{DbConfig, Schema},
+    db::{DbConfig, Plans, Purpose, Schema},
     health::{self, Readiness},
     kafka::KafkaConfig,
     net::TrustedProxies,
@@ -57,7 +57,15 @@ use crate::{
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
 /// The PostgreSQL schema this service owns.
-pub const SCHEMA: Schema = Schema { name: "patients", migrator: &MIGRATOR, custom_plans: false };
+pub const SCHEMA: Schema = Schema { name: "patients", migrator: &MIGRATOR, plans: Plans::Chosen };
+
+/// The pool searches run on. Their statements are short (an ordered index range, or a few
+/// hundred GIN matches sorted) and their good plans do not depend on the words searched for,
+/// but PostgreSQL's own choice planned most of them afresh on every call, as long as running
+/// them (docs/benchmarks.md, 2026-12-05, sixth session): these connections keep one generic
+/// plan per statement. At most 8 (half the default pool; PostgreSQL has two cores here), so
+/// searches cannot take every connection from registrations, reads and their audit rows.
+pub const SEARCHES: Purpose = Purpose { name: "search", plans: Plans::Generic, max_connections: 8 };
 
 /// The patients service in the binary's list of services.
 pub const SERVICE: Service = Service {
@@ -167,7 +175,8 @@ pub async fn build(config: &Config, background: &Background) -> Result<State, Bo
         relays.push(Relay::start(pool.clone(), events::BILLING, billing, config.relay.clone(), background));
     }
     let registrar = Registrar::start(pool.clone(), config.events.clone(), relays.clone(), background);
-    let records = PatientRepository::new(pool.clone(), config.events.clone(), relays);
+    let search_pool = SCHEMA.connect_for(&config.db, SEARCHES).await?;
+    let records = PatientRepository::new(pool.clone(), search_pool, config.events.clone(), relays);
     let reads = AuditedReads::start(pool.clone(), background);
     let access = PatientAccess::new(records, registrar, audit, reads);
     Ok(State {

@@ -147,6 +147,8 @@ pub(crate) async fn read_audited(pool: &PgPool, audits: &[&AuditEvent]) -> sqlx:
 #[derive(Clone)]
 pub struct PatientRepository {
     pool: PgPool,
+    /// The searches' own connections ([`SEARCHES`](crate::SEARCHES)).
+    search_pool: PgPool,
     events: PatientEvents,
     /// Woken after each committed change.
     relays: Vec<Relay>,
@@ -159,12 +161,17 @@ pub(crate) fn now() -> OffsetDateTime {
 }
 
 impl PatientRepository {
-    pub fn new(pool: PgPool, events: PatientEvents, relays: Vec<Relay>) -> Self {
-        Self { pool, events, relays }
+    pub fn new(pool: PgPool, search_pool: PgPool, events: PatientEvents, relays: Vec<Relay>) -> Self {
+        Self { pool, search_pool, events, relays }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The connections searches run on: each keeps one generic plan per statement.
+    pub(crate) fn search_pool(&self) -> &PgPool {
+        &self.search_pool
     }
 
     /// Replaces a patient's data if it is still at `expected_version`, recording `change`.

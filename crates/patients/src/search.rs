@@ -102,7 +102,9 @@ impl PatientRepository {
                 })
                 .await?
             }
-            None => unnamed_query(filter, limit, after).build_query_as().fetch_all(self.pool()).await?,
+            None => {
+                unnamed_query(filter, limit, after).build_query_as().fetch_all(self.search_pool()).await?
+            }
         };
         let next = kit::json::next_page(&mut rows, limit, |last| Position {
             rank: last.rank,
@@ -116,7 +118,9 @@ impl PatientRepository {
     /// Reads the ranks of a name query in order, from the cursor's rank on, and stops as soon
     /// as the page (plus one row, to know whether there is a next page) is full: a page of a
     /// common name reads only its exact matches, and the prefix or typo ranks only when they
-    /// are needed. `query(rank, rows, cursor)` is the SQL of one rank.
+    /// are needed. `query(rank, rows, cursor)` is the SQL of one rank; every rank asks for the
+    /// whole page (not only the rows still missing), so that each rank's statement text is the
+    /// same for every search with that page size (see [`push_page`]).
     async fn search_ranks<'a, R: Copy + Into<i16>>(
         &self,
         ranks: impl IntoIterator<Item = R>,
@@ -132,8 +136,12 @@ impl PatientRepository {
                 continue;
             }
             let cursor = after.filter(|c| c.rank == number);
-            let mut sql = query(rank, wanted - rows.len(), cursor);
-            rows.extend(sql.build_query_as::<SearchRow>().fetch_all(self.pool()).await?);
+            let found = query(rank, wanted, cursor)
+                .build_query_as::<SearchRow>()
+                .fetch_all(self.search_pool())
+                .await?;
+            let room = wanted - rows.len();
+            rows.extend(found.into_iter().take(room));
             if rows.len() >= wanted {
                 break;
             }
@@ -161,22 +169,16 @@ fn words_rank_query<'a>(
     cursor: Option<&'a Position>,
 ) -> QueryBuilder<'a, Postgres> {
     if rank == 0 {
-        let mut sql = QueryBuilder::new(format!(
-            "SELECT {COLUMNS}, 0::smallint AS rank, family_sort AS k1, given_sort AS k2 \
-             FROM patients WHERE active AND family_sort = "
-        ));
-        sql.push_bind(&q.family);
+        let mut sql = QueryBuilder::new(select_rank(0, BY_FAMILY));
+        sql.push(" AND family_sort = ").push_bind(&q.family);
         push_filters(&mut sql, filter);
-        push_page(&mut sql, ("family_sort", "given_sort"), false, cursor, rows);
+        push_page(&mut sql, BY_FAMILY, false, cursor, rows);
         return sql;
     }
     // The matches are found through the GIN index and then sorted (`OFFSET 0` keeps the
     // planner from walking the whole name-ordered index instead, filtering row by row, which
     // took seconds when matches were rare among a million patients).
-    let mut sql = QueryBuilder::new(format!(
-        "SELECT * FROM (SELECT {COLUMNS}, {rank}::smallint AS rank, family_sort AS k1, given_sort AS k2 \
-         FROM patients WHERE active"
-    ));
+    let mut sql = QueryBuilder::new(format!("SELECT * FROM ({}", select_rank(rank, BY_FAMILY)));
     match rank {
         1 => {
             sql.push(" AND name_keys @> ").push_bind(&q.exact);
@@ -199,6 +201,17 @@ fn words_rank_query<'a>(
     sql
 }
 
+/// `SELECT` of a search's rows of rank `rank`, sorted within it by `keys`, up to its `WHERE`.
+fn select_rank(rank: i16, keys: (&str, &str)) -> String {
+    format!(
+        "SELECT {COLUMNS}, {rank}::smallint AS rank, {} AS k1, {} AS k2 FROM patients WHERE active",
+        keys.0, keys.1
+    )
+}
+
+/// The sort keys of every rank but the given-name tiers: family, then given name.
+const BY_FAMILY: (&str, &str) = ("family_sort", "given_sort");
+
 /// The filters other than the name, as `AND` conditions.
 fn push_filters<'a>(sql: &mut QueryBuilder<'a, Postgres>, filter: &'a SearchFilter) {
     if let Some(birth_date) = filter.birth_date {
@@ -217,6 +230,13 @@ fn push_filters<'a>(sql: &mut QueryBuilder<'a, Postgres>, filter: &'a SearchFilt
 
 /// `AND ([rank,] k1, k2, id) > (cursor)`, then the order and the limit. `ranked` puts the
 /// rank first, for queries whose rows carry several ranks.
+///
+/// The limit is written into the statement, not bound: PostgreSQL plans a statement whose
+/// `LIMIT` is a parameter afresh on every call (it costs a generic plan as if it returned a
+/// tenth of the matches, so the plan for the actual limit always looks cheaper), and that
+/// planning took as long as running the search (docs/benchmarks.md, 2026-12-05 sixth
+/// session). With the limit in the text, a pooled connection plans each statement five
+/// times, then keeps its generic plan. The texts number one per page size in use.
 fn push_page<'a>(
     sql: &mut QueryBuilder<'a, Postgres>,
     keys: (&str, &str),
@@ -238,7 +258,7 @@ fn push_page<'a>(
             .push_bind(cursor.id)
             .push(")");
     }
-    sql.push(format!(" ORDER BY {lead}{k1}, {k2}, id LIMIT ")).push_bind(rows as i64);
+    sql.push(format!(" ORDER BY {lead}{k1}, {k2}, id LIMIT {rows}"));
 }
 
 /// One tier of a one-word query. The tiers are disjoint (each excludes what a better tier
@@ -258,12 +278,9 @@ fn tier_query<'a>(
 ) -> QueryBuilder<'a, Postgres> {
     let keys = match tier {
         WordTier::GivenPrefix | WordTier::GivenOther => ("given_sort", "family_sort"),
-        _ => ("family_sort", "given_sort"),
+        _ => BY_FAMILY,
     };
-    let mut sql = QueryBuilder::new(format!(
-        "SELECT {COLUMNS}, {}::smallint AS rank, {} AS k1, {} AS k2 FROM patients WHERE active",
-        tier as i16, keys.0, keys.1
-    ));
+    let mut sql = QueryBuilder::new(select_rank(tier as i16, keys));
     let (w, end) = (&q.word, &q.prefix_end);
     let not_prefixed = |sql: &mut QueryBuilder<'a, Postgres>, column: &str| {
         sql.push(format!(" AND NOT ({column} >= "))
@@ -320,11 +337,9 @@ fn unnamed_query<'a>(
     limit: u32,
     after: Option<&'a Position>,
 ) -> QueryBuilder<'a, Postgres> {
-    let mut sql = QueryBuilder::new(format!(
-        "SELECT {COLUMNS}, 0::smallint AS rank, family_sort AS k1, given_sort AS k2 FROM patients WHERE active"
-    ));
+    let mut sql = QueryBuilder::new(select_rank(0, BY_FAMILY));
     push_filters(&mut sql, filter);
-    push_page(&mut sql, ("family_sort", "given_sort"), false, after, limit as usize + 1);
+    push_page(&mut sql, BY_FAMILY, false, after, limit as usize + 1);
     sql
 }
 
@@ -340,7 +355,8 @@ mod tests {
         // The range itself leaves out the exact matches (rank 0), not a filter after it.
         assert!(sql.contains("family_sort > $1 AND family_sort < $2 AND given_sort <> $3"), "{sql}");
         assert!(!sql.contains("family_sort <>"), "{sql}");
-        assert!(sql.ends_with("ORDER BY family_sort, given_sort, id LIMIT $4"), "{sql}");
+        // The limit is in the text (a bound LIMIT is planned afresh on every call).
+        assert!(sql.ends_with("ORDER BY family_sort, given_sort, id LIMIT 21"), "{sql}");
         let cursor = Position {
             rank: 3,
             first: "smith".into(),
@@ -381,13 +397,13 @@ mod tests {
         let family = words_rank_query(&filter, words, 0, 21, None).into_sql();
         assert!(
             family
-                .contains("WHERE active AND family_sort = $1 ORDER BY family_sort, given_sort, id LIMIT $2"),
+                .contains("WHERE active AND family_sort = $1 ORDER BY family_sort, given_sort, id LIMIT 21"),
             "{family}"
         );
         assert!(!family.contains("name_keys"), "{family}");
         let exact = words_rank_query(&filter, words, 1, 21, None).into_sql();
         assert!(exact.contains("AND name_keys @> $1 AND family_sort <> $2 OFFSET 0) AS matches"), "{exact}");
-        assert!(exact.ends_with("ORDER BY k1, k2, id LIMIT $3"), "{exact}");
+        assert!(exact.ends_with("ORDER BY k1, k2, id LIMIT 21"), "{exact}");
         let prefix = words_rank_query(&filter, words, 2, 21, None).into_sql();
         assert!(prefix.contains("name_keys @> $1 AND NOT name_keys @> $2"), "{prefix}");
         let typos = words_rank_query(&filter, words, 3, 21, None).into_sql();

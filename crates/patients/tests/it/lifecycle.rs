@@ -310,34 +310,48 @@ async fn reads_at_once_are_each_answered_and_audited_with_what_they_found() {
     );
 }
 
-/// No record is shown whose read could not be audited.
+/// No record is shown whose read or search could not be audited.
 #[tokio::test]
-async fn a_read_that_cannot_be_audited_is_refused_with_503() {
+async fn a_read_or_search_that_cannot_be_audited_is_refused_with_503() {
     let app = TestApp::spawn().await;
     let id = app.register_named("Unseen", "Record").await;
-    // The service's own role owns nothing; the table's owner adds a trigger that fails reads' rows.
+    app.register_named("Other", "Record").await;
+    // The service's own role owns nothing; the table's owner adds a trigger that fails the rows
+    // of reads and searches.
     let owner = sqlx::PgPool::connect_with(app.db_options().clone()).await.expect("owner");
     sqlx::raw_sql(
         "CREATE FUNCTION patients.refuse_reads() RETURNS trigger LANGUAGE plpgsql AS $$
          BEGIN RAISE EXCEPTION 'audit storage refused the row'; END $$;
          CREATE TRIGGER refuse_reads BEFORE INSERT ON patients.audit_events FOR EACH ROW
-             WHEN (NEW.action = 'read') EXECUTE FUNCTION patients.refuse_reads();",
+             WHEN (NEW.action IN ('read', 'search')) EXECUTE FUNCTION patients.refuse_reads();",
     )
     .execute(&owner)
     .await
     .expect("trigger");
-    let response = app.get(&format!("/api/patients/{id}")).await;
-    let body = expect_problem(response, StatusCode::SERVICE_UNAVAILABLE).await.to_string();
-    assert!(body.contains("audit"), "{body}");
-    assert!(!body.contains("Unseen") && !body.contains("Record"), "no patient data: {body}");
+    // A read; a search whose family name fills its page; one that goes on to its other ranks;
+    // one with another filter.
+    for path in [
+        format!("/api/patients/{id}"),
+        "/api/patients?name=record&limit=1".to_owned(),
+        "/api/patients?name=record".to_owned(),
+        "/api/patients?name=record&birthDate=1980-01-01".to_owned(),
+    ] {
+        let body = expect_problem(app.get(&path).await, StatusCode::SERVICE_UNAVAILABLE).await.to_string();
+        assert!(body.contains("audit"), "{path}: {body}");
+        assert!(!body.contains("Unseen") && !body.contains("Record"), "{path}: no patient data: {body}");
+    }
 
     sqlx::raw_sql("DROP TRIGGER refuse_reads ON patients.audit_events").execute(&owner).await.expect("drop");
     assert_eq!(app.get(&format!("/api/patients/{id}")).await.status(), StatusCode::OK);
-    let outcomes: Vec<String> = sqlx::query_scalar("SELECT outcome FROM audit_events WHERE action = 'read'")
-        .fetch_all(&app.pool)
-        .await
-        .expect("rows");
-    assert_eq!(outcomes, ["ok"], "only the read that was served is in the trail");
+    assert_eq!(app.search_families("name=record&limit=1").await, ["Other Record"]);
+    let outcomes: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, outcome FROM audit_events WHERE action IN ('read', 'search') ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("rows");
+    let served = [("read".to_owned(), "ok".to_owned()), ("search".to_owned(), "ok".to_owned())];
+    assert_eq!(outcomes, served, "only the accesses that were served are in the trail");
 }
 
 #[tokio::test]

@@ -93,7 +93,7 @@ async fn rows_written_before_partitioning_keep_their_ids_times_and_order() {
         locking: true,
         no_tx: false,
     }));
-    let old = Schema { name: "patients", migrator: before, custom_plans: false };
+    let old = Schema { name: "patients", migrator: before, plans: kit::db::Plans::Chosen };
     let pool = old.connect_and_migrate(&db.config()).await.expect("migrations 1-3");
     sqlx::query(
         "INSERT INTO audit_events (occurred_at, action, patient_id, actor_id, outcome)

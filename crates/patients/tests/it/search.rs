@@ -272,3 +272,89 @@ async fn a_search_sent_in_the_body_finds_what_the_query_finds_and_keeps_filters_
         .expect("count");
     assert_eq!(audited, 4, "body searches are audited like query searches");
 }
+
+/// Concurrent name searches, whose audit rows are committed together, are each answered with
+/// their own page and audited once with the patients they showed: searches whose family name
+/// fills the page, searches that go on to other ranks, and searches of several words.
+#[tokio::test]
+async fn concurrent_name_searches_each_get_their_own_page_and_one_audit_row() {
+    let app = TestApp::spawn().await;
+    let mut alder = Vec::new();
+    for given in ["Carla", "Dario", "Elena", "Fabio", "Greta"] {
+        alder.push(app.register_named(given, "Alder").await);
+    }
+    let alderson = app.register_named("Zoe", "Alderson").await;
+    let birch = vec![app.register_named("Bea", "Birch").await, app.register_named("Bo", "Birch").await];
+    let with_alderson = alder.iter().cloned().chain([alderson]).collect::<Vec<_>>();
+    // The query, the ids it shows in order, and whether a next page is announced.
+    let cases: [(&str, Vec<String>, bool); 6] = [
+        ("name=alder&limit=3", alder[..3].to_vec(), true), // the family name fills the page
+        ("name=alder&limit=5", alder.clone(), true),       // exactly: a prefix match is next
+        ("name=alder&limit=6", with_alderson, false),      // the family name, then a prefix
+        ("name=birch", birch, false),                      // fewer than a page
+        ("name=dario%20alder", vec![alder[1].clone()], false), // several words
+        ("name=nobody", Vec::new(), false),
+    ];
+    let app = &app;
+    let searches = cases.iter().enumerate().flat_map(|(case, (query, _, _))| {
+        (0..8).map(move |copy| {
+            let request = app
+                .client
+                .get(app.url(&format!("/api/patients?{query}")))
+                .header("x-request-id", format!("concurrent-{case}-{copy}"));
+            async move {
+                (case, kit::testing::expect_json(request.send().await.expect("send"), StatusCode::OK).await)
+            }
+        })
+    });
+    let pages = futures_util::future::join_all(searches).await;
+
+    for (case, page) in &pages {
+        let (query, expected, more) = &cases[*case];
+        let ids: Vec<&str> = page["patients"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|p| p["id"].as_str().expect("id"))
+            .collect();
+        assert_eq!(ids, *expected, "{query}");
+        assert_eq!(page["nextCursor"].is_string(), *more, "{query}: next page");
+    }
+    let audited: Vec<(String, Value)> = sqlx::query_as(
+        "SELECT request_id, details FROM audit_events
+         WHERE action = 'search' AND outcome = 'ok' AND request_id LIKE 'concurrent-%' ORDER BY request_id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("audit rows");
+    assert_eq!(audited.len(), pages.len(), "one audit row per search");
+    for (request, details) in &audited {
+        let case: usize = request.split('-').nth(1).and_then(|c| c.parse().ok()).expect("case");
+        let (query, expected, _) = &cases[case];
+        let wanted = json!({ "filters": ["name"], "results": expected.len(), "patientIds": expected });
+        assert_eq!(*details, wanted, "{request} ({query})");
+    }
+    let requests: HashSet<&String> = audited.iter().map(|(request, _)| request).collect();
+    assert_eq!(requests.len(), audited.len(), "no search audited twice");
+}
+
+/// Searches run on connections of their own (which keep one generic plan per statement), and
+/// the page size is written into each statement: with a bound `LIMIT`, PostgreSQL planned a
+/// search afresh on every call.
+#[tokio::test]
+async fn searches_run_on_their_own_connections_with_the_page_size_in_the_statement() {
+    let app = TestApp::spawn().await;
+    app.register_named("Plan", "Cache").await;
+    assert_eq!(app.search_families("name=cache&limit=7").await, ["Plan Cache"]);
+    let statements: Vec<String> = sqlx::query_scalar(
+        "SELECT query FROM pg_stat_activity WHERE application_name = 'pms-patients-search' AND datname = current_database()",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .expect("activity");
+    assert!(!statements.is_empty(), "no search connection");
+    assert!(
+        statements.iter().any(|q| q.contains("FROM patients WHERE active") && q.ends_with("LIMIT 8")),
+        "{statements:?}"
+    );
+}

@@ -309,10 +309,11 @@ async fn a_patient_who_opted_out_gets_nothing() {
 
 /// The notifications service's statements each handle a batch on tables that start empty:
 /// its connections plan every call for its parameters, so a plan made while a table was
-/// nearly empty (a sequential scan) is not kept as the table grows; other services keep
-/// PostgreSQL's default.
+/// nearly empty (a sequential scan) is not kept as the table grows. The patients service's
+/// searches run on connections of their own that keep one generic plan per statement, so a
+/// search is not planned again on every call. Other pools keep PostgreSQL's default.
 #[tokio::test]
-async fn the_notifications_service_plans_each_statement_for_its_parameters() {
+async fn each_pool_plans_its_statements_as_its_statements_need() {
     let db = kit::testing::TestDatabase::create().await;
     let mode = |pool: sqlx::PgPool| async move {
         sqlx::query_scalar::<_, String>("SHOW plan_cache_mode").fetch_one(&pool).await.expect("show")
@@ -321,6 +322,16 @@ async fn the_notifications_service_plans_each_statement_for_its_parameters() {
     assert_eq!(mode(notifications).await, "force_custom_plan");
     let appointments = appointments::SCHEMA.connect_and_migrate(&db.config()).await.expect("appointments");
     assert_eq!(mode(appointments).await, "auto");
+    let patients = patients::SCHEMA.connect_and_migrate(&db.config()).await.expect("patients");
+    assert_eq!(mode(patients).await, "auto");
+    let searches = patients::SCHEMA.connect_for(&db.config(), patients::SEARCHES).await.expect("searches");
+    assert_eq!(searches.options().get_max_connections(), 8, "half the default pool");
+    let name: String = sqlx::query_scalar("SELECT current_setting('application_name')")
+        .fetch_one(&searches)
+        .await
+        .expect("name");
+    assert_eq!(name, "pms-patients-search");
+    assert_eq!(mode(searches).await, "force_generic_plan");
 }
 
 /// A dispatcher's claim sets only the lease, so PostgreSQL makes it a heap-only update that
