@@ -179,7 +179,8 @@ pub struct WordsQuery {
     pub exact: Vec<String>,
     /// `p:` keys, one per word: all present means every word is a prefix (rank 2).
     pub prefix: Vec<String>,
-    /// Per word, the keys any of which makes that word match (else rank 3 or no match).
+    /// Per word, the keys any of which makes that word match with at most one typo: rank 3
+    /// if the family name alone matches every word so, else rank 4 (or no match).
     pub fuzzy: Vec<Vec<String>>,
 }
 
@@ -245,6 +246,7 @@ impl NameQuery {
                 Some(tier as i16)
             }
             NameQuery::Words(q) => {
+                let family_keys = name_keys(family);
                 if !q.fuzzy.iter().all(|word_keys| word_keys.iter().any(has)) {
                     None
                 } else if sort_key(family) == q.family {
@@ -253,8 +255,14 @@ impl NameQuery {
                     Some(1)
                 } else if q.prefix.iter().all(has) {
                     Some(2)
-                } else {
+                } else if q
+                    .fuzzy
+                    .iter()
+                    .all(|word_keys| word_keys.iter().any(|k| family_keys.binary_search(k).is_ok()))
+                {
                     Some(3)
+                } else {
+                    Some(4)
                 }
             }
         }
@@ -324,8 +332,19 @@ mod tests {
         assert_eq!(rank("john smith", "John", "Smith"), Some(1));
         assert_eq!(rank("smith john", "John", "Smith"), Some(1));
         assert_eq!(rank("john smi", "John", "Smith"), Some(2));
-        assert_eq!(rank("jhon smith", "John", "Smith"), Some(3));
+        assert_eq!(rank("jhon smith", "John", "Smith"), Some(4));
         assert_eq!(rank("john jones", "John", "Smith"), None);
+    }
+
+    #[test]
+    fn typos_within_the_family_name_rank_before_typos_across_both_names() {
+        // "d eboer": each word one edit from a word of the family name De Boer.
+        assert_eq!(rank("d eboer", "Anna", "De Boer"), Some(3));
+        assert_eq!(rank("van dijkk", "Piet", "van Dijk"), Some(3));
+        // The same typos, the words split between given and family name.
+        assert_eq!(rank("van dijkk", "Van", "Dijk"), Some(4));
+        // A prefix of every word still ranks as a prefix, whichever name holds it.
+        assert_eq!(rank("de boe", "Anna", "De Boer"), Some(2));
     }
 
     #[test]

@@ -145,8 +145,9 @@ fn parse_search(params: SearchParams) -> Result<(SearchFilter, u32, Option<Posit
 /// A one-word name ranks family name equal, given name equal, family name starting with it,
 /// given name starting with it, then names with a word that starts with it or is one typo away
 /// (family before given). Several words must all match: a family name that is exactly the
-/// words first ("van dijk": Anna Van Dijk), then all words whole, all prefixes, the rest. Otherwise results are
-/// ordered by family then given name. Pages follow `nextCursor`.
+/// words first ("van dijk": Anna Van Dijk), then all words whole, all prefixes, a family name
+/// matching every word with at most one typo, the rest. Otherwise results are ordered by
+/// family then given name. Pages follow `nextCursor`.
 #[utoipa::path(
     get, path = "/api/patients", tag = "patients",
     params(SearchParams),

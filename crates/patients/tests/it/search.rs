@@ -100,6 +100,25 @@ async fn words_that_are_a_family_name_rank_that_family_first() {
     assert_eq!(all_pages(&app, "name=van%20dijk", 1).await, one_page);
 }
 
+/// Among typo matches of several words, the patients whose family name alone matches every
+/// word come first, in the family name's order; then the same typos split between given and
+/// family name.
+#[tokio::test]
+async fn typos_within_a_family_name_rank_before_typos_across_names() {
+    let app = TestApp::spawn().await;
+    app.register_named("Van", "Dijk").await; // the words split: rank 4
+    app.register_named("Zoe", "Van Dijk").await; // the family name, one typo: rank 3
+    app.register_named("Vaan", "Dijk").await; // rank 4
+    app.register_named("Anna", "van Dijk").await; // rank 3
+    app.register_named("Anna", "Van Dijkstra").await; // no word is one edit from "dijkk"
+    assert_eq!(
+        app.search_families("name=van%20dijkk").await,
+        ["Anna van Dijk", "Zoe Van Dijk", "Vaan Dijk", "Van Dijk"]
+    );
+    let one_page = all_pages(&app, "name=van%20dijkk", 100).await;
+    assert_eq!(all_pages(&app, "name=van%20dijkk", 1).await, one_page);
+}
+
 #[tokio::test]
 async fn exact_filters_find_one_patient() {
     let app = TestApp::spawn().await;
