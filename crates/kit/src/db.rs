@@ -91,7 +91,6 @@ impl DbConfig {
     }
 }
 
-/// The schema a service owns and the migrations that build it (embedded in the binary).
 /// How PostgreSQL plans a pool's prepared statements (`plan_cache_mode`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Plans {
