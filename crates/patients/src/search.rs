@@ -171,21 +171,13 @@ fn words_rank_query<'a>(
     rows: usize,
     cursor: Option<&'a Position>,
 ) -> QueryBuilder<'a, Postgres> {
-    // The family names of the dictionary that match every word with at most one typo.
-    let similar_families = |sql: &mut QueryBuilder<'a, Postgres>| {
-        sql.push("ANY(ARRAY(SELECT name FROM name_dictionary WHERE true");
-        for word_keys in &q.fuzzy {
-            sql.push(" AND keys && ").push_bind(word_keys);
-        }
-        sql.push(" ORDER BY name))");
-    };
     if rank == 0 || rank == 3 {
         let mut sql = QueryBuilder::new(select_rank(rank, BY_FAMILY));
         if rank == 0 {
             sql.push(" AND family_sort = ").push_bind(&q.family);
         } else {
             sql.push(" AND family_sort = ");
-            similar_families(&mut sql);
+            push_similar_names(&mut sql, &q.fuzzy);
             sql.push(" AND NOT name_keys @> ").push_bind(&q.prefix);
         }
         push_filters(&mut sql, filter);
@@ -211,7 +203,7 @@ fn words_rank_query<'a>(
             }
             sql.push(" AND NOT name_keys @> ").push_bind(&q.prefix);
             sql.push(" AND NOT family_sort = ");
-            similar_families(&mut sql);
+            push_similar_names(&mut sql, &q.fuzzy);
         }
     }
     push_filters(&mut sql, filter);
@@ -230,6 +222,18 @@ fn select_rank(rank: i16, keys: (&str, &str)) -> String {
 
 /// The sort keys of every rank but the given-name tiers: family, then given name.
 const BY_FAMILY: (&str, &str) = ("family_sort", "given_sort");
+
+/// `ANY(<names>)`: the names of `name_dictionary` that have, for each of `words`, one of its
+/// keys (a word's `p:` and `d:` keys: it starts a word of the name or is one typo away), in
+/// index order, so that `family_sort = ANY(...)` reads them as ranges of the ordered index.
+fn push_similar_names<'a>(sql: &mut QueryBuilder<'a, Postgres>, words: &'a [Vec<String>]) {
+    sql.push("ANY(ARRAY(SELECT name FROM name_dictionary WHERE ");
+    let mut conditions = sql.separated(" AND ");
+    for word_keys in words {
+        conditions.push("keys && ").push_bind_unseparated(word_keys);
+    }
+    sql.push(" ORDER BY name))");
+}
 
 /// The filters other than the name, as `AND` conditions.
 fn push_filters<'a>(sql: &mut QueryBuilder<'a, Postgres>, filter: &'a SearchFilter) {
@@ -308,11 +312,8 @@ fn tier_query<'a>(
             .push_bind(end)
             .push(")");
     };
-    let similar_names = |sql: &mut QueryBuilder<'a, Postgres>| {
-        sql.push("ANY(ARRAY(SELECT name FROM name_dictionary WHERE keys && ")
-            .push_bind(&q.keys)
-            .push(" ORDER BY name))");
-    };
+    let similar_names =
+        |sql: &mut QueryBuilder<'a, Postgres>| push_similar_names(sql, std::slice::from_ref(&q.keys));
     match tier {
         WordTier::FamilyExact => {
             sql.push(" AND family_sort = ").push_bind(w);
@@ -428,7 +429,7 @@ mod tests {
         let family_typos = words_rank_query(&filter, words, 3, 21, None).into_sql();
         assert!(
             family_typos.contains(
-                "AND family_sort = ANY(ARRAY(SELECT name FROM name_dictionary WHERE true AND keys && $1 \
+                "AND family_sort = ANY(ARRAY(SELECT name FROM name_dictionary WHERE keys && $1 \
                  AND keys && $2 ORDER BY name)) AND NOT name_keys @> $3 ORDER BY family_sort, given_sort, id"
             ),
             "{family_typos}"
