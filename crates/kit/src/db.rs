@@ -154,36 +154,38 @@ impl Schema {
         options: PgConnectOptions,
         config: &DbConfig,
     ) -> Result<PgPool, sqlx::Error> {
-        let own = Purpose { name: "", plans: self.plans, max_connections: config.max_connections };
-        self.open(options, config, own).await
+        self.open(options, config, None).await
     }
 
     /// A second pool of this schema, for the statements of one `purpose` that need other
     /// plans than the service's pool gives (a setting of a connection, not of a statement).
     pub async fn connect_for(&self, config: &DbConfig, purpose: Purpose) -> Result<PgPool, sqlx::Error> {
-        self.open(config.url.parse()?, config, purpose).await
+        self.open(config.url.parse()?, config, Some(purpose)).await
     }
 
+    /// Opens the service's own pool (`purpose` `None`) or the pool of one purpose.
     async fn open(
         &self,
         options: PgConnectOptions,
         config: &DbConfig,
-        purpose: Purpose,
+        purpose: Option<Purpose>,
     ) -> Result<PgPool, sqlx::Error> {
         let statement_timeout = format!("{}", config.statement_timeout.as_millis());
-        let name = match purpose.name {
-            "" => format!("pms-{}", self.name),
-            other => format!("pms-{}-{other}", self.name),
+        let (name, plans, max_connections) = match purpose {
+            None => (format!("pms-{}", self.name), self.plans, config.max_connections),
+            Some(purpose) => {
+                (format!("pms-{}-{}", self.name, purpose.name), purpose.plans, purpose.max_connections)
+            }
         };
         let mut options = options.application_name(&name).options([
             ("search_path", format!("{},public", self.name)),
             ("statement_timeout", statement_timeout),
         ]);
-        if let Some(mode) = purpose.plans.setting() {
+        if let Some(mode) = plans.setting() {
             options = options.options([("plan_cache_mode", mode)]);
         }
         PgPoolOptions::new()
-            .max_connections(purpose.max_connections.clamp(1, config.max_connections.max(1)))
+            .max_connections(max_connections.clamp(1, config.max_connections.max(1)))
             .acquire_timeout(config.acquire_timeout)
             .test_before_acquire(false)
             .before_acquire(|connection, meta| {
