@@ -162,6 +162,16 @@ impl TestApp {
     }
 }
 
+/// The ids of a search page's patients, in order.
+pub fn page_ids(page: &Value) -> Vec<String> {
+    page["patients"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|p| p["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
 /// A minimal valid registration body.
 pub fn patient(given: &str, family: &str) -> Value {
     json!({ "givenName": given, "familyName": family, "birthDate": "1980-01-01", "sex": "unknown" })

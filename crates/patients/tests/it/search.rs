@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, error_fields, expect_problem, patient};
+use crate::helpers::{TestApp, error_fields, expect_problem, page_ids, patient};
 
 #[tokio::test]
 async fn a_typo_finds_the_name() {
@@ -177,9 +177,9 @@ async fn all_pages(app: &TestApp, query: &str, limit: u32) -> Vec<String> {
             q.push_str(&format!("&cursor={c}"));
         }
         let page: Value = app.search(&q).await;
-        let items = page["patients"].as_array().expect("items");
+        let items = page_ids(&page);
         assert!(items.len() <= limit as usize);
-        ids.extend(items.iter().map(|p| p["id"].as_str().expect("id").to_owned()));
+        ids.extend(items);
         match page["nextCursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
             None => return ids,
@@ -330,13 +330,7 @@ async fn concurrent_name_searches_each_get_their_own_page_and_one_audit_row() {
 
     for (case, page) in &pages {
         let (query, expected, more) = &cases[*case];
-        let ids: Vec<&str> = page["patients"]
-            .as_array()
-            .expect("items")
-            .iter()
-            .map(|p| p["id"].as_str().expect("id"))
-            .collect();
-        assert_eq!(ids, *expected, "{query}");
+        assert_eq!(page_ids(page), *expected, "{query}");
         assert_eq!(page["nextCursor"].is_string(), *more, "{query}: next page");
     }
     let audited: Vec<(String, Value)> = sqlx::query_as(
