@@ -26,6 +26,12 @@ const DESK = { email: "desk@clinic.example", password: "front-desk-passphrase" }
 const ANALYST = { email: "analyst@clinic.example", password: "analyst-passphrase" };
 const CLINICIAN = { email: "clinician@clinic.example", password: "clinician-passphrase" };
 const SHOTS = process.env.PMS_E2E_SCREENSHOTS;
+// The practitioner works in Europe/Berlin, and the calendar's dates and the today list are
+// Berlin's: a date in that zone (YYYY-MM-DD), and the one `days` after Berlin's today. (A UTC
+// date is Berlin's today from 23:00 UTC on: a booking meant for tomorrow then showed in the
+// today list.)
+const berlinDay = (d) => new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Berlin" }).format(d);
+const berlinDaysAhead = (days) => berlinDay(new Date(Date.now() + days * 86_400_000));
 
 let browser;
 const scanned = [];
@@ -296,7 +302,7 @@ test("find a free time, book it, see the confirmation, cancel it", async () => {
   await page.getByLabel("Practitioner").selectOption(practitionerId);
   await page.getByText("Europe/Berlin").first().waitFor();
   // Tomorrow: today's free times may be over.
-  const tomorrow = new Date(Date.now() + 86_400_000).toISOString().slice(0, 10);
+  const tomorrow = berlinDaysAhead(1);
   await page.getByLabel("Date").fill(tomorrow);
   const slot = page.getByRole("button", { name: /^Free at 10:00/ });
   await slot.waitFor();
@@ -354,7 +360,7 @@ test("a booking with the keyboard alone: Tab, Enter and typing", async () => {
   await page.keyboard.press("Enter");
   await tabTo(page, page.getByLabel("Practitioner"));
   await page.getByLabel("Practitioner").selectOption(practitionerId); // a select's own keys vary by platform
-  const inTwoDays = new Date(Date.now() + 2 * 86_400_000).toISOString().slice(0, 10);
+  const inTwoDays = berlinDaysAhead(2);
   await tabTo(page, page.getByLabel("Date"));
   await page.getByLabel("Date").fill(inTwoDays);
   const slot = page.getByRole("button", { name: /^Free at 09:00/ });
@@ -434,7 +440,6 @@ test("registering, editing and adding a user with the keyboard alone", async () 
 test("the today list: check a patient in; and a tablet-sized screen", async (t) => {
   // A booking later today (on the 15-minute grid, at least 20 minutes ahead), in Berlin.
   const start = new Date(Math.ceil((Date.now() + 20 * 60_000) / 900_000) * 900_000);
-  const berlinDay = (d) => new Intl.DateTimeFormat("en-CA", { timeZone: "Europe/Berlin" }).format(d);
   if (berlinDay(start) !== berlinDay(new Date())) {
     t.skip("less than 35 minutes of the day left in Europe/Berlin: no time to book today");
     return;
