@@ -25,7 +25,8 @@ use crate::{
 
 /// Reads fetched in one statement at most, and reads waiting at most (more wait for room).
 /// One batch is read and committed at a time: two in flight (tried) made more, smaller
-/// commits and served 30-35 % fewer reads (docs/benchmarks.md, 2026-12-05 fourth session).
+/// commits and served 30-35 % fewer reads (docs/benchmarks.md, 2026-12-05 fourth session),
+/// and a commit overlapped with the next batch's statement served 10-35 % fewer (2026-12-06).
 const LIMITS: Limits = Limits { queue: 8192, max_batch: 512 };
 
 /// Why a read was not answered with its record.
