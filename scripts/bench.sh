@@ -103,9 +103,10 @@ idle_rss="$(rss_mb VmRSS)"
 ids_of pms_bench
 measure "$gateway" gateway wide read exact mixed
 measure "$service" service wide read exact mixed
-# Reads on the port once more with 64 in flight: issue 12 states the port's read goal without
-# a concurrency (the gateway's at 16), and its baseline measured the port at both. Each read
-# waits for its batch's commit, so more in flight makes larger batches.
+# Reads on the port once more with four times as many in flight (64 by default): issue 12
+# states the port's read goal without a concurrency (the gateway's at 16), and its baseline
+# measured the port at 16 and 64. Each read waits for its batch's commit, so more in flight
+# makes larger batches.
 concurrency="$((concurrency * 4))" measure "$service" "service, $((concurrency * 4)) in flight" wide read
 measure "$gateway" gateway wide create
 measure "$service" service wide create
