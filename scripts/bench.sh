@@ -107,7 +107,8 @@ measure "$service" service wide read exact mixed
 # states the port's read goal without a concurrency (the gateway's at 16), and its baseline
 # measured the port at 16 and 64. Each read waits for its batch's commit, so more in flight
 # makes larger batches.
-concurrency="$((concurrency * 4))" measure "$service" "service, $((concurrency * 4)) in flight" wide read
+many="$((concurrency * 4))"
+concurrency="$many" measure "$service" "service, $many in flight" wide read
 measure "$gateway" gateway wide create
 measure "$service" service wide create
 peak_rss="$(rss_mb VmHWM)"
